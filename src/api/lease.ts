@@ -1,0 +1,139 @@
+/**
+ * The shard Lease (`coordination.k8s.io/v1`) conventions: its label and annotations, and a parser
+ * for the annotations that never throws. See DESIGN "The shard Lease".
+ *
+ * A malformed annotation is reported as a {@link FieldError} naming
+ * `metadata.annotations["slotmap.dev/..."]` and the value, and falls back to the value that keeps
+ * the protocol safe and the table stable:
+ * - observed-generation: `undefined` (no ack). The coordinator then waits for this shard as if it
+ *   had not applied anything; a handoff from it times out and is resolved by Lease-expiry fencing.
+ *   Treating junk as an ack could hand slots to another shard while this one still runs them.
+ * - slotmap-uid: `undefined`, so no generation is credited to this SlotMap instance.
+ * - weight: 1 (the default), i.e. as if the annotation were absent. 0 would drain the shard and a
+ *   large value would flood it; either would move slots because of a typo. The error tells the
+ *   operator the weight is being ignored.
+ */
+import { type FieldError, formatFieldPath } from "./errors.js";
+import { LIMITS } from "./v1alpha1.js";
+
+/** Label on every shard Lease: the name of its SlotMap. */
+export const LABEL_SLOTMAP = "slotmap.dev/slotmap";
+/** Annotation: the assignment generation this shard has fully applied. */
+export const ANNOTATION_OBSERVED_GENERATION = "slotmap.dev/observed-generation";
+/** Annotation: UID of the SlotMap instance the observed generation refers to. */
+export const ANNOTATION_SLOTMAP_UID = "slotmap.dev/slotmap-uid";
+/** Optional annotation: the shard's weight (default 1; 0 drains the shard). */
+export const ANNOTATION_WEIGHT = "slotmap.dev/weight";
+/** Weight of a shard without a valid weight annotation or `spec.weights` entry. */
+export const DEFAULT_WEIGHT = 1;
+
+/** What a shard Lease says through its annotations. */
+export interface ShardLeaseAnnotations {
+  /** The acknowledged assignment generation, or undefined when absent or malformed (no ack). */
+  observedGeneration: number | undefined;
+  /** The SlotMap UID the ack refers to, or undefined when absent or malformed. */
+  slotmapUid: string | undefined;
+  /** The Lease's weight: {@link DEFAULT_WEIGHT} when absent or malformed. */
+  weight: number;
+  /** One error per malformed annotation; empty when all are fine or absent. */
+  errors: FieldError[];
+}
+
+/** Field path of a Lease annotation as kubectl names it: `metadata.annotations["slotmap.dev/weight"]`. */
+export function annotationField(name: string): string {
+  return formatFieldPath(["metadata", "annotations", name]);
+}
+
+// Canonical decimal only: no sign, no leading zeros, no spaces, no exponent.
+const DECIMAL = /^(0|[1-9][0-9]*)$/;
+
+function parseDecimal(raw: unknown, max: number): number | undefined {
+  if (typeof raw !== "string" || !DECIMAL.test(raw)) return undefined;
+  const n = Number(raw);
+  return Number.isSafeInteger(n) && n <= max ? n : undefined;
+}
+
+/** Parses the slotmap annotations of a shard Lease. Never throws; see the module doc for fallbacks. */
+export function parseShardLeaseAnnotations(
+  annotations: Readonly<Record<string, string>> | undefined | null,
+): ShardLeaseAnnotations {
+  const result: ShardLeaseAnnotations = {
+    observedGeneration: undefined,
+    slotmapUid: undefined,
+    weight: DEFAULT_WEIGHT,
+    errors: [],
+  };
+  if (annotations === undefined || annotations === null || typeof annotations !== "object") return result;
+  const get = (name: string): unknown => (Object.hasOwn(annotations, name) ? annotations[name] : undefined);
+
+  const gen = get(ANNOTATION_OBSERVED_GENERATION);
+  if (gen !== undefined) {
+    result.observedGeneration = parseDecimal(gen, Number.MAX_SAFE_INTEGER);
+    if (result.observedGeneration === undefined) {
+      result.errors.push({
+        field: annotationField(ANNOTATION_OBSERVED_GENERATION),
+        value: gen,
+        message: `must be a non-negative integer (at most ${Number.MAX_SAFE_INTEGER}) without sign or leading zeros; treated as no acknowledgement`,
+      });
+    }
+  }
+
+  const uid = get(ANNOTATION_SLOTMAP_UID);
+  if (uid !== undefined) {
+    if (typeof uid === "string" && uid.length > 0 && uid.length <= 128 && uid.trim() === uid) {
+      result.slotmapUid = uid;
+    } else {
+      result.errors.push({
+        field: annotationField(ANNOTATION_SLOTMAP_UID),
+        value: uid,
+        message:
+          "must be the metadata.uid of the SlotMap (non-empty, at most 128 characters, no surrounding spaces); treated as no acknowledgement",
+      });
+    }
+  }
+
+  const weight = get(ANNOTATION_WEIGHT);
+  if (weight !== undefined) {
+    const w = parseDecimal(weight, LIMITS.maxWeight);
+    if (w === undefined) {
+      result.errors.push({
+        field: annotationField(ANNOTATION_WEIGHT),
+        value: weight,
+        message: `must be an integer from 0 to ${LIMITS.maxWeight} (0 drains the shard); ignored, the shard keeps the default weight ${DEFAULT_WEIGHT}`,
+      });
+    } else {
+      result.weight = w;
+    }
+  }
+  return result;
+}
+
+/**
+ * The generation a shard has acknowledged for one SlotMap instance: its observed generation when
+ * the Lease names this SlotMap's UID, else 0 (a recreated SlotMap restarts at 1, so an ack for the
+ * old instance must not count). This is `ShardInfo.ackedGeneration` of the planner.
+ */
+export function ackedGeneration(
+  parsed: Pick<ShardLeaseAnnotations, "observedGeneration" | "slotmapUid">,
+  slotmapUid: string | undefined,
+): number {
+  if (slotmapUid === undefined || parsed.slotmapUid !== slotmapUid) return 0;
+  return parsed.observedGeneration ?? 0;
+}
+
+/**
+ * The weight the planner uses for a shard: `spec.weights[shardName]` when set (it survives pod
+ * restarts, which is how `kubectl slotmap drain` declares a drain), else the Lease's weight.
+ */
+export function effectiveWeight(
+  spec: { readonly weights?: Readonly<Record<string, number>> | undefined } | undefined,
+  shardName: string,
+  leaseWeight: number,
+): number {
+  const weights = spec?.weights;
+  if (weights !== undefined && Object.hasOwn(weights, shardName)) {
+    const w = weights[shardName];
+    if (w !== undefined) return w;
+  }
+  return leaseWeight;
+}
