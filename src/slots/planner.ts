@@ -107,16 +107,20 @@ function validate(shards: readonly ShardInfo[], policy: PlanPolicy): void {
  */
 export function computeTargets(shards: readonly ShardInfo[]): Map<string, number> {
   const ready = shards.filter((s) => s.state === "Ready").sort((a, b) => (a.name < b.name ? -1 : 1));
-  const total = ready.reduce((acc, s) => acc + s.weight, 0);
+  // Scale by the largest weight first: with huge finite weights (1e308) the plain sum overflows to
+  // Infinity and every share becomes NaN; scaled weights are in [0, 1] and sum to at most n.
+  const maxWeight = ready.reduce((acc, s) => Math.max(acc, s.weight), 0);
+  const scaled = ready.map((s) => (maxWeight > 0 ? s.weight / maxWeight : 0));
+  const total = scaled.reduce((acc, w) => acc + w, 0);
   const out = new Map<string, number>();
   if (!(total > 0)) {
     for (const s of ready) out.set(s.name, 0);
     return out;
   }
-  const parts = ready.map((s, i) => {
-    const exact = (SLOT_COUNT * s.weight) / total;
+  const parts = scaled.map((w, i) => {
+    const exact = (SLOT_COUNT * w) / total;
     const base = Math.floor(exact);
-    return { i, base, rem: s.weight > 0 ? exact - base : -1 };
+    return { i, base, rem: w > 0 ? exact - base : -1 };
   });
   let left = SLOT_COUNT - parts.reduce((acc, p) => acc + p.base, 0);
   const order = parts.filter((p) => p.rem >= 0).sort((a, b) => b.rem - a.rem || a.i - b.i);
