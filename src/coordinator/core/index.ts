@@ -1,0 +1,31 @@
+/**
+ * The sans-I/O coordinator core: a pure, deterministic decision step per SlotMap. The I/O layer
+ * (Kubernetes watches and writes) and the simulator drive it the same way; see
+ * docs/dev/coordinator-core.md.
+ */
+export type { ShardObservation, StatusShardHint } from "./leases.js";
+export { metaTime, microTime } from "./status.js";
+export { REASONS, step } from "./step.js";
+export {
+  type CoordinatorAction,
+  type CoordinatorConfig,
+  CoordinatorInputError,
+  type CoreMemory,
+  DEFAULT_LEASE_DURATION_MS,
+  DEFAULT_ORPHAN_AFTER_MS,
+  type DeleteLeaseAction,
+  type EventAction,
+  type HandoffMemory,
+  type HandoffObservation,
+  type LogRecord,
+  type ObjectRef,
+  type ObservedLease,
+  type ObservedSlotMap,
+  type ShardMemory,
+  type SlotMapMetrics,
+  type StepInput,
+  type StepResult,
+  TAKEOVER_HOLDER,
+  type TakeOverLeaseAction,
+  type UpdateStatusAction,
+} from "./types.js";
