@@ -1,0 +1,20 @@
+/**
+ * The sans-I/O shard core: Lease membership, self-fencing, slot ownership and handoff acks as a
+ * pure state machine. See docs/dev/shard-core.md.
+ */
+export {
+  parseShardMachineOptions,
+  ShardConfigError,
+  type ShardMachineConfig,
+  type ShardMachineOptions,
+  ShardMachineOptionsSchema,
+} from "./config.js";
+export { applyMask, fillMask, Ownership, type OwnershipSource } from "./ownership.js";
+export {
+  type Ack,
+  compareResourceVersions,
+  microTime,
+  ShardMachine,
+  type ShardMachineState,
+} from "./shard-machine.js";
+export type * from "./types.js";

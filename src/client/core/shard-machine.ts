@@ -1,0 +1,899 @@
+/**
+ * The shard side of slotmap as a sans-I/O state machine: Lease membership (acquire, renew,
+ * self-fence, release), slot ownership from the SlotMap status, and the handoff protocol (stop
+ * starting lost slots, drain, ack). Pure and deterministic: no timers, no I/O, no clock reads.
+ * The I/O layer feeds {@link ShardInput}s to {@link ShardMachine.handle} and carries out the
+ * returned {@link ShardEffect}s in order; it calls back with a `tick` at {@link ShardMachine.nextWakeAt}.
+ *
+ * Protocol: DESIGN.md "The shard Lease" and "The handoff protocol"; interface, safety argument and
+ * timing assumptions: docs/dev/shard-core.md.
+ */
+import {
+  ANNOTATION_OBSERVED_GENERATION,
+  ANNOTATION_SLOTMAP_UID,
+  ANNOTATION_WEIGHT,
+  LABEL_SLOTMAP,
+} from "../../api/lease.js";
+import { parseSlotRanges, SlotRangeError } from "../../slots/ranges.js";
+import { MAX_SLOT, SLOT_COUNT, type SlotRange } from "../../slots/types.js";
+import { parseShardMachineOptions, type ShardMachineConfig, type ShardMachineOptions } from "./config.js";
+import { applyMask, fillMask, Ownership } from "./ownership.js";
+import type {
+  AbortReason,
+  LeaseObject,
+  LeaseSpecFields,
+  LeaseWriteKind,
+  LeaseWriteResult,
+  LogEffect,
+  OwnershipChangeReason,
+  ShardEffect,
+  ShardInput,
+  ShardMachineView,
+  ShardPhase,
+  ShardStatusView,
+} from "./types.js";
+
+/** An acknowledgement: this shard has fully applied `generation` of SlotMap `uid`. */
+export interface Ack {
+  readonly uid: string;
+  readonly generation: number;
+}
+
+/** One in-flight reconcile (or several of the same key in the same slot). */
+interface InFlight {
+  slot: number;
+  key: string;
+  n: number;
+  /** An abort was already requested for it. */
+  aborted: boolean;
+}
+
+interface PendingWrite {
+  id: number;
+  kind: LeaseWriteKind;
+  sentAt: number;
+  timeoutAt: number;
+  /** holderIdentity this write acquires/renews/releases. */
+  identity: string;
+  /** The ack the body carries. */
+  ack: Ack | undefined;
+}
+
+/**
+ * The complete state of a machine: plain data (typed arrays, Maps), copyable with
+ * `structuredClone`. Exposed for the simulator to clone and inspect; do not mutate.
+ */
+export interface ShardMachineState {
+  /** Highest `now` seen (machine clock, ms). */
+  now: number;
+  shutdown: boolean;
+  stopped: boolean;
+
+  /** Whether the Lease has been observed at all (absent counts). */
+  leaseKnown: boolean;
+  /** The newest Lease observed or written (null: absent). */
+  lease: LeaseObject | null;
+  /** Change-detection key of `lease`'s holder record (see `recordKey`). */
+  leaseKey: string;
+  /** Our clock when the holder record last changed: the start of the expiry wait. */
+  leaseChangedAt: number;
+  /** Highest resourceVersion accepted, to drop stale observations. */
+  maxResourceVersion: string | undefined;
+
+  /** The holderIdentity we hold the Lease as; undefined when we do not hold it. */
+  identity: string | undefined;
+  /** Identity of acquire attempts not yet known to have succeeded or failed for good. */
+  pendingIdentity: string | undefined;
+  /** Identities generated so far (the `<n>` of the next one is this + 1). */
+  incarnations: number;
+  /** Send time of the newest successful acquire/renew of the current tenure; -Infinity when none. */
+  lastRenewSentAt: number;
+  /** Whether starts are forbidden (not holding, or past renewDeadline, or stopped). */
+  fenced: boolean;
+
+  nextWriteId: number;
+  write: PendingWrite | undefined;
+  /** No write attempt before this time (backoff after a failed attempt). */
+  retryAt: number;
+
+  /** Newest applied status: mutated in place (the {@link Ownership} view reads it). */
+  status: { uid: string | undefined; generation: number };
+  /** Our entry in that status. */
+  entry: { slots: SlotRange[]; holderIdentity: string | undefined } | undefined;
+  /** UIDs of deleted or replaced SlotMaps: their statuses are never applied again. */
+  retiredUids: string[];
+
+  /** The ack to write (newest generation fully applied). */
+  ackTarget: Ack | undefined;
+  /** The ack last written successfully. */
+  ackWritten: Ack | undefined;
+
+  /** In-flight reconciles by `<slot>/<key>`. */
+  inFlight: Map<string, InFlight>;
+  /** Reconciles in flight on slots not granted to us: the ack waits for them. */
+  inFlightOutside: number;
+  /** When `inFlightOutside` last became non-zero. */
+  outsideSince: number | undefined;
+
+  /** Slots granted to our current identity in the newest status (ignores fencing). */
+  granted: Uint8Array;
+  /** Slots we own: `granted` unless fenced or stopped. Shared with {@link Ownership}. */
+  owned: Uint8Array;
+}
+
+/** Retired SlotMap UIDs remembered (a watch never replays older instances than that). */
+const RETIRED_UIDS_KEPT = 16;
+
+const DECIMAL = /^(0|[1-9][0-9]*)$/;
+
+/** Orders two resourceVersions when both are decimal (etcd revisions); undefined otherwise. */
+export function compareResourceVersions(a: string, b: string): number | undefined {
+  if (!DECIMAL.test(a) || !DECIMAL.test(b)) return undefined;
+  if (a.length !== b.length) return a.length < b.length ? -1 : 1;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** MicroTime (RFC 3339, 6 fractional digits) of a wall-clock time in ms since the epoch. */
+export function microTime(wallMs: number): string {
+  return new Date(Math.floor(wallMs)).toISOString().replace(/Z$/, "000Z");
+}
+
+function holderOf(lease: LeaseObject | null): string {
+  return lease?.spec?.holderIdentity ?? "";
+}
+
+/** What must change for "the same record" to count as renewed (client-go compares the same fields). */
+function recordKey(lease: LeaseObject | null): string {
+  if (lease === null) return "absent";
+  const s: LeaseSpecFields = lease.spec ?? {};
+  return JSON.stringify([
+    lease.metadata.resourceVersion ?? null,
+    s.holderIdentity ?? "",
+    s.renewTime ?? null,
+    s.acquireTime ?? null,
+    s.leaseTransitions ?? null,
+    s.leaseDurationSeconds ?? null,
+  ]);
+}
+
+function checkSlot(slot: number, field: string): void {
+  if (!Number.isInteger(slot) || slot < 0 || slot > MAX_SLOT) {
+    throw new RangeError(`${field}: must be an integer slot 0..${MAX_SLOT}; got ${String(slot)}`);
+  }
+}
+
+function sameAck(a: Ack | undefined, b: Ack | undefined): boolean {
+  return a === b || (a !== undefined && b !== undefined && a.uid === b.uid && a.generation === b.generation);
+}
+
+/**
+ * Shard membership and handoff state machine. One per shard process (per SlotMap).
+ *
+ * ```ts
+ * const m = new ShardMachine({ slotmap, shard, leaseNamespace, holderIdentityPrefix: podName, incarnationSalt });
+ * for (const effect of m.handle({ type: "leaseObserved", now: performance.now(), lease })) perform(effect);
+ * // runtime hot path: if (m.ownership.ownsSlot(slot)) ...; before a reconcile: m.mayStart(slot, now)
+ * ```
+ */
+export class ShardMachine implements ShardMachineView {
+  /** Validated options with defaults. */
+  readonly config: ShardMachineConfig;
+  /** Live ownership view over this machine's mask; hold it, it is never replaced. */
+  readonly ownership: Ownership;
+
+  readonly #s: ShardMachineState;
+  #out: ShardEffect[] = [];
+  // Work buffers, not state: the next ownership mask and the diff.
+  readonly #next = new Uint8Array(SLOT_COUNT);
+  readonly #scratch = new Uint8Array(SLOT_COUNT);
+
+  /**
+   * @param options - see {@link ShardMachineOptions}; validated (throws ShardConfigError naming the field).
+   * @param state - a {@link ShardMachine.snapshot} to resume from (copied); the simulator's clone.
+   */
+  constructor(options: ShardMachineOptions, state?: ShardMachineState) {
+    this.config = parseShardMachineOptions(options);
+    this.#s = state === undefined ? initialState() : structuredClone(state);
+    this.ownership = new Ownership(this.#s.owned, this.#s.status);
+  }
+
+  /** A deep copy of the state (for the simulator; `new ShardMachine(config, snapshot)` resumes it). */
+  snapshot(): ShardMachineState {
+    return structuredClone(this.#s);
+  }
+
+  /** An independent machine in the same state. */
+  clone(): ShardMachine {
+    return new ShardMachine(this.config, this.#s);
+  }
+
+  // ---------------------------------------------------------------- queries
+
+  /** O(1): see {@link Ownership.ownsSlot}. */
+  ownsSlot(slot: number): boolean {
+    return this.#s.owned[slot] === 1;
+  }
+
+  /**
+   * Whether a reconcile of an object in `slot` may start at `now`: owned, `now` before the renew
+   * deadline (checked here too, so a late tick cannot extend it), and no shutdown requested.
+   */
+  mayStart(slot: number, now: number): boolean {
+    const s = this.#s;
+    return (
+      s.owned[slot] === 1 &&
+      !s.shutdown &&
+      Math.max(now, s.now) < s.lastRenewSentAt + this.config.renewDeadlineMs
+    );
+  }
+
+  /** The generation acknowledged in our Lease (write succeeded) for the current SlotMap uid; 0 if none. */
+  ackedGeneration(): number {
+    const { ackWritten, status } = this.#s;
+    return ackWritten !== undefined && ackWritten.uid === status.uid ? ackWritten.generation : 0;
+  }
+
+  /** Coarse state. */
+  phase(): ShardPhase {
+    const s = this.#s;
+    if (s.stopped) return "stopped";
+    if (s.shutdown) return "draining";
+    if (!s.leaseKnown) return "starting";
+    if (s.identity === undefined) return "candidate";
+    return s.fenced ? "fenced" : "active";
+  }
+
+  /** Our holderIdentity while we hold the Lease. */
+  identity(): string | undefined {
+    return this.#s.identity;
+  }
+
+  /** Keys of in-flight reconciles (each once). */
+  inFlightKeys(): string[] {
+    return [...new Set([...this.#s.inFlight.values()].map((f) => f.key))];
+  }
+
+  /** A summary for logs, metrics and tests. */
+  inspect(): {
+    phase: ShardPhase;
+    identity: string | undefined;
+    fenced: boolean;
+    fenceAt: number | undefined;
+    uid: string | undefined;
+    generation: number;
+    ackTarget: Ack | undefined;
+    ackWritten: Ack | undefined;
+    inFlight: number;
+    inFlightOnUnownedSlots: number;
+    writeInFlight: LeaseWriteKind | undefined;
+  } {
+    const s = this.#s;
+    let inFlight = 0;
+    for (const f of s.inFlight.values()) inFlight += f.n;
+    return {
+      phase: this.phase(),
+      identity: s.identity,
+      fenced: s.fenced,
+      fenceAt: s.identity === undefined ? undefined : s.lastRenewSentAt + this.config.renewDeadlineMs,
+      uid: s.status.uid,
+      generation: s.status.generation,
+      ackTarget: s.ackTarget,
+      ackWritten: s.ackWritten,
+      inFlight,
+      inFlightOnUnownedSlots: s.inFlightOutside,
+      writeInFlight: s.write?.kind,
+    };
+  }
+
+  /** When the machine next needs a `tick`, or undefined when only inputs can move it. */
+  nextWakeAt(): number | undefined {
+    const s = this.#s;
+    if (s.stopped) return undefined;
+    let t = Number.POSITIVE_INFINITY;
+    if (s.write !== undefined) t = Math.min(t, s.write.timeoutAt);
+    if (!s.fenced) t = Math.min(t, s.lastRenewSentAt + this.config.renewDeadlineMs);
+    const planned = this.#plannedWrite();
+    if (planned !== undefined) t = Math.min(t, planned.at);
+    const abortAfter = this.config.handoffAbortAfterMs;
+    if (abortAfter !== undefined && s.outsideSince !== undefined) {
+      for (const f of s.inFlight.values()) {
+        if (!f.aborted && s.granted[f.slot] !== 1) {
+          t = Math.min(t, s.outsideSince + abortAfter);
+          break;
+        }
+      }
+    }
+    return Number.isFinite(t) ? t : undefined;
+  }
+
+  // ---------------------------------------------------------------- input
+
+  /**
+   * Processes one input and returns the effects to carry out, in order.
+   *
+   * @throws RangeError/TypeError for inputs that are programming errors (non-finite `now`, a
+   *   slot outside 0..16383, an unknown input type). Bad data from the API (a malformed status)
+   *   never throws: it is logged and ignored.
+   */
+  handle(input: ShardInput): ShardEffect[] {
+    this.#out = [];
+    this.#advance(input.now);
+    switch (input.type) {
+      case "tick":
+        break;
+      case "leaseObserved":
+        this.#observeLease(input.lease);
+        break;
+      case "leaseWriteResult":
+        this.#writeResult(input.writeId, input.result);
+        break;
+      case "slotMapObserved":
+        this.#observeSlotMap(input.uid, input.status);
+        break;
+      case "slotMapDeleted":
+        this.#slotMapDeleted(input.uid);
+        break;
+      case "reconcileStarted":
+        this.#started(input.slot, input.key);
+        break;
+      case "reconcileFinished":
+        this.#finished(input.slot, input.key);
+        break;
+      case "shutdown":
+        this.#shutdown(input.abortInFlight === true);
+        break;
+      default:
+        throw new TypeError(`unknown shard input type ${JSON.stringify((input as { type?: unknown }).type)}`);
+    }
+    this.#settle();
+    const out = this.#out;
+    this.#out = [];
+    return out;
+  }
+
+  // ---------------------------------------------------------------- time
+
+  #advance(now: number): void {
+    if (typeof now !== "number" || !Number.isFinite(now)) {
+      throw new RangeError(`now: must be a finite number of milliseconds; got ${String(now)}`);
+    }
+    const s = this.#s;
+    if (now > s.now) s.now = now;
+    const w = s.write;
+    if (w !== undefined && s.now >= w.timeoutAt) {
+      // Stop waiting; a late result is still used as an observation (see #writeResult).
+      s.write = undefined;
+      s.retryAt = Math.max(s.retryAt, w.sentAt + this.config.retryPeriodMs);
+      this.#log("warn", "Lease write timed out", { writeId: w.id, kind: w.kind });
+    }
+  }
+
+  /** After every input: fence/unfence, ack, handoff aborts, next write. */
+  #settle(): void {
+    this.#syncFence();
+    this.#updateAck();
+    this.#handoffAborts();
+    this.#pump();
+  }
+
+  // ---------------------------------------------------------------- Lease
+
+  #observeLease(lease: LeaseObject | null): void {
+    const s = this.#s;
+    const rv = lease?.metadata.resourceVersion;
+    if (rv !== undefined && s.maxResourceVersion !== undefined) {
+      const c = compareResourceVersions(rv, s.maxResourceVersion);
+      if (c !== undefined && c < 0) {
+        this.#log("debug", "stale Lease observation ignored", { resourceVersion: rv });
+        return;
+      }
+    }
+    if (rv !== undefined) s.maxResourceVersion = rv;
+    const key = recordKey(lease);
+    const changed = !s.leaseKnown || key !== s.leaseKey;
+    s.leaseKnown = true;
+    s.lease = lease === null ? null : structuredClone(lease);
+    s.leaseKey = key;
+    if (changed) s.leaseChangedAt = s.now;
+
+    const holder = holderOf(lease);
+    if (s.identity !== undefined) {
+      if (holder !== s.identity) {
+        this.#lose(
+          lease === null
+            ? "the Lease was deleted"
+            : holder === ""
+              ? "the Lease was released"
+              : "another holder",
+        );
+      }
+    } else if (s.pendingIdentity !== undefined) {
+      if (holder === s.pendingIdentity) {
+        this.#adopt();
+      } else if (changed) {
+        // The Lease moved on without us: an earlier attempt of this identity may have been applied
+        // and superseded since, so statuses naming it are not ours. Never reuse it.
+        s.pendingIdentity = undefined;
+      }
+    }
+  }
+
+  /** An acquire attempt whose reply we missed did succeed: hold the Lease, fenced until a renew succeeds. */
+  #adopt(): void {
+    const s = this.#s;
+    s.identity = s.pendingIdentity;
+    s.pendingIdentity = undefined;
+    s.lastRenewSentAt = Number.NEGATIVE_INFINITY;
+    s.retryAt = Math.min(s.retryAt, s.now);
+    this.#log("info", "Lease holds our identity from an unconfirmed attempt: renewing before starting work");
+    this.#refreshOwnership("lease");
+  }
+
+  #lose(why: string): void {
+    const s = this.#s;
+    this.#log("warn", "lost the shard Lease: fenced; a re-acquire uses a new identity", {
+      why,
+      holder: holderOf(s.lease),
+    });
+    s.identity = undefined;
+    s.pendingIdentity = undefined;
+    s.lastRenewSentAt = Number.NEGATIVE_INFINITY;
+    this.#syncFence();
+    this.#refreshOwnership("lease");
+  }
+
+  #writeResult(writeId: number, result: LeaseWriteResult): void {
+    const s = this.#s;
+    const w = s.write;
+    if (w === undefined || w.id !== writeId) {
+      // Timed out or unknown: not proof of anything now, but the object it carries is an observation.
+      this.#log("debug", "late Lease write result used as an observation", {
+        writeId,
+        outcome: result.outcome,
+      });
+      if (result.outcome === "ok") this.#observeLease(result.lease);
+      else if (result.outcome === "conflict" && result.current !== undefined)
+        this.#observeLease(result.current);
+      return;
+    }
+    s.write = undefined;
+    if (result.outcome === "error") {
+      s.retryAt = w.sentAt + this.config.retryPeriodMs;
+      this.#log("warn", "Lease write failed", { writeId, kind: w.kind, error: result.message });
+      return;
+    }
+    if (result.outcome === "conflict") {
+      s.retryAt = w.sentAt + this.config.retryPeriodMs;
+      this.#log("info", "Lease write conflict", { writeId, kind: w.kind });
+      if (result.current !== undefined) this.#observeLease(result.current);
+      return;
+    }
+
+    const lease = result.lease;
+    const rv = lease.metadata.resourceVersion;
+    const c =
+      rv === undefined || s.maxResourceVersion === undefined
+        ? undefined
+        : compareResourceVersions(rv, s.maxResourceVersion);
+    const holder = holderOf(lease);
+    const ours = s.identity === w.identity || s.pendingIdentity === w.identity;
+    if ((c !== undefined && c < 0) || !ours) {
+      // We already saw a newer Lease (e.g. another holder after our write), or gave the identity up.
+      this.#observeLease(lease);
+      return;
+    }
+    if (w.kind === "release") {
+      if (holder === "") {
+        this.#recordAck(w.ack);
+        this.#stop();
+      }
+      this.#observeLease(lease);
+      return;
+    }
+    if (holder !== w.identity) {
+      this.#observeLease(lease);
+      return;
+    }
+    const acquired = s.identity === undefined;
+    s.identity = w.identity;
+    s.pendingIdentity = undefined;
+    if (w.sentAt > s.lastRenewSentAt) s.lastRenewSentAt = w.sentAt;
+    s.retryAt = Number.NEGATIVE_INFINITY;
+    this.#observeLease(lease);
+    this.#recordAck(w.ack);
+    if (acquired) {
+      this.#log("info", "acquired the shard Lease", { transitions: lease.spec?.leaseTransitions });
+      this.#refreshOwnership("lease");
+    }
+  }
+
+  #recordAck(ack: Ack | undefined): void {
+    const s = this.#s;
+    if (ack === undefined || sameAck(ack, s.ackWritten)) return;
+    s.ackWritten = ack;
+    this.#out.push({ type: "acked", uid: ack.uid, generation: ack.generation });
+    this.#log("info", "acknowledged assignment generation", { acked: ack.generation, uid: ack.uid });
+  }
+
+  /** The write the machine wants next and when, or undefined. */
+  #plannedWrite(): { kind: LeaseWriteKind; at: number } | undefined {
+    const s = this.#s;
+    if (s.stopped || s.write !== undefined || !s.leaseKnown) return undefined;
+    if (s.identity !== undefined) {
+      if (s.shutdown && s.inFlight.size === 0) return { kind: "release", at: Math.max(s.retryAt, s.now) };
+      const cadence = this.#ackDirty() ? s.now : s.lastRenewSentAt + this.config.retryPeriodMs;
+      return { kind: "renew", at: Math.max(s.retryAt, cadence) };
+    }
+    if (s.shutdown) return undefined;
+    const lease = s.lease;
+    const at =
+      lease === null || holderOf(lease) === ""
+        ? s.now
+        : s.leaseChangedAt + Math.max(this.config.leaseDurationMs, recordDurationMs(lease));
+    return { kind: "acquire", at: Math.max(s.retryAt, at) };
+  }
+
+  #pump(): void {
+    const s = this.#s;
+    if (s.stopped || s.write !== undefined) return;
+    if (s.shutdown && s.identity === undefined && s.inFlight.size === 0) {
+      this.#stop();
+      return;
+    }
+    const planned = this.#plannedWrite();
+    if (planned === undefined || planned.at > s.now) return;
+    this.#send(planned.kind);
+  }
+
+  /**
+   * Whether an ack is waiting to be written: then renew now rather than at the cadence (it is the
+   * handoff's latency). Weight and label ride along with every write, so cadence suffices for them.
+   */
+  #ackDirty(): boolean {
+    return !sameAck(this.#s.ackTarget, this.#s.ackWritten);
+  }
+
+  #send(kind: LeaseWriteKind): void {
+    const s = this.#s;
+    const cfg = this.config;
+    let identity: string;
+    if (kind === "acquire") {
+      if (s.pendingIdentity === undefined) {
+        s.incarnations += 1;
+        s.pendingIdentity = `${cfg.holderIdentityPrefix}-${cfg.incarnationSalt}-${s.incarnations}`;
+      }
+      identity = s.pendingIdentity;
+    } else {
+      identity = s.identity!;
+    }
+    const base = s.lease;
+    const wall = microTime(s.now + cfg.wallClockOffsetMs);
+    const prev: LeaseSpecFields = base?.spec ?? {};
+    const spec: LeaseSpecFields = {
+      ...prev,
+      leaseDurationSeconds: cfg.leaseDurationMs / 1000,
+      renewTime: wall,
+    };
+    if (kind === "acquire") {
+      spec.holderIdentity = identity;
+      spec.acquireTime = wall;
+      spec.leaseTransitions =
+        base === null ? 0 : (prev.leaseTransitions ?? 0) + (holderOf(base) === identity ? 0 : 1);
+    } else if (kind === "renew") {
+      spec.holderIdentity = identity;
+    } else {
+      spec.holderIdentity = "";
+    }
+    const annotations: Record<string, string> = { ...(base?.metadata.annotations ?? {}) };
+    const ack = s.ackTarget;
+    if (ack !== undefined) {
+      annotations[ANNOTATION_OBSERVED_GENERATION] = String(ack.generation);
+      annotations[ANNOTATION_SLOTMAP_UID] = ack.uid;
+    } else if (kind === "acquire") {
+      // An ack left by another process is a claim about that process, not this one.
+      delete annotations[ANNOTATION_OBSERVED_GENERATION];
+      delete annotations[ANNOTATION_SLOTMAP_UID];
+    }
+    if (cfg.weight !== undefined) annotations[ANNOTATION_WEIGHT] = String(cfg.weight);
+    const labels: Record<string, string> = { ...(base?.metadata.labels ?? {}), [LABEL_SLOTMAP]: cfg.slotmap };
+    const metadata: LeaseObject["metadata"] =
+      base === null
+        ? { name: cfg.shard, namespace: cfg.leaseNamespace, labels, annotations }
+        : { ...base.metadata, name: cfg.shard, namespace: cfg.leaseNamespace, labels, annotations };
+    const body: LeaseObject = structuredClone({ metadata, spec });
+
+    const id = s.nextWriteId++;
+    const timeoutAt = s.now + cfg.writeTimeoutMs;
+    s.write = { id, kind, sentAt: s.now, timeoutAt, identity, ack };
+    const resourceVersion = base === null ? undefined : base.metadata.resourceVersion;
+    this.#out.push({
+      type: "writeLease",
+      writeId: id,
+      kind,
+      verb: base === null ? "create" : "update",
+      lease: body,
+      resourceVersion,
+      timeoutAt,
+    });
+    this.#log("debug", `Lease ${kind}`, {
+      writeId: id,
+      resourceVersion,
+      holderIdentity: spec.holderIdentity,
+    });
+  }
+
+  #stop(): void {
+    const s = this.#s;
+    if (s.stopped) return;
+    s.stopped = true;
+    s.identity = undefined;
+    s.pendingIdentity = undefined;
+    this.#syncFence();
+    this.#refreshOwnership("lease");
+    this.#log("info", "shard stopped: Lease released");
+    this.#out.push({ type: "stopped" });
+  }
+
+  /** Emits fenced/unfenced when the tenure check changes; updates ownership accordingly. */
+  #syncFence(): void {
+    const s = this.#s;
+    const active =
+      s.identity !== undefined && !s.stopped && s.now < s.lastRenewSentAt + this.config.renewDeadlineMs;
+    if (active === !s.fenced) return;
+    s.fenced = !active;
+    if (active) {
+      this.#out.push({ type: "unfenced", identity: s.identity! });
+      this.#log("info", "Lease held and renewed in time: reconciles may start");
+    } else {
+      const reason = s.stopped ? "released" : s.identity === undefined ? "leaseLost" : "renewDeadline";
+      this.#out.push({ type: "fenced", reason });
+      this.#log(reason === "released" ? "info" : "warn", "fenced: no reconcile may start", { reason });
+      this.#abort(() => true, "fenced");
+    }
+    this.#refreshOwnership("lease");
+  }
+
+  // ---------------------------------------------------------------- SlotMap status
+
+  #observeSlotMap(uid: string, status: ShardStatusView | undefined): void {
+    const s = this.#s;
+    if (typeof uid !== "string" || uid === "") {
+      this.#log("error", "SlotMap without metadata.uid ignored", { uid });
+      return;
+    }
+    if (s.retiredUids.includes(uid)) {
+      this.#log("debug", "status of a deleted or replaced SlotMap ignored", { uid });
+      return;
+    }
+    const generation = status?.assignmentGeneration ?? 0;
+    if (!Number.isSafeInteger(generation) || generation < 0) {
+      this.#log(
+        "error",
+        "SlotMap status ignored: status.assignmentGeneration is not a non-negative integer",
+        {
+          uid,
+          value: generation,
+        },
+      );
+      return;
+    }
+    const reset = s.status.uid !== undefined && s.status.uid !== uid;
+    if (!reset && s.status.uid === uid && generation <= s.status.generation) {
+      if (generation < s.status.generation) {
+        this.#log("debug", "stale SlotMap status ignored", { observed: generation });
+      }
+      return;
+    }
+    let entry: ShardMachineState["entry"];
+    const shards = status?.shards ?? [];
+    const index = shards.findIndex((e) => e.name === this.config.shard);
+    if (index >= 0) {
+      const e = shards[index]!;
+      try {
+        entry = {
+          slots: parseSlotRanges(e.slots, `status.shards[${index}].slots`),
+          holderIdentity: e.holderIdentity ?? undefined,
+        };
+      } catch (err) {
+        if (!(err instanceof SlotRangeError)) throw err;
+        // Keeping the older table is safe: slots leave a live shard only after its ack.
+        this.#log("error", "SlotMap status ignored: invalid slots", {
+          observed: generation,
+          error: err.message,
+        });
+        return;
+      }
+    }
+    if (reset) {
+      this.#log("warn", "SlotMap was recreated (uid changed): starting over from its status", {
+        oldUid: s.status.uid,
+        uid,
+      });
+      this.#retire(s.status.uid!);
+    }
+    s.status.uid = uid;
+    s.status.generation = generation;
+    s.entry = entry;
+    this.#log("info", "applying assignment generation", {
+      uid,
+      grantedToUs: entry !== undefined && entry.holderIdentity === s.identity && s.identity !== undefined,
+    });
+    this.#refreshOwnership(reset ? "reset" : "assignment");
+  }
+
+  #slotMapDeleted(uid: string): void {
+    const s = this.#s;
+    this.#retire(uid);
+    if (s.status.uid !== uid) return;
+    this.#log("warn", "SlotMap deleted: owning nothing", { uid });
+    s.status.uid = undefined;
+    s.status.generation = 0;
+    s.entry = undefined;
+    this.#refreshOwnership("reset");
+  }
+
+  #retire(uid: string): void {
+    const r = this.#s.retiredUids;
+    if (r.includes(uid)) return;
+    r.push(uid);
+    if (r.length > RETIRED_UIDS_KEPT) r.shift();
+  }
+
+  /** Recomputes granted (status × identity) and owned (granted × not fenced); reports the difference. */
+  #refreshOwnership(reason: OwnershipChangeReason): void {
+    const s = this.#s;
+    const e = s.entry;
+    if (e !== undefined && s.identity !== undefined && e.holderIdentity === s.identity)
+      fillMask(s.granted, e.slots);
+    else s.granted.fill(0);
+    if (s.fenced || s.stopped) this.#next.fill(0);
+    else this.#next.set(s.granted);
+    const { gained, lost } = applyMask(s.owned, this.#next, this.#scratch);
+    const generation = s.status.generation;
+    if (lost.length > 0) this.#out.push({ type: "slotsLost", ranges: lost, generation, reason });
+    if (gained.length > 0) this.#out.push({ type: "slotsGained", ranges: gained, generation, reason });
+    let outside = 0;
+    for (const f of s.inFlight.values()) if (s.granted[f.slot] !== 1) outside += f.n;
+    this.#setOutside(outside);
+  }
+
+  // ---------------------------------------------------------------- reconciles and acks
+
+  #setOutside(n: number): void {
+    const s = this.#s;
+    if (n > 0 && s.inFlightOutside === 0) s.outsideSince = s.now;
+    if (n === 0) s.outsideSince = undefined;
+    s.inFlightOutside = n;
+  }
+
+  #started(slot: number, key: string): void {
+    checkSlot(slot, "reconcileStarted.slot");
+    if (typeof key !== "string")
+      throw new TypeError(`reconcileStarted.key: must be a string; got ${String(key)}`);
+    const s = this.#s;
+    const allowed = this.mayStart(slot, s.now);
+    const id = `${slot}/${key}`;
+    let f = s.inFlight.get(id);
+    if (f === undefined) {
+      f = { slot, key, n: 0, aborted: false };
+      s.inFlight.set(id, f);
+    }
+    f.n += 1;
+    if (s.granted[slot] !== 1) this.#setOutside(s.inFlightOutside + 1);
+    if (!allowed) {
+      // Tracked anyway (it is running); a bug in the runtime, which must consult mayStart first.
+      this.#log("warn", "reconcile started although mayStart was false", { slot, key });
+      if (s.fenced || s.stopped) {
+        f.aborted = true;
+        this.#out.push({ type: "abortInFlight", keys: [key], reason: "fenced" });
+      }
+    }
+  }
+
+  #finished(slot: number, key: string): void {
+    checkSlot(slot, "reconcileFinished.slot");
+    const s = this.#s;
+    const id = `${slot}/${key}`;
+    const f = s.inFlight.get(id);
+    if (f === undefined) {
+      this.#log("warn", "reconcileFinished without a matching reconcileStarted ignored", { slot, key });
+      return;
+    }
+    f.n -= 1;
+    if (f.n === 0) s.inFlight.delete(id);
+    if (s.granted[slot] !== 1) this.#setOutside(s.inFlightOutside - 1);
+  }
+
+  #shutdown(abort: boolean): void {
+    const s = this.#s;
+    if (!s.shutdown) {
+      s.shutdown = true;
+      this.#log("info", "shutdown requested: no new reconciles; draining before releasing the Lease", {
+        inFlight: s.inFlight.size,
+      });
+    }
+    if (abort) this.#abort(() => true, "shutdown");
+  }
+
+  /** Acks the newest applied generation once nothing runs outside the slots it grants us. */
+  #updateAck(): void {
+    const s = this.#s;
+    const { uid, generation } = s.status;
+    if (uid === undefined || generation === 0 || s.inFlightOutside > 0) return;
+    const t = s.ackTarget;
+    if (t !== undefined && t.uid === uid && t.generation >= generation) return;
+    s.ackTarget = { uid, generation };
+    this.#log("info", "handoff drained: acknowledging generation with the next Lease write", { uid });
+  }
+
+  #handoffAborts(): void {
+    const s = this.#s;
+    const after = this.config.handoffAbortAfterMs;
+    if (after === undefined || s.outsideSince === undefined || s.now < s.outsideSince + after) return;
+    this.#abort((f) => s.granted[f.slot] !== 1, "handoffTimeout");
+  }
+
+  #abort(which: (f: InFlight) => boolean, reason: AbortReason): void {
+    const keys = new Set<string>();
+    for (const f of this.#s.inFlight.values()) {
+      if (!f.aborted && which(f)) {
+        f.aborted = true;
+        keys.add(f.key);
+      }
+    }
+    if (keys.size > 0) this.#out.push({ type: "abortInFlight", keys: [...keys], reason });
+  }
+
+  #log(level: LogEffect["level"], msg: string, extra: Record<string, unknown> = {}): void {
+    const s = this.#s;
+    this.#out.push({
+      type: "log",
+      level,
+      msg,
+      fields: {
+        slotmap: this.config.slotmap,
+        shard: this.config.shard,
+        generation: s.status.generation,
+        identity: s.identity,
+        ...extra,
+      },
+    });
+  }
+}
+
+/** Duration the Lease itself declares, in ms (0 when absent or invalid). */
+function recordDurationMs(lease: LeaseObject): number {
+  const d = lease.spec?.leaseDurationSeconds;
+  return typeof d === "number" && Number.isFinite(d) && d > 0 ? d * 1000 : 0;
+}
+
+function initialState(): ShardMachineState {
+  return {
+    now: Number.NEGATIVE_INFINITY,
+    shutdown: false,
+    stopped: false,
+    leaseKnown: false,
+    lease: null,
+    leaseKey: "",
+    leaseChangedAt: Number.NEGATIVE_INFINITY,
+    maxResourceVersion: undefined,
+    identity: undefined,
+    pendingIdentity: undefined,
+    incarnations: 0,
+    lastRenewSentAt: Number.NEGATIVE_INFINITY,
+    fenced: true,
+    nextWriteId: 1,
+    write: undefined,
+    retryAt: Number.NEGATIVE_INFINITY,
+    status: { uid: undefined, generation: 0 },
+    entry: undefined,
+    retiredUids: [],
+    ackTarget: undefined,
+    ackWritten: undefined,
+    inFlight: new Map(),
+    inFlightOutside: 0,
+    outsideSince: undefined,
+    granted: new Uint8Array(SLOT_COUNT),
+    owned: new Uint8Array(SLOT_COUNT),
+  };
+}

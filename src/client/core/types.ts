@@ -1,0 +1,179 @@
+/**
+ * Inputs, outputs and wire shapes of the sans-I/O shard state machine (see shard-machine.ts and
+ * docs/dev/shard-core.md). Pure data: everything here is plain, serialisable values.
+ */
+import type { SlotRange } from "../../slots/types.js";
+
+/**
+ * The parts of a `coordination.k8s.io/v1` Lease the shard core reads and writes, as plain JSON.
+ * Times are RFC 3339 strings with microseconds (`MicroTime`), e.g. `"2025-01-02T03:04:05.123000Z"`:
+ * the I/O layer converts client-node's `V1MicroTime` (a `Date`) to and from strings. Other
+ * metadata and spec fields pass through untouched, so a PUT built from an observed Lease keeps them.
+ */
+export interface LeaseObject {
+  metadata: {
+    name: string;
+    namespace: string;
+    resourceVersion?: string | undefined;
+    uid?: string | undefined;
+    labels?: Record<string, string> | undefined;
+    annotations?: Record<string, string> | undefined;
+    [field: string]: unknown;
+  };
+  spec?: LeaseSpecFields | undefined;
+}
+
+/** `LeaseSpec` of coordination.k8s.io/v1 (all optional on the wire). */
+export interface LeaseSpecFields {
+  holderIdentity?: string | null | undefined;
+  leaseDurationSeconds?: number | null | undefined;
+  acquireTime?: string | null | undefined;
+  renewTime?: string | null | undefined;
+  leaseTransitions?: number | null | undefined;
+  [field: string]: unknown;
+}
+
+/**
+ * The slot-table part of a SlotMap status the shard reads. Structurally compatible with the zod
+ * output `SlotMapStatus` of src/api (extra fields are ignored).
+ */
+export interface ShardStatusView {
+  readonly assignmentGeneration: number;
+  readonly shards: ReadonlyArray<{
+    readonly name: string;
+    readonly slots: string;
+    readonly holderIdentity?: string | undefined;
+  }>;
+}
+
+/** Outcome of a Lease write, reported by the I/O layer. */
+export type LeaseWriteResult =
+  /** The write was applied; `lease` is the object the API server returned (new resourceVersion). */
+  | { outcome: "ok"; lease: LeaseObject }
+  /**
+   * The precondition failed (HTTP 409 on update, AlreadyExists on create, 404 on update of a
+   * deleted Lease). `current` is the Lease as read right after (`null`: it does not exist;
+   * `undefined`: not read, the watch will tell).
+   */
+  | { outcome: "conflict"; current: LeaseObject | null | undefined }
+  /** Anything else (timeout, 5xx, network). The write may or may not have been applied. */
+  | { outcome: "error"; message: string };
+
+/**
+ * Everything that can happen to a shard. Every input carries `now`: milliseconds of a monotonic
+ * clock of this process (e.g. `performance.now()`); the machine never reads a clock itself. A
+ * `now` lower than one seen before is treated as the highest seen (time never goes back).
+ */
+export type ShardInput =
+  /** Time passed: the I/O layer calls this at {@link ShardMachineView.nextWakeAt} (late is unsafe, see docs). */
+  | { type: "tick"; now: number }
+  /** The shard's Lease as seen by a watch, list or get; `null` when it does not exist (404, DELETED). */
+  | { type: "leaseObserved"; now: number; lease: LeaseObject | null }
+  /** The result of a `writeLease` effect, matched by `writeId`. */
+  | { type: "leaseWriteResult"; now: number; writeId: number; result: LeaseWriteResult }
+  /**
+   * The SlotMap as seen by a watch (possibly stale, duplicated or out of order): its `metadata.uid`
+   * and its status (`undefined` when it has none yet).
+   */
+  | { type: "slotMapObserved"; now: number; uid: string; status: ShardStatusView | undefined }
+  /** The SlotMap with this uid was deleted. */
+  | { type: "slotMapDeleted"; now: number; uid: string }
+  /** A reconcile of `key` (an object in `slot`) started; call only after `mayStart(slot, now)`. */
+  | { type: "reconcileStarted"; now: number; slot: number; key: string }
+  /** A reconcile started with `reconcileStarted` ended (success, error or abort alike). */
+  | { type: "reconcileFinished"; now: number; slot: number; key: string }
+  /** Graceful shutdown: stop starting, drain, release. `abortInFlight` also asks to abort in-flight work. */
+  | { type: "shutdown"; now: number; abortInFlight?: boolean };
+
+/** Why the machine wants a Lease write. */
+export type LeaseWriteKind = "acquire" | "renew" | "release";
+
+/**
+ * Write the shard's Lease. `verb: "create"` → POST `lease`; `verb: "update"` → PUT `lease`, whose
+ * `metadata.resourceVersion` (also in `resourceVersion`) is the precondition: the API server
+ * answers 409 Conflict when the Lease changed since. Report the outcome with a
+ * `leaseWriteResult` input carrying `writeId`; abort the request at `timeoutAt` (machine clock)
+ * and report an error: the machine stops waiting for it then anyway.
+ */
+export interface WriteLeaseEffect {
+  type: "writeLease";
+  writeId: number;
+  kind: LeaseWriteKind;
+  verb: "create" | "update";
+  lease: LeaseObject;
+  resourceVersion: string | undefined;
+  timeoutAt: number;
+}
+
+/** Why ownership changed: a new slot table, our Lease tenure (fence, unfence, new identity, release), or a recreated/deleted SlotMap. */
+export type OwnershipChangeReason = "assignment" | "lease" | "reset";
+
+/** Why the shard stopped starting reconciles. */
+export type FenceReason = "renewDeadline" | "leaseLost" | "released";
+
+/** Why in-flight reconciles should be aborted. */
+export type AbortReason = "fenced" | "handoffTimeout" | "shutdown";
+
+/** A structured log record; pass to pino as `logger[level]({...fields}, msg)`. */
+export interface LogEffect {
+  type: "log";
+  level: "debug" | "info" | "warn" | "error";
+  msg: string;
+  fields: {
+    slotmap: string;
+    shard: string;
+    /** The assignment generation of the newest status applied (0 before any). */
+    generation: number;
+    /** Our current holder identity, if we hold the Lease. */
+    identity: string | undefined;
+    [field: string]: unknown;
+  };
+}
+
+/** What the I/O layer and the runtime must do, in order. */
+export type ShardEffect =
+  | WriteLeaseEffect
+  /** Enqueue every object whose slot is in `ranges`: we may now reconcile them. */
+  | { type: "slotsGained"; ranges: SlotRange[]; generation: number; reason: OwnershipChangeReason }
+  /** We no longer own `ranges` (in-flight reconciles on them are still tracked until finished). */
+  | { type: "slotsLost"; ranges: SlotRange[]; generation: number; reason: OwnershipChangeReason }
+  /** `mayStart` is now false for every slot. */
+  | { type: "fenced"; reason: FenceReason }
+  /** The Lease was renewed (or acquired) in time: starting reconciles is allowed again on owned slots. */
+  | { type: "unfenced"; identity: string }
+  /** Abort (AbortSignal) the reconciles of these keys; each key is reported once per reconcile. */
+  | { type: "abortInFlight"; keys: string[]; reason: AbortReason }
+  /** An ack was written to the Lease (the write succeeded). */
+  | { type: "acked"; uid: string; generation: number }
+  /** Shutdown finished: the Lease is released (or was not ours); nothing more will be written. */
+  | { type: "stopped" }
+  | LogEffect;
+
+/** Coarse state of the machine, for metrics, logs and tests. */
+export type ShardPhase =
+  /** The Lease has not been observed yet (waiting for the first get/list). */
+  | "starting"
+  /** We do not hold the Lease: waiting for it to be absent, released or expired, or acquiring. */
+  | "candidate"
+  /** We hold the Lease and renewed it within renewDeadline: we may start reconciles. */
+  | "active"
+  /** We hold the Lease by identity but the last successful renew is older than renewDeadline. */
+  | "fenced"
+  /** Shutdown requested: waiting for in-flight reconciles, then releasing. */
+  | "draining"
+  /** Shutdown complete. */
+  | "stopped";
+
+/** Read-only queries of a shard machine. */
+export interface ShardMachineView {
+  /** O(1): whether we own `slot` now (granted to our identity in the newest status, and not fenced). */
+  ownsSlot(slot: number): boolean;
+  /** Whether a reconcile of an object in `slot` may start at `now`: owned, within renewDeadline, not shutting down. */
+  mayStart(slot: number, now: number): boolean;
+  /** The generation acknowledged in our Lease (written successfully) for the current SlotMap uid; 0 if none. */
+  ackedGeneration(): number;
+  /** Coarse state. */
+  phase(): ShardPhase;
+  /** When the machine next needs a `tick` (machine clock), or undefined when it waits only for inputs. */
+  nextWakeAt(): number | undefined;
+}
