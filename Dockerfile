@@ -1,0 +1,30 @@
+# syntax=docker/dockerfile:1
+# One image for every slotmap program. The default entrypoint is the coordinator:
+#   docker run IMAGE --leader-elect
+# The example controller and the kubectl plugin are in the same image:
+#   docker run --entrypoint node IMAGE dist/examples/checksum-controller/main.js
+#   docker run --entrypoint node IMAGE dist/cli/kubectl-slotmap.js keyslot /Secret/default/db
+# (Kubernetes: set `command:`, as deploy/examples/checksum does; `args:` go to the coordinator.)
+
+FROM node:24-slim AS build
+WORKDIR /app
+# Dependencies first, so that source changes reuse the cached layer.
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build
+
+FROM node:24-slim AS runtime
+ENV NODE_ENV=production
+WORKDIR /app
+COPY package.json package-lock.json ./
+# Production dependencies only; none of them needs an install script.
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+COPY --from=build /app/dist ./dist
+COPY crds ./crds
+# The image's "node" user, by number so that Kubernetes' runAsNonRoot can verify it.
+USER 1000:1000
+# /metrics, /healthz, /readyz
+EXPOSE 8080
+ENTRYPOINT ["node", "dist/coordinator/main.js"]

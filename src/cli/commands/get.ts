@@ -1,0 +1,150 @@
+/** `kubectl slotmap get [slotmap]`: list SlotMaps, or show one SlotMap's table in detail. */
+import { countSlots, formatSlotRanges } from "../../slots/index.js";
+import type { CommandContext } from "../context.js";
+import { ageOf, checkName, type OutputFormat, table, writeStructured } from "../format.js";
+import { CliError } from "../io.js";
+import { fetchSlotMap, type LoadedSlotMap, readSlotMap, summarizeShards } from "../model.js";
+
+/** Options of `get`. */
+export interface GetOptions {
+  output?: OutputFormat | undefined;
+}
+
+function conditionStatus(l: LoadedSlotMap, type: string): string {
+  return l.status?.conditions.find((c) => c.type === type)?.status ?? "-";
+}
+
+/** Lists every SlotMap (printer columns) or describes one. */
+export async function runGet(ctx: CommandContext, name: string | undefined, opts: GetOptions): Promise<void> {
+  const { io } = ctx;
+  if (name === undefined) {
+    const items = await ctx.client().listSlotMaps();
+    if (opts.output !== undefined) {
+      writeStructured(io.stdout, opts.output, { apiVersion: "v1", kind: "List", items });
+      return;
+    }
+    if (items.length === 0) {
+      io.stderr.write("No SlotMaps found.\n");
+      return;
+    }
+    const now = io.now();
+    const rows = items.map((raw) => {
+      let l: LoadedSlotMap;
+      try {
+        l = readSlotMap(raw);
+      } catch (err) {
+        // One bad SlotMap must not hide the others: show its row, explain on stderr.
+        if (!(err instanceof CliError)) throw err;
+        io.stderr.write(`warning: ${err.message}\n`);
+        const name = raw.metadata?.name ?? "?";
+        return [name, "?", "?", "?", "?", "?", ageOf(raw.metadata?.creationTimestamp, now)];
+      }
+      const shards = summarizeShards(l);
+      const migrating = l.table.migrations.reduce((n, m) => n + countSlots(m.slots), 0);
+      return [
+        l.name,
+        String(l.status?.shards.length ?? 0),
+        String(shards.filter((s) => s.state === "Ready").length),
+        String(l.table.generation),
+        String(migrating),
+        conditionStatus(l, "Balanced"),
+        ageOf(raw.metadata?.creationTimestamp, now),
+      ];
+    });
+    io.stdout.write(table(["NAME", "SHARDS", "READY", "GENERATION", "MIGRATING", "BALANCED", "AGE"], rows));
+    return;
+  }
+
+  const l = await fetchSlotMap(ctx.client(), checkName(name, "slotmap"));
+  if (opts.output !== undefined) {
+    writeStructured(io.stdout, opts.output, l.raw);
+    return;
+  }
+  io.stdout.write(describeSlotMap(l, io.now()));
+}
+
+/** The human-readable description of one SlotMap (what `get NAME` prints). */
+export function describeSlotMap(l: LoadedSlotMap, now: number): string {
+  const { table: t, status, sm } = l;
+  const lines: string[] = [];
+  const owned = t.owner.reduce((n, o) => (o === 0xffff ? n : n + 1), 0);
+  const migrating = t.migrations.reduce((n, m) => n + countSlots(m.slots), 0);
+  lines.push(`Name:                  ${l.name}`);
+  lines.push(`Lease namespace:       ${sm.spec.leaseNamespace}`);
+  lines.push(
+    `Resources:             ${sm.spec.resources
+      .map((r) => {
+        const own = r.group === "" ? r.resource : `${r.resource}.${r.group}`;
+        const ctl = (r.controlledResources ?? []).map((c) =>
+          c.group === "" ? c.resource : `${c.resource}.${c.group}`,
+        );
+        return ctl.length > 0 ? `${own} (+ ${ctl.join(", ")})` : own;
+      })
+      .join(", ")}`,
+  );
+  const weights = Object.entries(sm.spec.weights ?? {});
+  if (weights.length > 0)
+    lines.push(`Weights (spec):        ${weights.map(([k, v]) => `${k}=${v}`).join(", ")}`);
+  if (status === undefined) {
+    lines.push("Status:                none yet (no coordinator has processed this SlotMap)");
+    return `${lines.join("\n")}\n`;
+  }
+  const specGen = sm.metadata.generation;
+  const observed = status.observedGeneration;
+  lines.push(
+    `Assignment generation: ${t.generation}${specGen !== undefined ? `   (spec generation ${specGen}, observed ${observed ?? "-"})` : ""}`,
+  );
+  lines.push(
+    `Slots:                 ${owned} owned, ${migrating} migrating, ${16384 - owned - migrating} unassigned`,
+  );
+  if (status.unassignedSlots !== "") lines.push(`Unassigned:            ${status.unassignedSlots}`);
+  lines.push("");
+
+  const shards = summarizeShards(l);
+  if (shards.length === 0) {
+    lines.push("No shards.");
+  } else {
+    const rows = shards.map((s) => [
+      s.name,
+      s.state,
+      String(s.slots),
+      s.ranges || "-",
+      `${s.observedGeneration ?? "-"}/${t.generation}${s.acked ? "" : " (behind)"}`,
+      s.migratingOut > 0 ? `-${s.migratingOut}` : s.migratingIn > 0 ? `+${s.migratingIn}` : "",
+    ]);
+    lines.push(table(["SHARD", "STATE", "SLOTS", "RANGES", "ACK", "MIGRATING"], rows).trimEnd());
+  }
+
+  if (t.migrations.length > 0) {
+    lines.push("");
+    const acks = new Map(shards.map((s) => [s.name, s.observedGeneration]));
+    const rows = t.migrations.map((m) => {
+      const ack = acks.get(m.from);
+      const state =
+        ack !== undefined && ack >= m.generation
+          ? `acked by ${m.from}: joins ${m.to} next generation`
+          : `waiting for ${m.from} to ack ${m.generation} (acked ${ack ?? "nothing"})`;
+      return [
+        `${m.from} → ${m.to}`,
+        String(countSlots(m.slots)),
+        formatSlotRanges(m.slots),
+        String(m.generation),
+        state,
+      ];
+    });
+    lines.push(table(["MIGRATION", "SLOTS", "RANGES", "GENERATION", "STATUS"], rows).trimEnd());
+  }
+
+  if (status.conditions.length > 0) {
+    lines.push("");
+    const rows = status.conditions.map((c) => [
+      c.type,
+      c.status,
+      c.reason,
+      ageOf(c.lastTransitionTime, now),
+      c.message,
+    ]);
+    lines.push(table(["CONDITION", "STATUS", "REASON", "AGE", "MESSAGE"], rows).trimEnd());
+  }
+  return `${lines.join("\n")}\n`;
+}

@@ -1,0 +1,123 @@
+/**
+ * A SlotMap as the CLI reads it: validated with src/api's zod schema (bad fields are errors naming
+ * the field), its status decoded into a slot table, and per-shard summaries for display.
+ */
+import {
+  formatFieldErrors,
+  parseSlotMap,
+  type ShardStatus,
+  type SlotMap,
+  type SlotMapStatus,
+} from "../api/index.js";
+import {
+  countSlots,
+  emptyTable,
+  formatSlotRanges,
+  ownedCounts,
+  rangesByShard,
+  SlotRangeError,
+  type SlotTable,
+  SlotTableError,
+  tableFromStatus,
+} from "../slots/index.js";
+import { type CliClient, type KubeObject, notFoundAs } from "./client.js";
+import { CliError } from "./io.js";
+
+/** A SlotMap read from the API server. */
+export interface LoadedSlotMap {
+  /** The object as the server returned it (for `-o json|yaml` and for updates). */
+  raw: KubeObject;
+  /** The validated object with defaults applied. */
+  sm: SlotMap;
+  name: string;
+  /** `status`, or undefined before the coordinator first wrote one. */
+  status: SlotMapStatus | undefined;
+  /** The slot table of the status (generation 0, all free, without a status). */
+  table: SlotTable;
+}
+
+/** Validates a SlotMap object read from the server. */
+export function readSlotMap(raw: KubeObject): LoadedSlotMap {
+  const name = raw.metadata?.name ?? "?";
+  const parsed = parseSlotMap(raw);
+  if (!parsed.ok) {
+    throw new CliError(`slotmap ${JSON.stringify(name)} is invalid:\n${formatFieldErrors(parsed.errors)}`);
+  }
+  const sm = parsed.value;
+  let table = emptyTable();
+  if (sm.status !== undefined) {
+    try {
+      table = tableFromStatus(sm.status, "status");
+    } catch (err) {
+      if (err instanceof SlotTableError || err instanceof SlotRangeError) {
+        throw new CliError(`slotmap ${JSON.stringify(name)} has an inconsistent status: ${err.message}`);
+      }
+      throw err;
+    }
+  }
+  return { raw, sm, name: sm.metadata.name, status: sm.status, table };
+}
+
+/** Fetches and validates one SlotMap; a 404 becomes `slotmap "x" not found`. */
+export async function fetchSlotMap(client: CliClient, name: string): Promise<LoadedSlotMap> {
+  let raw: KubeObject;
+  try {
+    raw = await client.getSlotMap(name);
+  } catch (err) {
+    notFoundAs(err, `slotmap ${JSON.stringify(name)}`);
+  }
+  return readSlotMap(raw);
+}
+
+/** One shard as `get` shows it. */
+export interface ShardSummary {
+  name: string;
+  state: ShardStatus["state"] | "Unknown";
+  /** Slots owned. */
+  slots: number;
+  /** Owned ranges, canonical. */
+  ranges: string;
+  /** The generation the shard acknowledged (its Lease, echoed by the coordinator). */
+  observedGeneration: number | undefined;
+  /** Whether it acknowledged the current assignment generation. */
+  acked: boolean;
+  /** Slots leaving this shard (it must ack before they move on). */
+  migratingOut: number;
+  /** Slots coming to this shard. */
+  migratingIn: number;
+  holderIdentity: string | undefined;
+}
+
+/** Per-shard summary of a SlotMap's status, in status order (shards named only by migrations last). */
+export function summarizeShards(loaded: LoadedSlotMap): ShardSummary[] {
+  const { table } = loaded;
+  const counts = ownedCounts(table);
+  const ranges = rangesByShard(table);
+  const statusShards = loaded.status?.shards ?? [];
+  const names = [...statusShards.map((s) => s.name), ...table.shards];
+  const seen = new Set<string>();
+  const out: ShardSummary[] = [];
+  for (const name of names) {
+    if (seen.has(name)) continue;
+    seen.add(name);
+    const st = statusShards.find((s) => s.name === name);
+    let out_ = 0;
+    let in_ = 0;
+    for (const m of table.migrations) {
+      if (m.from === name) out_ += countSlots(m.slots);
+      if (m.to === name) in_ += countSlots(m.slots);
+    }
+    out.push({
+      name,
+      state: st?.state ?? "Unknown",
+      slots: counts.get(name) ?? 0,
+      ranges: formatSlotRanges(ranges.get(name) ?? []),
+      observedGeneration: st?.observedGeneration,
+      acked: st?.observedGeneration !== undefined && st.observedGeneration >= table.generation,
+      migratingOut: out_,
+      migratingIn: in_,
+      holderIdentity: st?.holderIdentity,
+    });
+  }
+  return out;
+}

@@ -1,0 +1,83 @@
+// `get`: the list view and the detailed view of one SlotMap, from status fixtures.
+import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { FakeClient, fixture, run } from "./helpers.js";
+
+function client(): FakeClient {
+  const c = new FakeClient();
+  c.addSlotMap(fixture("with-status.yaml"));
+  c.addSlotMap(fixture("minimal.yaml"));
+  return c;
+}
+
+describe("get", () => {
+  it("lists SlotMaps with the printer columns", async () => {
+    const r = await run(["get"], { client: client() });
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trimEnd().split("\n");
+    expect(lines[0]).toMatch(/^NAME\s+SHARDS\s+READY\s+GENERATION\s+MIGRATING\s+BALANCED\s+AGE$/);
+    const row = lines.find((l) => l.startsWith("with-status"))!.split(/\s+/);
+    // 3 shards, 2 Ready, generation 42, 5461 migrating, Balanced False, created 5 minutes before the test clock.
+    expect(row).toEqual(["with-status", "3", "2", "42", "5461", "False", "5m"]);
+    const minimal = lines.find((l) => l.startsWith("minimal"))!.split(/\s+/);
+    expect(minimal.slice(1, 6)).toEqual(["0", "0", "0", "0", "-"]);
+  });
+
+  it("lists a SlotMap with an invalid status with question marks and a warning", async () => {
+    const c = client();
+    c.setStatus("minimal", { assignmentGeneration: 1, shards: [{ name: "a", state: "Asleep" }] });
+    const r = await run(["get"], { client: c });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^minimal\s+\?\s+\?\s+\?\s+\?\s+\?\s+5m$/m);
+    expect(r.stdout).toMatch(/^with-status\s+3\s+2\s+42/m);
+    expect(r.stderr).toContain(
+      'warning: slotmap "minimal" is invalid:\nstatus.shards[0].state: must be one of',
+    );
+  });
+
+  it("shows one SlotMap: shards, ranges, acks, migrations, conditions", async () => {
+    const r = await run(["get", "with-status"], { client: client() });
+    expect(r.code).toBe(0);
+    const out = r.stdout;
+    expect(out).toContain("Assignment generation: 42");
+    expect(out).toContain("Slots:                 10923 owned, 5461 migrating, 0 unassigned");
+    const shardRow = (name: string) =>
+      out
+        .split("\n")
+        .find((l) => l.startsWith(name))!
+        .split(/\s{3,}/);
+    expect(shardRow("checksums-0")).toEqual(["checksums-0", "Ready", "5462", "0-5461", "42/42"]);
+    expect(shardRow("checksums-1")).toEqual([
+      "checksums-1",
+      "Ready",
+      "5461",
+      "5462-10922",
+      "41/42 (behind)",
+      "+5461",
+    ]);
+    expect(shardRow("checksums-2")).toEqual(["checksums-2", "Expired", "0", "-", "40/42 (behind)", "-5461"]);
+    expect(out).toMatch(
+      /checksums-2 → checksums-1\s+5461\s+10923-16383\s+42\s+waiting for checksums-2 to ack 42 \(acked 40\)/,
+    );
+    expect(out).toMatch(/Progressing\s+True\s+HandoffInProgress\s+5m\s+waiting for checksums-2/);
+  });
+
+  it("says so when there is no status yet", async () => {
+    const r = await run(["get", "minimal"], { client: client() });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("Status:                none yet");
+  });
+
+  it("-o yaml and -o json print the object as the server returned it", async () => {
+    const c = client();
+    const y = await run(["get", "with-status", "-o", "yaml"], { client: c });
+    expect(parse(y.stdout)).toEqual(await c.getSlotMap("with-status"));
+    const j = await run(["get", "-o", "json"], { client: c });
+    const list = JSON.parse(j.stdout);
+    expect(list.kind).toBe("List");
+    expect(list.items.map((i: { metadata: { name: string } }) => i.metadata.name)).toEqual([
+      "with-status",
+      "minimal",
+    ]);
+  });
+});
