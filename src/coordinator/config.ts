@@ -67,7 +67,8 @@ const FLAGS: FlagDef[] = [
   },
   {
     key: "leaderElect",
-    flag: "--leader-elect <bool>",
+    // Optional value: deploy/coordinator passes a bare `--leader-elect`, as with client-go binaries.
+    flag: "--leader-elect [bool]",
     env: "SLOTMAP_LEADER_ELECT",
     help: "run leader election so that only one replica acts",
     schema: bool,
@@ -170,19 +171,25 @@ export function parseCoordinatorConfig(
     const msg = err instanceof Error ? err.message.replace(/^error: /, "") : String(err);
     throw new ConfigError(msg);
   }
-  const flags = cmd.opts<Record<string, string | undefined>>();
+  const flags = cmd.opts<Record<string, string | boolean | undefined>>();
   const result: Record<string, unknown> = {};
   for (const f of FLAGS) {
-    const fromFlag = flags[camel(f.flag)];
+    const flagValue = flags[camel(f.flag)];
+    const fromFlag = flagValue === true ? "true" : flagValue === false ? undefined : flagValue;
     const fromEnv = env[f.env] === "" ? undefined : env[f.env];
     let raw = fromFlag ?? fromEnv ?? f.defaultValue;
     if (f.key === "identity" && raw === undefined) raw = hostname();
+    const flagName = f.flag.split(" ")[0];
     const source =
-      fromFlag !== undefined ? f.flag.split(" ")[0] : fromEnv !== undefined ? `env ${f.env}` : "default";
+      fromFlag !== undefined
+        ? flagName
+        : fromEnv !== undefined
+          ? `env ${f.env} (${flagName})`
+          : `default of ${flagName}`;
     const parsed = f.schema.safeParse(raw);
     if (!parsed.success) {
       const why = parsed.error.issues[0]?.message ?? "invalid";
-      throw new ConfigError(`${source} ${f.flag.split(" ")[0]}: ${JSON.stringify(raw)}: ${why}`);
+      throw new ConfigError(`${source}: ${JSON.stringify(raw)}: ${why}`);
     }
     result[f.key] = parsed.data;
   }

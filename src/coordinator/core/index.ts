@@ -7,9 +7,11 @@ export type { ShardObservation, StatusShardHint } from "./leases.js";
 export { metaTime, microTime } from "./status.js";
 export { REASONS, step } from "./step.js";
 export {
+  COORDINATOR_MUTATIONS,
   type CoordinatorAction,
   type CoordinatorConfig,
   CoordinatorInputError,
+  type CoordinatorMutation,
   type CoreMemory,
   DEFAULT_LEASE_DURATION_MS,
   DEFAULT_ORPHAN_AFTER_MS,

@@ -14,7 +14,7 @@
 import type { FieldError } from "../../api/errors.js";
 import { ackedGeneration, parseShardLeaseAnnotations } from "../../api/lease.js";
 import type { ShardState } from "../../slots/types.js";
-import { type ObservedLease, type ShardMemory, TAKEOVER_HOLDER } from "./types.js";
+import { type CoordinatorMutation, type ObservedLease, type ShardMemory, TAKEOVER_HOLDER } from "./types.js";
 
 /** What the status says about a shard, used when a Lease is first observed or absent. */
 export interface StatusShardHint {
@@ -61,6 +61,10 @@ export interface ObserveShardsInput {
   readonly now: number;
   readonly defaultLeaseDurationMs: number;
   readonly orphanAfterMs: number;
+  /** Simulator-only protocol bugs (see {@link CoordinatorMutation}); absent in production. */
+  readonly mutations?: ReadonlySet<CoordinatorMutation> | undefined;
+  /** Wall clock of the step (ms since the epoch); only read by the `trustRenewTime` mutation. */
+  readonly wallMs?: number | undefined;
 }
 
 function leaseDurationMs(lease: ObservedLease, fallback: number): number {
@@ -92,7 +96,12 @@ function observeLease(
   // First observation: no memory, recreated (new uid), or reappearing after an absence (uid null).
   const fresh = pm === undefined || pm.leaseUid !== lease.metadata.uid;
   const changed = fresh || pm.fingerprint !== fp;
-  const lastChangeAt = changed ? now : pm.lastChangeAt;
+  let lastChangeAt = changed ? now : pm.lastChangeAt;
+  if (input.mutations?.has("trustRenewTime") && input.wallMs !== undefined) {
+    // Mutation: trusts the shard's (skewed) wall clock instead of our own observation clock.
+    const renewed = Date.parse(lease.spec?.renewTime ?? "");
+    if (Number.isFinite(renewed)) lastChangeAt = now - (input.wallMs - renewed);
+  }
   const suspect = fresh
     ? realHolder && hint?.state === "Expired" && hint.holderIdentity === holder
     : !changed && pm.suspect;
@@ -131,7 +140,9 @@ function observeLease(
     lease,
     holder,
     realHolder,
-    ackedGeneration: ackedGeneration(parsed, input.slotMapUid),
+    ackedGeneration: input.mutations?.has("skipUidCheck")
+      ? (parsed.observedGeneration ?? 0)
+      : ackedGeneration(parsed, input.slotMapUid),
     leaseWeight: parsed.weight,
     annotationErrors: parsed.errors,
     takeoverDue,

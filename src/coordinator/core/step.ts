@@ -11,7 +11,7 @@
  * See docs/dev/coordinator-core.md for the interface and how the I/O layer applies actions.
  */
 import { type FieldError, formatFieldError, formatFieldErrors, renderValue } from "../../api/errors.js";
-import { effectiveWeight } from "../../api/lease.js";
+import { effectiveWeight, parseShardLeaseAnnotations } from "../../api/lease.js";
 import {
   API_VERSION,
   CONDITION_BALANCED,
@@ -25,7 +25,7 @@ import {
   type SlotMapSpec,
   type SlotMapStatus,
 } from "../../api/v1alpha1.js";
-import { plan } from "../../slots/planner.js";
+import { type PlanResult, plan } from "../../slots/planner.js";
 import { countSlots, formatSlotRanges, SlotRangeError } from "../../slots/ranges.js";
 import {
   freeRanges,
@@ -58,6 +58,7 @@ import {
 import {
   type CoordinatorAction,
   CoordinatorInputError,
+  type CoordinatorMutation,
   type CoreMemory,
   DEFAULT_LEASE_DURATION_MS,
   DEFAULT_ORPHAN_AFTER_MS,
@@ -83,6 +84,7 @@ export const REASONS = {
   shardExpired: "ShardExpired",
   orphanedLease: "OrphanedLease",
   newIncarnation: "NewShardIncarnation",
+  previousInstance: "PreviousInstanceDraining",
   allSlotsCovered: "AllSlotsCovered",
   noReadyShards: "NoReadyShards",
   slotsUnassigned: "SlotsUnassigned",
@@ -98,7 +100,10 @@ interface Resolved {
   readonly identity: string;
   readonly orphanAfterMs: number;
   readonly defaultLeaseDurationMs: number;
+  readonly mutations: ReadonlySet<CoordinatorMutation>;
 }
+
+const NO_MUTATIONS: ReadonlySet<CoordinatorMutation> = new Set();
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
@@ -176,7 +181,11 @@ function checkInput(input: StepInput, previous: CoreMemory | undefined): Resolve
       "expected a finite number > 0",
     );
   }
-  return { identity, orphanAfterMs, defaultLeaseDurationMs };
+  const mutations = cfg.mutations ?? NO_MUTATIONS;
+  if (!(mutations instanceof Set)) {
+    throw new CoordinatorInputError("config.mutations", mutations, "expected a Set of mutation names");
+  }
+  return { identity, orphanAfterMs, defaultLeaseDurationMs, mutations };
 }
 
 function deepFreeze<T>(v: T): T {
@@ -433,6 +442,7 @@ export function step(memory: CoreMemory | undefined, input: StepInput): StepResu
     now,
     defaultLeaseDurationMs: cfg.defaultLeaseDurationMs,
     orphanAfterMs: cfg.orphanAfterMs,
+    ...(cfg.mutations.size > 0 ? { mutations: cfg.mutations, wallMs: wall.getTime() } : {}),
   });
   for (const o of observations) reportAnnotationErrors(out, o);
 
@@ -562,6 +572,38 @@ function leaseActions(
   }
 }
 
+/** Live shards whose Lease acks another SlotMap uid, while the table assigns nothing at all. */
+function previousInstanceShards(
+  table: SlotTable,
+  observations: readonly ShardObservation[],
+  uid: string,
+): string[] {
+  if (table.migrations.length > 0 || table.owner.some((o) => o !== NO_OWNER)) return [];
+  return observations
+    .filter((o) => {
+      if (!o.realHolder || o.state === "Dead" || o.lease === undefined) return false;
+      const acked = parseShardLeaseAnnotations(o.lease.metadata.annotations).slotmapUid;
+      return acked !== undefined && acked !== uid;
+    })
+    .map((o) => o.name);
+}
+
+/** The barrier's plan: generation 1 (from 0) that assigns nothing, else no change. */
+function assignNothing(table: SlotTable): PlanResult {
+  const first = table.generation === 0;
+  return {
+    table: first ? makeTable(1, table.shards, table.owner.slice(), []) : table,
+    changed: first,
+    committed: [],
+    started: [],
+    direct: [],
+    released: [],
+    retargeted: [],
+    targets: new Map(),
+    balanced: false,
+  };
+}
+
 function keptOrUnknown(observed: readonly Condition[], type: string, reason: string): ConditionWant {
   const c = observed.find((x) => x.type === type);
   if (c !== undefined) return { type, status: c.status, reason: c.reason, message: c.message };
@@ -676,11 +718,20 @@ function decide(
 
   const infos: ShardInfo[] = observations.map((o) => ({
     name: o.name,
-    state: o.state,
+    // Mutations (simulator only): an Expired shard planned as Dead; every migration taken as acked.
+    state: o.state === "Expired" && cfg.mutations.has("reassignExpired") ? "Dead" : o.state,
     weight: effectiveWeight(spec, o.name, o.leaseWeight),
-    ackedGeneration: o.ackedGeneration,
+    ackedGeneration: cfg.mutations.has("commitBeforeAck") ? pre.generation : o.ackedGeneration,
   }));
-  const result = plan(pre, infos, { maxMigratingSlots: spec.policy.maxMigratingSlots });
+  // New-uid barrier (SlotMap deleted and recreated): while nothing is assigned and live Leases
+  // still ack another instance, their processes may still run reconciles of the old table. Write a
+  // generation that assigns nothing and assign only once they ack it (they ack a new uid only after
+  // their old reconciles finished) or are Dead.
+  const barrier = previousInstanceShards(table, observations, meta.uid);
+  const result: PlanResult =
+    barrier.length > 0
+      ? assignNothing(pre)
+      : plan(pre, infos, { maxMigratingSlots: spec.policy.maxMigratingSlots });
   const bump = result.changed || replaced.length > 0;
   const next = result.changed
     ? result.table
@@ -805,6 +856,13 @@ function decide(
       status: "False",
       reason: REASONS.noReadyShards,
       message: `no shard Lease labelled slotmap.dev/slotmap=${meta.name} in namespace ${spec.leaseNamespace} is Ready`,
+    });
+  } else if (barrier.length > 0) {
+    wants.push({
+      type: CONDITION_READY,
+      status: "False",
+      reason: REASONS.previousInstance,
+      message: `assigning no slot until ${nameList(barrier)} acknowledge this SlotMap instance (uid ${meta.uid}): their Leases still acknowledge a previous instance`,
     });
   } else if (unassigned > 0) {
     wants.push({
@@ -946,6 +1004,12 @@ function decide(
   }
   if (next !== table) {
     const g = next.generation;
+    if (barrier.length > 0) {
+      out.log("info", "SlotMap recreated: assigning nothing until shards of the previous instance ack", {
+        generation: g,
+        shards: barrier.join(","),
+      });
+    }
     out.log("info", "new assignment generation", {
       generation: g,
       previousGeneration: table.generation,

@@ -69,7 +69,28 @@ export interface CoordinatorConfig {
   readonly orphanAfterMs?: number | undefined;
   /** Lease duration assumed for a Lease without `spec.leaseDurationSeconds`. Default 15000. */
   readonly defaultLeaseDurationMs?: number | undefined;
+  /** Deliberate protocol bugs for the simulator's teeth tests; never set in production. */
+  readonly mutations?: ReadonlySet<CoordinatorMutation> | undefined;
 }
+
+/**
+ * Deliberate protocol bugs the simulator injects to show that its invariants catch them
+ * (docs/verification.md). Never set in production.
+ * - `commitBeforeAck`: commit migrations without waiting for the source's ack.
+ * - `reassignExpired`: release an Expired shard's slots at once, before its Lease is taken over.
+ * - `skipUidCheck`: count acks whatever SlotMap uid they name.
+ * - `trustRenewTime`: judge expiry from the Lease's renewTime against our wall clock instead of
+ *   waiting a full leaseDuration of our own clock.
+ */
+export const COORDINATOR_MUTATIONS = [
+  "commitBeforeAck",
+  "reassignExpired",
+  "skipUidCheck",
+  "trustRenewTime",
+] as const;
+
+/** One of {@link COORDINATOR_MUTATIONS}. */
+export type CoordinatorMutation = (typeof COORDINATOR_MUTATIONS)[number];
 
 /** Everything one decision step reads, besides the memory. */
 export interface StepInput {

@@ -66,3 +66,18 @@ describe("coordinator config", () => {
     expect(text).toContain("SLOTMAP_ORPHAN_AFTER");
   });
 });
+
+describe("coordinator config: flag forms", () => {
+  it("accepts a bare --leader-elect (as deploy/coordinator passes it) and an explicit value", () => {
+    expect(parse(["--leader-elect"]).leaderElect).toBe(true);
+    expect(parse(["--leader-elect", "false"]).leaderElect).toBe(false);
+    expect(parse(["--leader-elect=false"]).leaderElect).toBe(false);
+    expect(parse([], { SLOTMAP_LEADER_ELECT: "0" }).leaderElect).toBe(false);
+  });
+
+  it("names the flag once in an error about a flag value", () => {
+    expect(() => parse(["--lease-duration", "abc"])).toThrow(
+      /^--lease-duration: "abc": must be a number of seconds$/,
+    );
+  });
+});

@@ -1,0 +1,626 @@
+import { performance } from "node:perf_hooks";
+import type { Logger } from "pino";
+import { LABEL_SLOTMAP } from "../api/lease.js";
+import { API_VERSION, GROUP, KIND, PLURAL, VERSION } from "../api/v1alpha1.js";
+import { isStatus, type KubeHttp, type KubeObject } from "../kube/http.js";
+import { Reflector, type ReflectorHandler } from "../kube/reflector.js";
+import { type CacheChange, keyOf, ObjectCache } from "./cache.js";
+import {
+  type CoordinatorAction,
+  CoordinatorInputError,
+  type CoreMemory,
+  type ObservedLease,
+  type ObservedSlotMap,
+  REASONS,
+  type StepResult,
+  step,
+} from "./core/index.js";
+import { EventRecorder } from "./events.js";
+import type { CoordinatorMetrics } from "./metrics.js";
+
+/**
+ * The coordinator's I/O layer: it feeds the sans-I/O core (`./core`, docs/dev/coordinator-core.md)
+ * with SlotMaps and shard Leases from two watches and applies the actions it returns.
+ *
+ * - Memory: only SlotMaps and the Leases labelled `slotmap.dev/slotmap` are cached, never the
+ *   sharded objects, so memory grows with SlotMaps and shards only.
+ * - One worker per SlotMap: steps are serialised per SlotMap (never two at once for one), run on
+ *   every change of the SlotMap or one of its Leases, at the core's `nextStepAt` (one timer per
+ *   SlotMap), after a conflict (at once, after re-reading the object) and after a failed write
+ *   (with backoff). Nothing is stepped before both caches have synced.
+ * - Writes carry the core's preconditions (resourceVersion, uid) and are never retried blindly:
+ *   a 409 re-reads the object and re-steps, so a decision is always taken on the newer data.
+ */
+
+/** Collection path of SlotMaps (cluster-scoped). */
+export const SLOTMAPS_PATH = `/apis/${GROUP}/${VERSION}/${PLURAL}`;
+/** Collection path of Leases in all namespaces (watched with a `slotmap.dev/slotmap` selector). */
+export const LEASES_PATH = "/apis/coordination.k8s.io/v1/leases";
+
+const leasePath = (namespace: string, name: string): string =>
+  `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases/${encodeURIComponent(name)}`;
+const slotMapPath = (name: string): string => `${SLOTMAPS_PATH}/${encodeURIComponent(name)}`;
+
+/** A step running longer than this makes `/healthz` fail (a wedged worker needs a restart). */
+const STUCK_AFTER_MS = 120_000;
+const MAX_BACKOFF_MS = 30_000;
+/** Conflicts in a row re-stepped at once; beyond that, with backoff (someone keeps racing us). */
+const IMMEDIATE_CONFLICT_RETRIES = 3;
+
+/** Options of {@link CoordinatorDriver}. */
+export interface DriverOptions {
+  http: KubeHttp;
+  logger: Logger;
+  metrics: CoordinatorMetrics;
+  /** This coordinator's identity: `reportingInstance` of its Events. */
+  identity: string;
+  /** Delete a Dead shard's Lease after this long (default: the core's, 60 s). */
+  orphanAfterMs?: number | undefined;
+  /** Lease duration assumed for a Lease without one (default: the core's, 15 s). */
+  defaultLeaseDurationMs?: number | undefined;
+  /** Server-side watch timeout (default: the Reflector's). */
+  watchTimeoutSeconds?: number | undefined;
+  /** Monotonic clock in ms (default `performance.now`). */
+  now?: () => number;
+  /** Wall clock for objects (default `new Date()`). */
+  wallTime?: () => Date;
+}
+
+/** Counters for tests and logs. */
+export interface DriverStats {
+  steps: number;
+  conflicts: number;
+  writeErrors: number;
+}
+
+interface Worker {
+  readonly name: string;
+  memory: CoreMemory | undefined;
+  /** uid of the SlotMap instance last stepped. */
+  uid: string | undefined;
+  /** Another step is wanted (set while one runs: it runs again right after). */
+  pending: boolean;
+  running: Promise<void> | undefined;
+  runningSince: number | undefined;
+  timer: NodeJS.Timeout | undefined;
+  failures: number;
+  /** Consecutive steps that ended in a conflict. */
+  conflicts: number;
+  dropped: boolean;
+}
+
+type WriteResult = "ok" | "conflict" | "error";
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** The core's view of a cached SlotMap; undefined if it lacks what every API object has. */
+function observedSlotMap(o: KubeObject): ObservedSlotMap | undefined {
+  const m = o.metadata;
+  if (!m?.name || !m.uid || !m.resourceVersion) return undefined;
+  const deletionTimestamp = typeof m.deletionTimestamp === "string" ? m.deletionTimestamp : undefined;
+  return {
+    metadata: {
+      name: m.name,
+      uid: m.uid,
+      resourceVersion: m.resourceVersion,
+      generation: m.generation,
+      deletionTimestamp,
+    },
+    spec: o.spec,
+    status: o.status,
+  };
+}
+
+/** The core's view of a cached Lease. */
+function observedLease(o: KubeObject): ObservedLease | undefined {
+  const m = o.metadata;
+  if (!m?.name || !m.uid || !m.resourceVersion) return undefined;
+  return {
+    metadata: {
+      name: m.name,
+      namespace: m.namespace,
+      uid: m.uid,
+      resourceVersion: m.resourceVersion,
+      annotations: m.annotations,
+    },
+    spec: isRecord(o.spec) ? (o.spec as ObservedLease["spec"]) : undefined,
+  };
+}
+
+function labelOf(o: KubeObject | undefined): string | undefined {
+  return o?.metadata?.labels?.[LABEL_SLOTMAP];
+}
+
+/** Watches SlotMaps and shard Leases and runs the coordinator core for every SlotMap. */
+export class CoordinatorDriver {
+  /** Counters (steps, conflicts, failed writes). */
+  readonly stats: DriverStats = { steps: 0, conflicts: 0, writeErrors: 0 };
+  private readonly slotMaps = new ObjectCache<KubeObject>();
+  private readonly leases = new ObjectCache<KubeObject>();
+  /** Lease keys by the value of their `slotmap.dev/slotmap` label. */
+  private readonly leaseIndex = new Map<string, Set<string>>();
+  private readonly workers = new Map<string, Worker>();
+  private readonly stopping = new AbortController();
+  private readonly events: EventRecorder;
+  private readonly now: () => number;
+  private readonly wallTime: () => Date;
+  private readonly log: Logger;
+  private reflectors: Reflector<KubeObject>[] = [];
+  private ready = false;
+  private stopped = false;
+
+  constructor(private readonly opts: DriverOptions) {
+    this.now = opts.now ?? (() => performance.now());
+    this.wallTime = opts.wallTime ?? (() => new Date());
+    this.log = opts.logger;
+    this.events = new EventRecorder({
+      http: opts.http,
+      logger: opts.logger,
+      metrics: opts.metrics,
+      now: this.wallTime,
+    });
+  }
+
+  /** Both caches have synced and SlotMaps are being stepped. */
+  get synced(): boolean {
+    return this.ready && !this.stopped;
+  }
+
+  /** A liveness problem (a step wedged for minutes), or undefined when healthy. */
+  health(): string | undefined {
+    const now = this.now();
+    for (const w of this.workers.values()) {
+      if (w.runningSince !== undefined && now - w.runningSince > STUCK_AFTER_MS) {
+        return `step of SlotMap ${w.name} running for ${Math.round((now - w.runningSince) / 1000)}s`;
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * Starts both watches; resolves once both caches synced (then every SlotMap is stepped).
+   * Resolves without syncing if {@link stop} comes first.
+   */
+  async start(): Promise<void> {
+    const slotMapHandler: ReflectorHandler<KubeObject> = {
+      onListStart: () => this.slotMaps.beginList(),
+      onEvent: (type, obj) =>
+        this.onSlotMapChange(
+          type === "DELETED" ? this.slotMaps.remove(keyOf(obj), obj) : this.slotMaps.put(obj),
+        ),
+      onSynced: () => {
+        for (const c of this.slotMaps.endList()) this.onSlotMapChange(c);
+      },
+      onError: (err) => this.log.warn({ error: errorText(err) }, "SlotMap watch failed; retrying"),
+    };
+    const leaseHandler: ReflectorHandler<KubeObject> = {
+      onListStart: () => this.leases.beginList(),
+      onEvent: (type, obj) =>
+        this.onLeaseChange(type === "DELETED" ? this.leases.remove(keyOf(obj), obj) : this.leases.put(obj)),
+      onSynced: () => {
+        for (const c of this.leases.endList()) this.onLeaseChange(c);
+      },
+      onError: (err) => this.log.warn({ error: errorText(err) }, "shard Lease watch failed; retrying"),
+    };
+    const timeout = this.opts.watchTimeoutSeconds;
+    this.reflectors = [
+      new Reflector<KubeObject>({
+        http: this.opts.http,
+        path: SLOTMAPS_PATH,
+        handler: slotMapHandler,
+        ...(timeout !== undefined ? { watchTimeoutSeconds: timeout } : {}),
+      }),
+      new Reflector<KubeObject>({
+        http: this.opts.http,
+        path: LEASES_PATH,
+        labelSelector: LABEL_SLOTMAP,
+        handler: leaseHandler,
+        ...(timeout !== undefined ? { watchTimeoutSeconds: timeout } : {}),
+      }),
+    ];
+    try {
+      await Promise.all(this.reflectors.map((r) => r.start()));
+    } catch (err) {
+      if (this.stopped) return;
+      throw err;
+    }
+    if (this.stopped) return;
+    this.ready = true;
+    this.log.info({ slotmaps: this.slotMaps.size, leases: this.leases.size }, "caches synced");
+    for (const sm of this.slotMaps.values()) this.kick(sm.metadata?.name ?? "");
+  }
+
+  /**
+   * Stops at once: no step starts after this call, writes in flight are aborted, the gauges of
+   * every SlotMap are removed (a replica that stopped leading must not export stale values).
+   * Resolves when the watches and workers have ended.
+   */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.stopping.abort();
+    for (const w of this.workers.values()) {
+      clearTimeout(w.timer);
+      this.opts.metrics.forget(w.name);
+    }
+    await Promise.all(this.reflectors.map((r) => r.stop()));
+    await Promise.all([...this.workers.values()].map((w) => w.running));
+    this.workers.clear();
+  }
+
+  // --- caches ------------------------------------------------------------------------------------
+
+  private onSlotMapChange(c: CacheChange<KubeObject>): void {
+    if (c.before === c.after) return;
+    const name = (c.after ?? c.before)?.metadata?.name;
+    if (name) this.kick(name);
+  }
+
+  private onLeaseChange(c: CacheChange<KubeObject>): void {
+    if (c.before === c.after) return;
+    const key = keyOf((c.after ?? c.before)!);
+    const was = labelOf(c.before);
+    const is = labelOf(c.after);
+    if (was !== undefined && was !== is) this.leaseIndex.get(was)?.delete(key);
+    if (was !== undefined && this.leaseIndex.get(was)?.size === 0) this.leaseIndex.delete(was);
+    if (is !== undefined) {
+      let keys = this.leaseIndex.get(is);
+      if (keys === undefined) {
+        keys = new Set();
+        this.leaseIndex.set(is, keys);
+      }
+      keys.add(key);
+    }
+    if (was !== undefined) this.kick(was);
+    if (is !== undefined && is !== was) this.kick(is);
+  }
+
+  /** The Leases of a SlotMap: labelled with its name, in its `spec.leaseNamespace`. */
+  private leasesOf(name: string, spec: unknown): KubeObject[] {
+    const ns = isRecord(spec) && typeof spec.leaseNamespace === "string" ? spec.leaseNamespace : undefined;
+    if (ns === undefined) return [];
+    const out: KubeObject[] = [];
+    for (const key of this.leaseIndex.get(name) ?? []) {
+      const lease = this.leases.get(key);
+      if (lease?.metadata?.namespace === ns) out.push(lease);
+    }
+    return out;
+  }
+
+  // --- workers -----------------------------------------------------------------------------------
+
+  /** Asks for a step of SlotMap `name` (coalesced; serialised with any running step). */
+  private kick(name: string): void {
+    if (!this.ready || this.stopped || name === "") return;
+    let w = this.workers.get(name);
+    if (w === undefined) {
+      if (this.slotMaps.get(name) === undefined) return;
+      w = {
+        name,
+        memory: undefined,
+        uid: undefined,
+        pending: false,
+        running: undefined,
+        runningSince: undefined,
+        timer: undefined,
+        failures: 0,
+        conflicts: 0,
+        dropped: false,
+      };
+      this.workers.set(name, w);
+    }
+    w.pending = true;
+    w.running ??= this.drain(w);
+  }
+
+  private async drain(w: Worker): Promise<void> {
+    await null; // lets kick() store `running` before this can finish
+    try {
+      while (w.pending && !w.dropped && !this.stopped) {
+        w.pending = false;
+        w.runningSince = this.now();
+        try {
+          await this.stepOnce(w);
+        } catch (err) {
+          this.log.error({ slotmap: w.name, error: errorText(err) }, "coordinator step failed; retrying");
+          this.retryLater(w, undefined);
+        } finally {
+          w.runningSince = undefined;
+        }
+      }
+    } finally {
+      w.running = undefined;
+      if (w.dropped && w.pending) this.kick(w.name);
+    }
+  }
+
+  /** Forgets a deleted SlotMap: memory, timer and metric series. */
+  private drop(w: Worker): void {
+    w.dropped = true;
+    clearTimeout(w.timer);
+    this.workers.delete(w.name);
+    this.opts.metrics.forget(w.name);
+    this.log.info({ slotmap: w.name, uid: w.uid }, "SlotMap deleted: forgetting it");
+  }
+
+  private setTimer(w: Worker, at: number | undefined): void {
+    clearTimeout(w.timer);
+    w.timer = undefined;
+    if (at === undefined || this.stopped || w.dropped) return;
+    // +1: timers may fire a little early against performance.now(); the core wants now >= at.
+    const delay = Math.max(0, Math.ceil(at - this.now())) + 1;
+    w.timer = setTimeout(() => {
+      w.timer = undefined;
+      this.kick(w.name);
+    }, delay);
+  }
+
+  private retryLater(w: Worker, nextStepAt: number | undefined): void {
+    w.failures++;
+    const backoff = Math.min(MAX_BACKOFF_MS, 200 * 2 ** Math.min(w.failures - 1, 10));
+    const at = this.now() + backoff;
+    this.setTimer(w, nextStepAt !== undefined ? Math.min(nextStepAt, at) : at);
+  }
+
+  private async stepOnce(w: Worker): Promise<void> {
+    const raw = this.slotMaps.get(w.name);
+    if (raw === undefined) {
+      this.drop(w);
+      return;
+    }
+    const slotMap = observedSlotMap(raw);
+    if (slotMap === undefined) return;
+    const leaseObjects = this.leasesOf(w.name, slotMap.spec);
+    const leases: ObservedLease[] = [];
+    for (const l of leaseObjects) {
+      const o = observedLease(l);
+      if (o !== undefined) leases.push(o);
+    }
+    if (w.uid !== undefined && w.uid !== slotMap.metadata.uid) {
+      // Recreated under the same name: its series start over (the core resets its memory).
+      this.opts.metrics.forget(w.name);
+    }
+    w.uid = slotMap.metadata.uid;
+    const started = this.now();
+    let result: StepResult;
+    try {
+      result = step(w.memory, {
+        slotMap,
+        leases,
+        now: started,
+        wallTime: this.wallTime().toISOString(),
+        config: {
+          identity: this.opts.identity,
+          ...(this.opts.orphanAfterMs !== undefined ? { orphanAfterMs: this.opts.orphanAfterMs } : {}),
+          ...(this.opts.defaultLeaseDurationMs !== undefined
+            ? { defaultLeaseDurationMs: this.opts.defaultLeaseDurationMs }
+            : {}),
+        },
+      });
+    } catch (err) {
+      if (!(err instanceof CoordinatorInputError)) throw err;
+      // A bug in this layer: log it loudly, start from an empty memory (always safe), retry.
+      this.log.error({ slotmap: w.name, field: err.field, error: err.message }, "bad input to the core");
+      w.memory = undefined;
+      this.retryLater(w, undefined);
+      return;
+    }
+    this.stats.steps++;
+    w.memory = result.memory;
+    for (const r of result.logs) this.log[r.level](r.fields, r.msg);
+    this.opts.metrics.publish(result.metrics);
+    const outcome = await this.apply(raw, leaseObjects, result.actions);
+    if (this.stopped) return;
+    this.opts.metrics.stepDuration.observe((this.now() - started) / 1000);
+    w.conflicts = outcome.conflict ? w.conflicts + 1 : 0;
+    if (outcome.conflict && w.conflicts <= IMMEDIATE_CONFLICT_RETRIES) w.pending = true;
+    if (outcome.failed || w.conflicts > IMMEDIATE_CONFLICT_RETRIES) {
+      this.retryLater(w, result.nextStepAt);
+    } else {
+      w.failures = 0;
+      this.setTimer(w, result.nextStepAt);
+    }
+  }
+
+  // --- actions -----------------------------------------------------------------------------------
+
+  /** Applies a step's actions in order, each independently of the others' outcome. */
+  private async apply(
+    slotMap: KubeObject,
+    leaseObjects: readonly KubeObject[],
+    actions: readonly CoordinatorAction[],
+  ): Promise<{ conflict: boolean; failed: boolean }> {
+    const leases = new Map(leaseObjects.map((l) => [keyOf(l), l]));
+    let conflict = false;
+    let failed = false;
+    for (const a of actions) {
+      if (this.stopped) break;
+      let r: WriteResult = "ok";
+      switch (a.type) {
+        case "updateStatus":
+          r = await this.write(
+            "update",
+            "slotmaps/status",
+            { slotmap: a.slotMap.name, resourceVersion: a.slotMap.resourceVersion },
+            async () => {
+              const updated = await this.opts.http.request<KubeObject>(
+                "PUT",
+                `${slotMapPath(a.slotMap.name)}/status`,
+                {
+                  body: {
+                    apiVersion: API_VERSION,
+                    kind: KIND,
+                    metadata: {
+                      name: a.slotMap.name,
+                      uid: a.slotMap.uid,
+                      resourceVersion: a.slotMap.resourceVersion,
+                    },
+                    spec: slotMap.spec,
+                    status: a.status,
+                  },
+                  signal: this.stopping.signal,
+                },
+              );
+              this.onSlotMapChange(this.slotMaps.refresh(updated));
+            },
+            () => this.rereadSlotMap(a.slotMap.name, a.slotMap.uid),
+          );
+          break;
+        case "takeOverLease": {
+          const current = leases.get(`${a.namespace}/${a.name}`);
+          r = await this.write(
+            "update",
+            "leases",
+            { slotmap: labelOf(current) ?? "", shard: a.name, namespace: a.namespace },
+            async () => {
+              if (current === undefined || current.metadata?.uid !== a.uid) {
+                // Not the Lease the step judged: let the re-read and the next step decide.
+                throw new StaleObservation();
+              }
+              const spec = isRecord(current.spec) ? current.spec : {};
+              const updated = await this.opts.http.request<KubeObject>(
+                "PUT",
+                leasePath(a.namespace, a.name),
+                {
+                  body: {
+                    ...current,
+                    apiVersion: "coordination.k8s.io/v1",
+                    kind: "Lease",
+                    metadata: { ...current.metadata, resourceVersion: a.resourceVersion },
+                    spec: { ...spec, ...a.spec },
+                  },
+                  signal: this.stopping.signal,
+                },
+              );
+              this.onLeaseChange(this.leases.refresh(updated));
+            },
+            () => this.rereadLease(a.namespace, a.name, a.uid),
+          );
+          break;
+        }
+        case "deleteLease":
+          r = await this.write(
+            "delete",
+            "leases",
+            { shard: a.name, namespace: a.namespace },
+            async () => {
+              await this.opts.http.request("DELETE", leasePath(a.namespace, a.name), {
+                body: {
+                  apiVersion: "v1",
+                  kind: "DeleteOptions",
+                  preconditions: { uid: a.uid, resourceVersion: a.resourceVersion },
+                },
+                signal: this.stopping.signal,
+              });
+            },
+            () => this.rereadLease(a.namespace, a.name, a.uid),
+          );
+          break;
+        case "event": {
+          const kind =
+            a.reason === REASONS.invalidSpec
+              ? "spec"
+              : a.reason === REASONS.invalidStatus
+                ? "status"
+                : a.reason === REASONS.invalidAnnotation
+                  ? "annotation"
+                  : undefined;
+          if (kind !== undefined) {
+            this.opts.metrics.invalidInput.inc({ slotmap: slotMap.metadata?.name ?? "", kind });
+          }
+          await this.events.record(a, this.stopping.signal);
+          break;
+        }
+      }
+      if (r === "conflict") conflict = true;
+      else if (r === "error") failed = true;
+    }
+    return { conflict, failed };
+  }
+
+  /**
+   * Runs one write, counts it, and sorts its outcome: 409 (and a stale observation) re-read the
+   * object and ask for a re-step; 404 on delete is success; 404 otherwise re-reads (gone); any
+   * other error asks for a retry with backoff.
+   */
+  private async write(
+    verb: "update" | "delete",
+    resource: "slotmaps/status" | "leases",
+    fields: Record<string, string>,
+    send: () => Promise<void>,
+    reread: () => Promise<void>,
+  ): Promise<WriteResult> {
+    try {
+      await send();
+      this.opts.metrics.apiWrites.inc({ verb, resource, result: "ok" });
+      return "ok";
+    } catch (err) {
+      if (this.stopped) return "error";
+      const conflict = isStatus(err, 409) || err instanceof StaleObservation;
+      const notFound = isStatus(err, 404);
+      this.opts.metrics.apiWrites.inc({
+        verb,
+        resource,
+        result: conflict ? "conflict" : notFound ? "notfound" : "error",
+      });
+      if (notFound && verb === "delete") return "ok";
+      if (conflict || notFound) {
+        this.stats.conflicts++;
+        this.log.info(
+          { ...fields, verb, resource, error: errorText(err) },
+          "write rejected by a precondition: re-reading and stepping again",
+        );
+        try {
+          await reread();
+        } catch (rereadErr) {
+          this.log.warn({ ...fields, error: errorText(rereadErr) }, "re-read failed; relying on the watch");
+        }
+        return "conflict";
+      }
+      this.stats.writeErrors++;
+      this.log.warn(
+        { ...fields, verb, resource, error: errorText(err) },
+        "write failed; retrying with backoff",
+      );
+      return "error";
+    }
+  }
+
+  private async rereadSlotMap(name: string, uid: string): Promise<void> {
+    try {
+      const obj = await this.opts.http.request<KubeObject>("GET", slotMapPath(name), {
+        signal: this.stopping.signal,
+      });
+      this.onSlotMapChange(this.slotMaps.refresh(obj));
+    } catch (err) {
+      if (!isStatus(err, 404)) throw err;
+      this.onSlotMapChange(this.slotMaps.remove(name, { metadata: { name, uid } }));
+    }
+  }
+
+  private async rereadLease(namespace: string, name: string, uid: string): Promise<void> {
+    try {
+      const obj = await this.opts.http.request<KubeObject>("GET", leasePath(namespace, name), {
+        signal: this.stopping.signal,
+      });
+      this.onLeaseChange(this.leases.refresh(obj));
+    } catch (err) {
+      if (!isStatus(err, 404)) throw err;
+      this.onLeaseChange(this.leases.remove(`${namespace}/${name}`, { metadata: { name, namespace, uid } }));
+    }
+  }
+}
+
+/** The cached Lease is not the one the step judged (it changed meanwhile): treated like a 409. */
+class StaleObservation extends Error {
+  constructor() {
+    super("the Lease changed since the step observed it");
+    this.name = "StaleObservation";
+  }
+}

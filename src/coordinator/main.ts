@@ -1,0 +1,212 @@
+#!/usr/bin/env node
+import { randomBytes } from "node:crypto";
+import { realpathSync } from "node:fs";
+import { delimiter } from "node:path";
+import { fileURLToPath } from "node:url";
+import { KubeConfig } from "@kubernetes/client-node";
+import { CommanderError } from "commander";
+import { type Logger, pino } from "pino";
+import { loadKubeConfig } from "../cli/kubeconfig.js";
+import { KubeHttp } from "../kube/http.js";
+import { LeaderElector } from "../kube/leader-election.js";
+import { type OpsServer, startOpsServer } from "../kube/ops-server.js";
+import { ConfigError, type CoordinatorConfig, parseCoordinatorConfig } from "./config.js";
+import { CoordinatorDriver } from "./driver.js";
+import { CoordinatorMetrics } from "./metrics.js";
+
+/**
+ * The `slotmap-coordinator` process: ops server, optional leader election, and the driver
+ * (src/coordinator/driver.ts) while this replica leads. See docs/coordinator.md.
+ */
+
+/** Options of {@link runCoordinator}. */
+export interface RunOptions {
+  /** Aborting it shuts down: stop the driver, release leadership, close the ops server. */
+  signal: AbortSignal;
+  /** Default: pino to stdout at `config.logLevel`. */
+  logger?: Logger;
+  /** Default: loaded from `config.kubeconfig`, in-cluster, or ~/.kube/config. */
+  kubeConfig?: KubeConfig;
+  /** Called once the ops server listens (not called when it is disabled). */
+  onListening?: (port: number) => void;
+  /** Default: a fresh registry with the default process metrics. */
+  metrics?: CoordinatorMetrics;
+}
+
+/**
+ * Loads the kubeconfig: `--kubeconfig` / `KUBECONFIG` (a path list is merged as kubectl does),
+ * else the in-cluster service account when running in a pod, else ~/.kube/config.
+ */
+export function loadCoordinatorKubeConfig(
+  kubeconfig: string | undefined,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): KubeConfig {
+  if (kubeconfig !== undefined) {
+    const files = kubeconfig.split(delimiter).filter((f) => f !== "");
+    if (files.length === 1) return loadKubeConfig({ kubeconfig: files[0], env }).kc;
+    return loadKubeConfig({ env: { ...env, KUBECONFIG: kubeconfig } }).kc;
+  }
+  if (env.KUBERNETES_SERVICE_HOST && env.KUBERNETES_SERVICE_PORT) {
+    const kc = new KubeConfig();
+    kc.loadFromCluster();
+    return kc;
+  }
+  return loadKubeConfig({ env: { ...env, KUBECONFIG: undefined } }).kc;
+}
+
+/**
+ * Runs the coordinator until `opts.signal` aborts, then shuts down in order: stop the driver
+ * (no write starts after that), release the leader Lease (a standby takes over at once instead of
+ * after expiry), close the ops server. Resolves when done.
+ */
+export async function runCoordinator(config: CoordinatorConfig, opts: RunOptions): Promise<void> {
+  const logger = opts.logger ?? pino({ level: config.logLevel, base: { identity: config.identity } });
+  const kc = opts.kubeConfig ?? loadCoordinatorKubeConfig(config.kubeconfig);
+  const http = new KubeHttp(kc);
+  const metrics = opts.metrics ?? new CoordinatorMetrics();
+  let driver: CoordinatorDriver | undefined;
+  let elector: LeaderElector | undefined;
+
+  const startDriver = (leading?: AbortSignal): void => {
+    const d = new CoordinatorDriver({
+      http,
+      logger,
+      metrics,
+      identity: config.identity,
+      orphanAfterMs: config.orphanAfterSeconds * 1000,
+    });
+    driver = d;
+    leading?.addEventListener(
+      "abort",
+      () => {
+        // Lost (or released) leadership: stop at once; another replica may be leading already.
+        if (driver === d) driver = undefined;
+        d.stop().catch((err: unknown) => logger.error({ error: String(err) }, "stopping the driver failed"));
+      },
+      { once: true },
+    );
+    d.start().catch((err: unknown) => logger.error({ error: String(err) }, "driver failed to start"));
+  };
+
+  let server: OpsServer | undefined;
+  if (config.metricsAddress !== "0") {
+    server = await startOpsServer({
+      address: config.metricsAddress,
+      registry: metrics.registry,
+      healthz: {
+        driver: () => driver?.health(),
+      },
+      readyz: {
+        caches: () => {
+          if (elector !== undefined && !elector.isLeader) return undefined; // standing by
+          return driver?.synced ? undefined : "SlotMap and Lease caches not synced yet";
+        },
+      },
+    });
+    logger.info({ address: config.metricsAddress, port: server.port }, "ops server listening");
+    opts.onListening?.(server.port);
+  }
+
+  if (config.leaderElect) {
+    // A fresh suffix per process: a restarted pod with the same name must not resume a tenure
+    // that its previous incarnation may still believe it holds.
+    const holder = `${config.identity}_${randomBytes(4).toString("hex")}`;
+    elector = new LeaderElector({
+      http,
+      namespace: config.leaderElectionNamespace,
+      name: config.leaderElectionName,
+      identity: holder,
+      leaseDurationSeconds: config.leaseDurationSeconds,
+      renewDeadlineSeconds: config.renewDeadlineSeconds,
+      retryPeriodSeconds: config.retryPeriodSeconds,
+      onStartedLeading: (signal) => {
+        metrics.leader.set(1);
+        logger.info({ holder }, "became leader: starting the coordinator");
+        startDriver(signal);
+      },
+      onStoppedLeading: () => {
+        metrics.leader.set(0);
+        logger.warn({ holder }, "stopped leading: coordinator stopped");
+      },
+      onNewLeader: (leader) => {
+        if (leader !== holder) logger.info({ leader }, "another replica leads: standing by");
+      },
+      onError: (err) => logger.warn({ error: String(err) }, "leader election: API call failed; retrying"),
+    });
+    logger.info(
+      { namespace: config.leaderElectionNamespace, name: config.leaderElectionName, holder },
+      "leader election started",
+    );
+    elector.start();
+  } else {
+    metrics.leader.set(1);
+    startDriver();
+  }
+
+  if (!opts.signal.aborted) {
+    await new Promise<void>((resolve) =>
+      opts.signal.addEventListener("abort", () => resolve(), { once: true }),
+    );
+  }
+  logger.info("shutting down");
+  const d = driver;
+  driver = undefined;
+  await d?.stop();
+  await elector?.stop();
+  metrics.leader.set(0);
+  await server?.close();
+  logger.info("stopped");
+}
+
+/** Entry point: exit code 0 (done or --help), 2 (bad flags or kubeconfig), 1 (failure). */
+async function main(argv: readonly string[]): Promise<number> {
+  let config: CoordinatorConfig;
+  let kc: KubeConfig;
+  try {
+    config = parseCoordinatorConfig(argv, process.env);
+    kc = loadCoordinatorKubeConfig(config.kubeconfig);
+  } catch (err) {
+    if (err instanceof CommanderError && err.exitCode === 0) return 0;
+    if (err instanceof ConfigError || err instanceof Error) {
+      process.stderr.write(`error: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  const logger = pino({ level: config.logLevel, base: { identity: config.identity } });
+  const ac = new AbortController();
+  let signals = 0;
+  const onSignal = (name: NodeJS.Signals): void => {
+    signals++;
+    if (signals > 1) {
+      logger.warn({ signal: name }, "second signal: exiting at once");
+      process.exit(1);
+    }
+    logger.info({ signal: name }, "signal received");
+    ac.abort();
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+  await runCoordinator(config, { signal: ac.signal, logger, kubeConfig: kc });
+  return 0;
+}
+
+function isMain(): boolean {
+  const entry = process.argv[1];
+  if (entry === undefined) return false;
+  try {
+    return realpathSync(entry) === fileURLToPath(import.meta.url);
+  } catch {
+    return false;
+  }
+}
+
+if (isMain()) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}

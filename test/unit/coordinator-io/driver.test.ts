@@ -1,0 +1,236 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { pino } from "pino";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { TAKEOVER_HOLDER } from "../../../src/coordinator/core/index.js";
+import { CoordinatorDriver, LEASES_PATH } from "../../../src/coordinator/driver.js";
+import { CoordinatorMetrics } from "../../../src/coordinator/metrics.js";
+import { ApiError, type KubeHttp } from "../../../src/kube/http.js";
+import { FakeApi, type Obj } from "./fake-api.js";
+
+const SPEC = { leaseNamespace: "ns", resources: [{ resource: "secrets" }] };
+const drivers: CoordinatorDriver[] = [];
+
+afterEach(async () => {
+  await Promise.all(drivers.splice(0).map((d) => d.stop()));
+});
+
+function setup(opts: { orphanAfterMs?: number } = {}) {
+  const api = new FakeApi();
+  const metrics = new CoordinatorMetrics({ defaultMetrics: false });
+  const logs: Array<Record<string, unknown>> = [];
+  const logger = pino({ level: "debug" }, { write: (line: string) => logs.push(JSON.parse(line)) });
+  const driver = new CoordinatorDriver({
+    http: api as unknown as KubeHttp,
+    logger,
+    metrics,
+    identity: "coord-test",
+    orphanAfterMs: opts.orphanAfterMs,
+  });
+  drivers.push(driver);
+  return { api, metrics, logs, driver };
+}
+
+function holder(name: string, leaseDurationSeconds = 30): Record<string, unknown> {
+  return { holderIdentity: `${name}-1`, leaseDurationSeconds, renewTime: "2025-01-01T00:00:00.000000Z" };
+}
+
+function status(
+  api: FakeApi,
+  name = "m",
+): Record<string, unknown> & {
+  assignmentGeneration?: number;
+  shards?: Array<{ name: string; slots: string; state: string }>;
+  conditions?: Array<{ type: string }>;
+} {
+  return (api.slotMaps.get(name)?.status ?? {}) as ReturnType<typeof status>;
+}
+
+describe("CoordinatorDriver", () => {
+  it("steps only once both caches have synced", async () => {
+    const { api, driver } = setup();
+    api.putSlotMap("m", SPEC);
+    api.putLease("ns", "a", "m", holder("a"));
+    let open!: () => void;
+    api.gate = { collection: LEASES_PATH, open: new Promise<void>((r) => (open = r)) };
+    const started = driver.start();
+    await sleep(100);
+    expect(driver.synced).toBe(false);
+    expect(api.writes()).toEqual([]);
+    open();
+    await started;
+    expect(driver.synced).toBe(true);
+    await vi.waitFor(() => expect(status(api).assignmentGeneration).toBe(1));
+    // With the Lease known from the first step on, a owns everything at once.
+    expect(status(api).shards).toEqual([
+      expect.objectContaining({ name: "a", slots: "0-16383", state: "Ready" }),
+    ]);
+    expect(api.writes("PUT", "/status")).toHaveLength(1);
+  });
+
+  it("on 409 re-reads the SlotMap and steps again: the other writer's change is kept, never overwritten", async () => {
+    const { api, driver, metrics } = setup();
+    api.putSlotMap("m", SPEC);
+    api.putLease("ns", "a", "m", holder("a"));
+    await driver.start();
+    await vi.waitFor(() => expect(status(api).assignmentGeneration).toBe(1));
+    let externalRv = "";
+    api.hook = (method, path) => {
+      if (method !== "PUT" || !path.endsWith("/m/status") || externalRv !== "") return;
+      // Another client writes the status between the coordinator's read and its write.
+      const cur = status(api);
+      const conditions = [
+        ...(cur.conditions ?? []),
+        {
+          type: "External",
+          status: "True",
+          reason: "Other",
+          message: "x",
+          lastTransitionTime: "2025-01-01T00:00:00Z",
+        },
+      ];
+      externalRv = api.setStatus("m", { ...cur, conditions }).metadata.resourceVersion;
+    };
+    api.putLease("ns", "b", "m", holder("b")); // makes the coordinator start a handoff a -> b
+    await vi.waitFor(() => expect(status(api).assignmentGeneration).toBe(2));
+    const puts = api.requests.filter((r) => r.method === "PUT" && r.path.endsWith("/m/status"));
+    expect(puts.map((r) => r.status)).toEqual([200, 409, 200]);
+    const retried = puts[2]!.body as Obj;
+    expect(retried.metadata.resourceVersion).toBe(externalRv);
+    // The SlotMap was read again between the conflict and the retry.
+    const conflictAt = api.requests.indexOf(puts[1]!);
+    const retryAt = api.requests.indexOf(puts[2]!);
+    expect(
+      api.requests
+        .slice(conflictAt, retryAt)
+        .some((r) => r.method === "GET" && r.path.endsWith("/slotmaps/m")),
+    ).toBe(true);
+    expect(status(api).conditions?.map((c) => c.type)).toEqual([
+      "Ready",
+      "Balanced",
+      "Progressing",
+      "External",
+    ]);
+    const text = await metrics.registry.metrics();
+    expect(text).toContain(
+      'slotmap_api_writes_total{verb="update",resource="slotmaps/status",result="conflict"} 1',
+    );
+    expect(driver.stats.conflicts).toBe(1);
+  });
+
+  it("takes an Expired Lease over with its observed resourceVersion, then deletes it with preconditions", async () => {
+    const { api, driver } = setup({ orphanAfterMs: 300 });
+    api.putSlotMap("m", SPEC);
+    api.putLease("ns", "keep", "m", holder("keep"));
+    const lease = api.putLease("ns", "a", "m", holder("a", 1), { "example.com/other": "kept" });
+    await driver.start();
+    await vi.waitFor(() => expect(api.writes("PUT", "/leases/a")).toHaveLength(1), {
+      timeout: 5000,
+      interval: 50,
+    });
+    const takeover = api.writes("PUT", "/leases/a")[0]!.body as Obj & { spec: Record<string, unknown> };
+    expect(takeover.metadata.resourceVersion).toBe(lease.metadata.resourceVersion);
+    expect(takeover.metadata.uid).toBe(lease.metadata.uid);
+    expect(takeover.metadata.annotations).toEqual({ "example.com/other": "kept" });
+    expect(takeover.metadata.labels).toEqual({ "slotmap.dev/slotmap": "m" });
+    expect(takeover.spec).toMatchObject({ holderIdentity: TAKEOVER_HOLDER, leaseDurationSeconds: 1 });
+    expect(takeover.spec.renewTime).toMatch(/\.\d{6}Z$/);
+    await vi.waitFor(() => expect(api.writes("DELETE", "/leases/a")).toHaveLength(1), {
+      timeout: 5000,
+      interval: 50,
+    });
+    const [del] = api.writes("DELETE", "/leases/a");
+    // Accepted by the fake's precondition check: the uid and the resourceVersion after the takeover.
+    expect(del!.status).toBe(200);
+    expect((del!.body as { preconditions: unknown }).preconditions).toEqual({
+      uid: lease.metadata.uid,
+      resourceVersion: expect.not.stringMatching(`^${lease.metadata.resourceVersion}$`),
+    });
+    await vi.waitFor(() =>
+      expect(status(api).shards?.map((s) => [s.name, s.slots])).toEqual([["keep", "0-16383"]]),
+    );
+    const reasons = [...api.events.values()].map((e) => [
+      e.metadata.namespace,
+      e.reason,
+      (e.involvedObject as Obj).kind,
+    ]);
+    expect(reasons).toEqual(
+      expect.arrayContaining([
+        ["default", "ShardExpired", "SlotMap"],
+        ["default", "OrphanedLease", "SlotMap"],
+      ]),
+    );
+  });
+
+  it("forgets a deleted SlotMap (memory and metric series) and starts over when it is recreated", async () => {
+    const { api, driver, metrics, logs } = setup();
+    api.putSlotMap("m", SPEC);
+    api.putLease("ns", "a", "m", holder("a"));
+    await driver.start();
+    await vi.waitFor(() => expect(status(api).assignmentGeneration).toBe(1));
+    await vi.waitFor(async () =>
+      expect(await metrics.registry.metrics()).toContain('slotmap_assignment_generation{slotmap="m"} 1'),
+    );
+    api.deleteSlotMap("m");
+    await vi.waitFor(async () => expect(await metrics.registry.metrics()).not.toContain('slotmap="m"'));
+    expect(logs).toContainEqual(
+      expect.objectContaining({ msg: "SlotMap deleted: forgetting it", slotmap: "m" }),
+    );
+    const again = api.putSlotMap("m", SPEC);
+    await vi.waitFor(() => expect(status(api).assignmentGeneration).toBe(1));
+    expect(api.slotMaps.get("m")!.metadata.uid).toBe(again.metadata.uid);
+  });
+
+  it("retries a failed write with backoff on a fresh step", async () => {
+    const { api, driver } = setup();
+    api.putSlotMap("m", SPEC);
+    api.putLease("ns", "a", "m", holder("a"));
+    let failures = 0;
+    api.hook = (method, path) => {
+      if (method === "PUT" && path.endsWith("/status") && failures < 2) {
+        failures++;
+        throw new ApiError(500, "InternalError", "etcd is sad", method, path);
+      }
+    };
+    await driver.start();
+    await vi.waitFor(() => expect(status(api).assignmentGeneration).toBe(1), { timeout: 5000 });
+    expect(driver.stats.writeErrors).toBe(2);
+  });
+
+  it("never runs two steps of one SlotMap at once", async () => {
+    const { api, driver } = setup();
+    api.putSlotMap("m", SPEC);
+    api.putLease("ns", "a", "m", holder("a"));
+    let inFlight = 0;
+    let maxInFlight = 0;
+    api.hook = async (method, path) => {
+      if (method !== "PUT" || !path.endsWith("/m/status")) return;
+      inFlight++;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      await sleep(40);
+      inFlight--;
+    };
+    await driver.start();
+    for (const n of ["b", "c", "d", "e"]) {
+      api.putLease("ns", n, "m", holder(n));
+      await sleep(10);
+    }
+    await vi.waitFor(() => expect(status(api).shards).toHaveLength(5), { timeout: 5000 });
+    expect(api.writes("PUT", "/m/status").length).toBeGreaterThan(1);
+    expect(maxInFlight).toBe(1);
+  });
+
+  it("stop(): nothing is written afterwards and the SlotMap's series are removed", async () => {
+    const { api, driver, metrics } = setup();
+    api.putSlotMap("m", SPEC);
+    api.putLease("ns", "a", "m", holder("a"));
+    await driver.start();
+    await vi.waitFor(() => expect(status(api).assignmentGeneration).toBe(1));
+    await driver.stop();
+    expect(driver.synced).toBe(false);
+    const writes = api.writes().length;
+    api.putLease("ns", "b", "m", holder("b"));
+    await sleep(100);
+    expect(api.writes()).toHaveLength(writes);
+    expect(await metrics.registry.metrics()).not.toContain('slotmap="m"');
+  });
+});
