@@ -6,6 +6,18 @@ import { z } from "zod";
 import { type FieldError, formatFieldErrors } from "../../api/errors.js";
 import { LIMITS, PATTERNS, parseWith } from "../../api/v1alpha1.js";
 
+/**
+ * Deliberate protocol bugs the simulator injects to show that its invariants catch them
+ * (docs/verification.md). Never set in production.
+ * - `ackBeforeDrain`: ack a generation while reconciles still run on slots it took away.
+ * - `ignoreFencing`: keep starting (and never abort) reconciles after renewDeadline passed.
+ * - `acceptStaleGeneration`: apply a status older than the newest one applied.
+ */
+export const SHARD_MUTATIONS = ["ackBeforeDrain", "ignoreFencing", "acceptStaleGeneration"] as const;
+
+/** One of {@link SHARD_MUTATIONS}. */
+export type ShardMutation = (typeof SHARD_MUTATIONS)[number];
+
 /** Room kept in `holderIdentity` for `-<salt>-<n>` after the prefix (n < 10^9). */
 const IDENTITY_SUFFIX_ROOM = 11;
 
@@ -58,6 +70,12 @@ export const ShardMachineOptionsSchema = z
     handoffAbortAfterMs: positiveMs()
       .optional()
       .describe("Abort in-flight reconciles on lost slots after this long (default: never, wait for them)."),
+    mutations: z
+      .array(z.enum(SHARD_MUTATIONS))
+      .optional()
+      .describe(
+        "Deliberate protocol bugs for the simulator's teeth tests (docs/verification.md); never set in production.",
+      ),
     wallClockOffsetMs: z
       .number()
       .refine(Number.isFinite, { error: "must be a finite number" })

@@ -4,10 +4,12 @@
  */
 export {
   parseShardMachineOptions,
+  SHARD_MUTATIONS,
   ShardConfigError,
   type ShardMachineConfig,
   type ShardMachineOptions,
   ShardMachineOptionsSchema,
+  type ShardMutation,
 } from "./config.js";
 export { applyMask, fillMask, Ownership, type OwnershipSource } from "./ownership.js";
 export {

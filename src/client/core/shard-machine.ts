@@ -14,6 +14,7 @@ import {
   ANNOTATION_WEIGHT,
   LABEL_SLOTMAP,
 } from "../../api/lease.js";
+import { TAKEOVER_HOLDER } from "../../coordinator/core/types.js";
 import { parseSlotRanges, SlotRangeError } from "../../slots/ranges.js";
 import { MAX_SLOT, SLOT_COUNT, type SlotRange } from "../../slots/types.js";
 import { parseShardMachineOptions, type ShardMachineConfig, type ShardMachineOptions } from "./config.js";
@@ -138,6 +139,15 @@ export function microTime(wallMs: number): string {
   return new Date(Math.floor(wallMs)).toISOString().replace(/Z$/, "000Z");
 }
 
+/**
+ * Whether a Lease may be acquired at once: released (empty holder) or taken over by the
+ * coordinator (its holder was fenced by expiry before the takeover, so nobody can still renew it).
+ */
+function isFree(lease: LeaseObject): boolean {
+  const holder = holderOf(lease);
+  return holder === "" || holder === TAKEOVER_HOLDER;
+}
+
 function holderOf(lease: LeaseObject | null): string {
   return lease?.spec?.holderIdentity ?? "";
 }
@@ -186,6 +196,11 @@ export class ShardMachine implements ShardMachineView {
   // Work buffers, not state: the next ownership mask and the diff.
   readonly #next = new Uint8Array(SLOT_COUNT);
   readonly #scratch = new Uint8Array(SLOT_COUNT);
+  // Deliberate protocol bugs for the simulator's teeth tests (docs/verification.md); all false
+  // unless `options.mutations` names them, so production pays one boolean test at each site.
+  readonly #ackBeforeDrain: boolean;
+  readonly #ignoreFencing: boolean;
+  readonly #acceptStaleGeneration: boolean;
 
   /**
    * @param options - see {@link ShardMachineOptions}; validated (throws ShardConfigError naming the field).
@@ -193,6 +208,10 @@ export class ShardMachine implements ShardMachineView {
    */
   constructor(options: ShardMachineOptions, state?: ShardMachineState) {
     this.config = parseShardMachineOptions(options);
+    const mutations = this.config.mutations ?? [];
+    this.#ackBeforeDrain = mutations.includes("ackBeforeDrain");
+    this.#ignoreFencing = mutations.includes("ignoreFencing");
+    this.#acceptStaleGeneration = mutations.includes("acceptStaleGeneration");
     this.#s = state === undefined ? initialState() : structuredClone(state);
     this.ownership = new Ownership(this.#s.owned, this.#s.status);
   }
@@ -223,7 +242,7 @@ export class ShardMachine implements ShardMachineView {
     return (
       s.owned[slot] === 1 &&
       !s.shutdown &&
-      Math.max(now, s.now) < s.lastRenewSentAt + this.config.renewDeadlineMs
+      (this.#ignoreFencing || Math.max(now, s.now) < s.lastRenewSentAt + this.config.renewDeadlineMs)
     );
   }
 
@@ -291,7 +310,7 @@ export class ShardMachine implements ShardMachineView {
     if (s.stopped) return undefined;
     let t = Number.POSITIVE_INFINITY;
     if (s.write !== undefined) t = Math.min(t, s.write.timeoutAt);
-    if (!s.fenced) t = Math.min(t, s.lastRenewSentAt + this.config.renewDeadlineMs);
+    if (!s.fenced && !this.#ignoreFencing) t = Math.min(t, s.lastRenewSentAt + this.config.renewDeadlineMs);
     const planned = this.#plannedWrite();
     if (planned !== undefined) t = Math.min(t, planned.at);
     const abortAfter = this.config.handoffAbortAfterMs;
@@ -404,7 +423,9 @@ export class ShardMachine implements ShardMachineView {
             ? "the Lease was deleted"
             : holder === ""
               ? "the Lease was released"
-              : "another holder",
+              : holder === TAKEOVER_HOLDER
+                ? "the coordinator took the Lease over"
+                : "another holder",
         );
       }
     } else if (s.pendingIdentity !== undefined) {
@@ -527,7 +548,7 @@ export class ShardMachine implements ShardMachineView {
     if (s.shutdown) return undefined;
     const lease = s.lease;
     const at =
-      lease === null || holderOf(lease) === ""
+      lease === null || isFree(lease)
         ? s.now
         : s.leaseChangedAt + Math.max(this.config.leaseDurationMs, recordDurationMs(lease));
     return { kind: "acquire", at: Math.max(s.retryAt, at) };
@@ -638,7 +659,9 @@ export class ShardMachine implements ShardMachineView {
   #syncFence(): void {
     const s = this.#s;
     const active =
-      s.identity !== undefined && !s.stopped && s.now < s.lastRenewSentAt + this.config.renewDeadlineMs;
+      s.identity !== undefined &&
+      !s.stopped &&
+      (this.#ignoreFencing || s.now < s.lastRenewSentAt + this.config.renewDeadlineMs);
     if (active === !s.fenced) return;
     s.fenced = !active;
     if (active) {
@@ -678,7 +701,10 @@ export class ShardMachine implements ShardMachineView {
       return;
     }
     const reset = s.status.uid !== undefined && s.status.uid !== uid;
-    if (!reset && s.status.uid === uid && generation <= s.status.generation) {
+    const stale = this.#acceptStaleGeneration
+      ? generation === s.status.generation
+      : generation <= s.status.generation;
+    if (!reset && s.status.uid === uid && stale) {
       if (generation < s.status.generation) {
         this.#log("debug", "stale SlotMap status ignored", { observed: generation });
       }
@@ -819,7 +845,7 @@ export class ShardMachine implements ShardMachineView {
   #updateAck(): void {
     const s = this.#s;
     const { uid, generation } = s.status;
-    if (uid === undefined || generation === 0 || s.inFlightOutside > 0) return;
+    if (uid === undefined || generation === 0 || (s.inFlightOutside > 0 && !this.#ackBeforeDrain)) return;
     const t = s.ackTarget;
     if (t !== undefined && t.uid === uid && t.generation >= generation) return;
     s.ackTarget = { uid, generation };

@@ -1,0 +1,227 @@
+/**
+ * Flags and environment of the checksum controller, validated with zod. Every flag has an
+ * environment variable (the flag wins); a bad value is one line naming the flag or variable and
+ * the value, never a stack trace.
+ */
+import { Command, CommanderError } from "commander";
+import { z } from "zod";
+
+/** Validated configuration. */
+export interface ChecksumConfig {
+  shard: string;
+  slotMap: string;
+  leaseNamespace: string | undefined;
+  kubeconfig: string | undefined;
+  concurrency: number;
+  /** `host:port`, `:port`, `:0` (any free port), or undefined (no ops server: `0` or `off`). */
+  metricsAddress: string | undefined;
+  leaseDurationSeconds: number;
+  renewDeadlineSeconds: number;
+  retryPeriodSeconds: number;
+  weight: number | undefined;
+  handoffAbortAfterSeconds: number | undefined;
+  stopTimeoutSeconds: number;
+  logLevel: "trace" | "debug" | "info" | "warn" | "error" | "fatal";
+}
+
+/** A configuration error: names the flag or variable and the value. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const number = (min: number, max: number, unit: string) =>
+  z.coerce
+    .number({ error: `must be a number${unit}` })
+    .refine((n) => Number.isFinite(n) && n >= min && n <= max, `must be between ${min} and ${max}${unit}`);
+const integer = (min: number, max: number, unit = "") =>
+  number(min, max, unit).refine(Number.isInteger, `must be a whole number${unit}`);
+
+interface FlagDef {
+  key: keyof ChecksumConfig;
+  flag: string;
+  env: string[];
+  help: string;
+  schema: z.ZodType;
+  defaultValue?: string;
+}
+
+const FLAGS: FlagDef[] = [
+  {
+    key: "shard",
+    flag: "--shard <name>",
+    env: ["POD_NAME"],
+    help: "shard name = name of its Lease (required; in a StatefulSet, the pod name)",
+    schema: z
+      .string({ error: "is required (set --shard or POD_NAME)" })
+      .max(253)
+      .regex(DNS_SUBDOMAIN, "must be a Lease name (lowercase letters, digits, '-' and '.')"),
+  },
+  {
+    key: "slotMap",
+    flag: "--slotmap <name>",
+    env: ["SLOTMAP_NAME"],
+    help: "name of the SlotMap",
+    schema: z
+      .string()
+      .max(63)
+      .regex(DNS_SUBDOMAIN, "must be a SlotMap name (lowercase letters, digits, '-' and '.')"),
+    defaultValue: "checksums",
+  },
+  {
+    key: "leaseNamespace",
+    flag: "--lease-namespace <ns>",
+    env: ["POD_NAMESPACE"],
+    help: "namespace of the shard Lease (default: the SlotMap's spec.leaseNamespace)",
+    schema: z.string().max(63).regex(DNS_LABEL, "must be a namespace name (a DNS label)").optional(),
+  },
+  {
+    key: "kubeconfig",
+    flag: "--kubeconfig <path>",
+    env: ["KUBECONFIG"],
+    help: "kubeconfig file (default: KUBECONFIG, ~/.kube/config, else in-cluster)",
+    schema: z.string().min(1).optional(),
+  },
+  {
+    key: "concurrency",
+    flag: "--concurrency <n>",
+    env: ["SLOTMAP_CONCURRENCY"],
+    help: "reconciles running at once",
+    schema: integer(1, 1000),
+    defaultValue: "4",
+  },
+  {
+    key: "metricsAddress",
+    flag: "--metrics-address <addr>",
+    env: ["SLOTMAP_METRICS_ADDRESS"],
+    help: "listen address of /metrics, /healthz, /readyz: host:port, :port, :0 for any free port, 0 or off for none",
+    schema: z
+      .string()
+      .regex(/^(off|((\[[^\]]+\]|[^:]*):)?\d{1,5})$/, "must be host:port, :port, :0, 0 or off")
+      .transform((v) => (v === "off" || v === "0" ? undefined : v)),
+    defaultValue: ":8080",
+  },
+  {
+    key: "leaseDurationSeconds",
+    flag: "--lease-duration <s>",
+    env: ["SLOTMAP_LEASE_DURATION"],
+    help: "shard Lease duration (whole seconds)",
+    schema: integer(1, 3600, " seconds"),
+    defaultValue: "15",
+  },
+  {
+    key: "renewDeadlineSeconds",
+    flag: "--renew-deadline <s>",
+    env: ["SLOTMAP_RENEW_DEADLINE"],
+    help: "stop starting reconciles when the Lease was not renewed for this long (< lease duration)",
+    schema: number(0.1, 3600, " seconds"),
+    defaultValue: "10",
+  },
+  {
+    key: "retryPeriodSeconds",
+    flag: "--retry-period <s>",
+    env: ["SLOTMAP_RETRY_PERIOD"],
+    help: "renew interval and retry backoff (< renew deadline)",
+    schema: number(0.05, 600, " seconds"),
+    defaultValue: "2",
+  },
+  {
+    key: "weight",
+    flag: "--weight <w>",
+    env: ["SLOTMAP_WEIGHT"],
+    help: "shard weight written to the Lease (0 drains it; default: leave the annotation alone)",
+    schema: integer(0, 1_000_000).optional(),
+  },
+  {
+    key: "handoffAbortAfterSeconds",
+    flag: "--handoff-abort-after <s>",
+    env: ["SLOTMAP_HANDOFF_ABORT_AFTER"],
+    help: "abort reconciles that hold up a handoff this long (default: wait for them)",
+    schema: number(0.1, 86_400, " seconds").optional(),
+  },
+  {
+    key: "stopTimeoutSeconds",
+    flag: "--stop-timeout <s>",
+    env: ["SLOTMAP_STOP_TIMEOUT"],
+    help: "on SIGTERM, wait this long for in-flight reconciles and the Lease release",
+    schema: number(0, 3600, " seconds"),
+    defaultValue: "25",
+  },
+  {
+    key: "logLevel",
+    flag: "--log-level <level>",
+    env: ["SLOTMAP_LOG_LEVEL"],
+    help: "trace, debug, info, warn, error or fatal",
+    schema: z.enum(["trace", "debug", "info", "warn", "error", "fatal"]),
+    defaultValue: "info",
+  },
+];
+
+function camel(flag: string): string {
+  const long = flag.split(" ")[0]?.replace(/^--/, "") ?? "";
+  return long.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+/**
+ * Parses argv (without node and the script) and env. `--help` throws a CommanderError with exit
+ * code 0 after printing the help through `out`.
+ *
+ * @throws ConfigError naming the flag or variable and the value.
+ */
+export function parseChecksumConfig(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+  out: { writeOut: (s: string) => void; writeErr: (s: string) => void } = {
+    writeOut: (s) => process.stdout.write(s),
+    writeErr: (s) => process.stderr.write(s),
+  },
+): ChecksumConfig {
+  const cmd = new Command("checksum-controller")
+    .description(
+      "Example sharded controller: a ConfigMap <secret>-checksum with the SHA-256 of every Secret.",
+    )
+    .exitOverride()
+    .configureOutput(out)
+    .allowExcessArguments(false);
+  for (const f of FLAGS) cmd.option(f.flag, `${f.help} [env ${f.env.join(", ")}]`);
+  try {
+    cmd.parse([...argv], { from: "user" });
+  } catch (err) {
+    if (err instanceof CommanderError && err.exitCode === 0) throw err;
+    throw new ConfigError(err instanceof Error ? err.message.replace(/^error: /, "") : String(err));
+  }
+  const flags = cmd.opts<Record<string, string | undefined>>();
+  const result: Record<string, unknown> = {};
+  for (const f of FLAGS) {
+    const flagName = f.flag.split(" ")[0]!;
+    const fromFlag = flags[camel(f.flag)];
+    const envName = f.env.find((e) => env[e] !== undefined && env[e] !== "");
+    const fromEnv = envName === undefined ? undefined : env[envName];
+    const raw = fromFlag ?? fromEnv ?? f.defaultValue;
+    const source = fromFlag !== undefined ? flagName : envName !== undefined ? `env ${envName}` : flagName;
+    const parsed = f.schema.safeParse(raw);
+    if (!parsed.success) {
+      const why = parsed.error.issues[0]?.message ?? "invalid";
+      throw new ConfigError(
+        raw === undefined ? `${source}: ${why}` : `${source}: ${JSON.stringify(raw)}: ${why}`,
+      );
+    }
+    result[f.key] = parsed.data;
+  }
+  const c = result as unknown as ChecksumConfig;
+  if (c.renewDeadlineSeconds >= c.leaseDurationSeconds) {
+    throw new ConfigError(
+      `--renew-deadline: ${c.renewDeadlineSeconds} must be below --lease-duration (${c.leaseDurationSeconds})`,
+    );
+  }
+  if (c.retryPeriodSeconds >= c.renewDeadlineSeconds) {
+    throw new ConfigError(
+      `--retry-period: ${c.retryPeriodSeconds} must be below --renew-deadline (${c.renewDeadlineSeconds})`,
+    );
+  }
+  return c;
+}

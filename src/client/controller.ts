@@ -1,0 +1,730 @@
+/**
+ * A sharded controller runtime: list+watch of the SlotMap's resources, routing by slot, a work
+ * queue that never runs one key twice at once, and reconciles gated by the shard member.
+ *
+ * Memory: only objects of owned slots are kept (plus, per key waiting to reconcile a deletion,
+ * its slot). Objects of other slots are dropped as they stream by. When slots are gained, their
+ * objects are fetched by a paged re-list of each resource that keeps only the gained slots
+ * (measured in bench/scenarios/shard-memory.ts: no per-object cost for objects of other shards;
+ * the price is one list per resource per gain, and gains happen only when shards join, leave or
+ * re-acquire their Lease).
+ */
+import { performance } from "node:perf_hooks";
+import { isStatus, KubeHttp, type KubeList, type KubeObject } from "../kube/http.js";
+import { Reflector } from "../kube/reflector.js";
+import { KeyError } from "../slots/keys.js";
+import { SLOT_COUNT } from "../slots/types.js";
+import { compareResourceVersions } from "./core/index.js";
+import type { GroupResourceRef, ResolvedResource } from "./discovery.js";
+import { type ShardLogger, type ShardMember, silentLogger } from "./membership.js";
+import type { ResourceRule, SlotRules } from "./rules.js";
+import { type BackoffOptions, WorkQueue } from "./workqueue.js";
+
+/** What a reconciler is asked to do: bring the root object `key` to its desired state. */
+export interface ReconcileRequest {
+  /** `group/Kind/namespace/name` of the root object (its sharding key unless it has a hash-key). */
+  readonly key: string;
+  /** Namespace of the root object ("" for cluster-scoped). */
+  readonly namespace: string;
+  readonly name: string;
+  /** The slot the object is in; this shard owns it for the duration of the reconcile. */
+  readonly slot: number;
+  /** The root resource. */
+  readonly resource: ResolvedResource;
+  /**
+   * The object as last seen by the watch, or undefined when it was deleted. Read-only: it is the
+   * cached copy. May lag behind the API server; write with its resourceVersion as precondition.
+   */
+  readonly object: KubeObject | undefined;
+  /**
+   * Aborted when the shard must stop this reconcile (fenced, shutting down with abort, handoff
+   * timeout). Check it before every write and pass it to requests.
+   */
+  readonly signal: AbortSignal;
+  /** Cached objects of the controlled resources whose controller is this object (optionally one resource). */
+  controlled(resource?: GroupResourceRef): KubeObject[];
+}
+
+/** What a reconcile returns: nothing (done) or a request to run again later. */
+export type ReconcileResult = undefined | { requeueAfterMs?: number | undefined };
+
+/**
+ * A reconciler: an async function of the request. Throwing requeues the key with exponential
+ * backoff; `{ requeueAfterMs }` requeues it after that delay.
+ */
+// biome-ignore lint/suspicious/noConfusingVoidType: lets a plain `async (req) => { ... }` be a Reconciler.
+export type Reconciler = (request: ReconcileRequest) => Promise<ReconcileResult | void>;
+
+/** One finished reconcile, for audit logs (`onReconcile`). */
+export interface ReconcileRecord {
+  readonly shard: string;
+  /** Lease holderIdentity at the start. */
+  readonly identity: string | undefined;
+  readonly key: string;
+  readonly slot: number;
+  /** Assignment generation applied at the start. */
+  readonly generation: number;
+  /** Wall clock (Date.now()) at the start and end, ms since the epoch. */
+  readonly start: number;
+  readonly end: number;
+  /** resourceVersion of the root object handed to the reconciler (undefined: deleted). */
+  readonly resourceVersion: string | undefined;
+  /** `ok`, `requeue` (asked to run again), `error` (threw; retried with backoff), `aborted` (its signal fired). */
+  readonly outcome: "ok" | "requeue" | "error" | "aborted";
+  readonly error?: string | undefined;
+}
+
+/** Options of {@link startController}. */
+export interface ControllerOptions {
+  /** The shard's membership; the runtime asks it before every reconcile. */
+  member: ShardMember;
+  reconcile: Reconciler;
+  /**
+   * Which of the SlotMap's resources to watch (roots and controlled). Default: all of them. A
+   * resource the SlotMap does not list is an error.
+   */
+  resources?: readonly GroupResourceRef[] | undefined;
+  /** Reconciles running at once (distinct keys). Default 4. */
+  concurrency?: number | undefined;
+  /** Aborting it stops the controller (queued keys are dropped; in-flight ones finish). */
+  signal?: AbortSignal | undefined;
+  logger?: ShardLogger | undefined;
+  /** Called after every reconcile (one audit line per reconcile). Must not throw. */
+  onReconcile?: ((record: ReconcileRecord) => void) | undefined;
+  /** Backoff of failed keys. Default 10 ms doubling up to 5 minutes. */
+  backoff?: BackoffOptions | undefined;
+  /** Keep `metadata.managedFields` in cached objects (default: dropped, they are large and rarely used). */
+  keepManagedFields?: boolean | undefined;
+  /** Items per list page. Default 500. */
+  pageSize?: number | undefined;
+}
+
+/** Counters and sizes, for metrics and benchmarks. */
+export interface ControllerStats {
+  /** Root objects cached (owned slots only). */
+  roots: number;
+  /** Controlled objects cached (owned slots only). */
+  controlled: number;
+  /** Deleted roots waiting for their reconcile. */
+  tombstones: number;
+  queued: number;
+  processing: number;
+  waiting: number;
+  reconciles: number;
+  reconcileErrors: number;
+  /** Keys dropped because the slot could not start (not owned, fenced, stopping). */
+  skipped: number;
+  /** Re-lists run after slots were gained. */
+  gainLists: number;
+  /** Objects received by those re-lists. */
+  gainListedObjects: number;
+}
+
+/** A running sharded controller. */
+export interface ShardedController {
+  /** Resolves once every watched resource was listed once after the first slots were gained. */
+  readonly synced: Promise<void>;
+  /** Resolves when the controller has stopped (after `stop()` or the signal). */
+  readonly done: Promise<void>;
+  /** Stops: drops queued keys, waits for in-flight reconciles, stops watching. */
+  stop(): Promise<void>;
+  stats(): ControllerStats;
+  /** The cached root object of a key, if owned and present. */
+  get(key: string): KubeObject | undefined;
+}
+
+interface RootEntry {
+  obj: KubeObject;
+  slot: number;
+  watch: Watched;
+}
+
+interface ControlledEntry {
+  obj: KubeObject;
+  slot: number;
+  rootKey: string;
+  watch: Watched;
+}
+
+/** One watched resource. */
+interface Watched {
+  readonly rule: ResourceRule;
+  readonly reflector: Reflector<KubeObject>;
+  started: boolean;
+  /** The first list completed. */
+  firstSync: Promise<void>;
+  /** Object ids delivered by the reflector's list in progress (to find deletions missed while away). */
+  listSeen: Set<string> | undefined;
+  /** Slots gained since the last (re)list started, to fetch by a gain re-list. */
+  pendingGain: Uint8Array;
+  pendingAny: boolean;
+  gainRunning: boolean;
+  /** Deletions seen by the watch during a gain re-list: key → resourceVersion. */
+  recentDeletes: Map<string, string> | undefined;
+}
+
+const ENTRY_KEY = (rule: ResourceRule, obj: KubeObject): string =>
+  `${rule.resource.group}/${rule.resource.kind}/${obj.metadata?.namespace ?? ""}/${obj.metadata?.name ?? ""}`;
+
+/** Parses `group/Kind/namespace/name`. */
+function splitKey(key: string): { namespace: string; name: string } {
+  const parts = key.split("/");
+  return { namespace: parts[2] ?? "", name: parts.slice(3).join("/") };
+}
+
+/** Whether resourceVersion `a` is at or after `b` (unknown order counts as newer: prefer the watch). */
+function notOlder(a: string | undefined, b: string | undefined): boolean {
+  if (a === undefined || b === undefined) return true;
+  const c = compareResourceVersions(a, b);
+  return c === undefined || c >= 0;
+}
+
+/**
+ * Starts a sharded controller on a shard member. See the module doc and docs/client.md.
+ *
+ * @throws RangeError for a bad `concurrency`.
+ */
+export function startController(options: ControllerOptions): ShardedController {
+  return new Controller(options).handle;
+}
+
+/** Runs a sharded controller until `options.signal` aborts; resolves once it has stopped. */
+export function runController(options: ControllerOptions): Promise<void> {
+  return startController(options).done;
+}
+
+class Controller {
+  readonly handle: ShardedController;
+  readonly #o: ControllerOptions;
+  readonly #member: ShardMember;
+  readonly #http: KubeHttp;
+  readonly #log: ShardLogger;
+  readonly #queue: WorkQueue;
+  readonly #concurrency: number;
+
+  readonly #roots = new Map<string, RootEntry>();
+  readonly #controlled = new Map<string, ControlledEntry>();
+  /** Root key → keys of controlled objects whose controller it is. */
+  readonly #children = new Map<string, Set<string>>();
+  readonly #tombstones = new Map<string, { slot: number; watch: Watched; deletedRv: string | undefined }>();
+  #watches: Watched[] = [];
+  #rules: SlotRules | undefined;
+  #stopping = false;
+  readonly #stopController = new AbortController();
+  #unsubscribe: (() => void) | undefined;
+  #resolveSynced!: () => void;
+  #counters = { reconciles: 0, reconcileErrors: 0, skipped: 0, gainLists: 0, gainListedObjects: 0 };
+
+  constructor(o: ControllerOptions) {
+    const concurrency = o.concurrency ?? 4;
+    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 10_000) {
+      throw new RangeError(`concurrency: must be an integer from 1 to 10000; got ${String(o.concurrency)}`);
+    }
+    this.#o = o;
+    this.#member = o.member;
+    this.#concurrency = concurrency;
+    this.#log = o.logger ?? silentLogger;
+    this.#queue = new WorkQueue(o.backoff ?? {});
+    this.#http = new KubeHttp(o.member.kubeConfig);
+    const synced = new Promise<void>((resolve) => {
+      this.#resolveSynced = resolve;
+    });
+    const done = this.#run();
+    done.catch(() => {});
+    this.handle = {
+      synced,
+      done,
+      stop: () => {
+        this.#stopController.abort();
+        return done;
+      },
+      stats: () => this.#stats(),
+      get: (key) => this.#roots.get(key)?.obj,
+    };
+  }
+
+  async #run(): Promise<void> {
+    const signal = AbortSignal.any([
+      this.#stopController.signal,
+      ...(this.#o.signal ? [this.#o.signal] : []),
+    ]);
+    const aborted = new Promise<void>((resolve) => {
+      if (signal.aborted) resolve();
+      else signal.addEventListener("abort", () => resolve(), { once: true });
+    });
+    this.#unsubscribe = this.#member.subscribe({
+      slotsGained: (e) => {
+        for (const w of this.#watches) {
+          for (const r of e.ranges) w.pendingGain.fill(1, r.start, r.end + 1);
+          w.pendingAny = true;
+          this.#ensureStarted(w);
+          void this.#gainRelist(w);
+        }
+      },
+      slotsLost: () => this.#prune(),
+      rulesChanged: (rules) => {
+        if (rules !== this.#rules) void this.#setRules(rules);
+      },
+      namespacesChanged: () => {
+        this.#prune();
+        for (const w of this.#watches) {
+          w.pendingGain.fill(1);
+          w.pendingAny = true;
+          if (w.started) void this.#gainRelist(w);
+        }
+      },
+    });
+    const rules = await Promise.race([this.#member.whenRules(), aborted.then(() => undefined)]);
+    if (rules !== undefined && !this.#stopping && !signal.aborted) {
+      // A rulesChanged event may have set them already.
+      if (this.#rules === undefined) await this.#setRules(rules);
+      const workers = Array.from({ length: this.#concurrency }, () => this.#worker());
+      await aborted;
+      await this.#shutdown();
+      await Promise.all(workers);
+    } else {
+      await this.#shutdown();
+    }
+  }
+
+  async #shutdown(): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    this.#unsubscribe?.();
+    await this.#queue.shutDown();
+    await Promise.all(this.#watches.map((w) => w.reflector.stop()));
+    this.#resolveSynced(); // nobody should wait forever on a stopped controller
+  }
+
+  // ---------------------------------------------------------------- watches
+
+  async #setRules(rules: SlotRules): Promise<void> {
+    this.#rules = rules;
+    const wanted = this.#o.resources;
+    let selected: ResourceRule[] = [...rules.resources];
+    if (wanted !== undefined) {
+      selected = [];
+      for (const [i, ref] of wanted.entries()) {
+        const rule = rules.resources.find(
+          (r) => r.resource.group === ref.group && r.resource.resource === ref.resource,
+        );
+        if (rule === undefined) {
+          this.#log.error(
+            { ...this.#fields(), field: `resources[${i}]`, value: ref },
+            `resources[${i}]: ${JSON.stringify(ref)} is not a resource of SlotMap ${this.#member.slotMap}; not watched`,
+          );
+          continue;
+        }
+        selected.push(rule);
+      }
+    }
+    // A new rule set restarts every watch: keys and slots may have changed.
+    const old = this.#watches;
+    this.#watches = [];
+    await Promise.all(old.map((w) => w.reflector.stop()));
+    for (const key of this.#roots.keys()) this.#queue.remove(key);
+    for (const key of this.#tombstones.keys()) this.#queue.remove(key);
+    this.#roots.clear();
+    this.#controlled.clear();
+    this.#children.clear();
+    this.#tombstones.clear();
+    if (this.#stopping) return;
+    this.#watches = selected.map((rule) => this.#makeWatch(rule));
+    const owned = this.#member.ownership.ownedCount() > 0;
+    for (const w of this.#watches) if (owned) this.#ensureStarted(w);
+    void Promise.all(this.#watches.map((w) => w.firstSync)).then(() => {
+      if (this.#rules === rules) this.#resolveSynced();
+    });
+  }
+
+  #makeWatch(rule: ResourceRule): Watched {
+    let resolveFirst!: () => void;
+    const firstSync = new Promise<void>((resolve) => {
+      resolveFirst = resolve;
+    });
+    const w: Watched = {
+      rule,
+      started: false,
+      firstSync,
+      listSeen: undefined,
+      pendingGain: new Uint8Array(SLOT_COUNT),
+      pendingAny: false,
+      gainRunning: false,
+      recentDeletes: undefined,
+      reflector: new Reflector<KubeObject>({
+        http: this.#http,
+        path: rule.resource.path,
+        pageSize: this.#o.pageSize ?? 500,
+        handler: {
+          onListStart: () => {
+            // The full list covers every slot owned now; gains during it are re-listed after.
+            w.listSeen = new Set();
+            w.pendingGain.fill(0);
+            w.pendingAny = false;
+          },
+          onEvent: (type, obj, listed) => this.#onEvent(w, type, obj, listed),
+          onSynced: () => {
+            this.#afterList(w);
+            resolveFirst();
+          },
+          onError: (err) =>
+            this.#log.warn(
+              { ...this.#fields(), resource: rule.resource.path, err: errText(err) },
+              "watch failed; retrying",
+            ),
+        },
+      }),
+    };
+    return w;
+  }
+
+  #ensureStarted(w: Watched): void {
+    if (w.started || this.#stopping) return;
+    w.started = true;
+    void w.reflector.start().catch(() => {});
+  }
+
+  /** Fills in what list items lack and drops what the cache does not need. */
+  #prepare(w: Watched, obj: KubeObject): KubeObject {
+    obj.apiVersion ??= w.rule.resource.apiVersion;
+    obj.kind ??= w.rule.resource.kind;
+    if (!this.#o.keepManagedFields && obj.metadata !== undefined) delete obj.metadata.managedFields;
+    return obj;
+  }
+
+  #onEvent(w: Watched, type: "ADDED" | "MODIFIED" | "DELETED", raw: KubeObject, listed: boolean): void {
+    const obj = this.#prepare(w, raw);
+    const id = ENTRY_KEY(w.rule, obj);
+    if (listed) w.listSeen?.add(id);
+    if (type === "DELETED") {
+      w.recentDeletes?.set(id, obj.metadata?.resourceVersion ?? "");
+      if (w.rule.controlled) this.#removeControlled(id, true);
+      else this.#deleteRoot(id, obj.metadata?.resourceVersion);
+      return;
+    }
+    this.#upsert(w, id, obj, listed);
+  }
+
+  /** Caches (owned slot) or forgets (other slot) an object, and enqueues the affected root. */
+  #upsert(w: Watched, id: string, obj: KubeObject, fromList: boolean): void {
+    let slot: number | undefined;
+    let rootKey: string | undefined;
+    try {
+      const p = this.#rules!.place(obj, w.rule);
+      if (p.sharded) {
+        slot = p.slot;
+        rootKey = p.rootKey;
+      }
+    } catch (err) {
+      if (!(err instanceof KeyError)) throw err;
+      this.#log.warn({ ...this.#fields(), object: id, err: err.message }, "object ignored: no sharding key");
+    }
+    const owned = slot !== undefined && this.#member.ownsSlot(slot);
+    if (!w.rule.controlled) {
+      const prev = this.#roots.get(id);
+      if (!owned) {
+        if (prev !== undefined) {
+          // Moved to a slot we do not own (e.g. a hash-key annotation changed): not ours any more.
+          this.#roots.delete(id);
+          this.#queue.remove(id);
+        }
+        return;
+      }
+      this.#roots.set(id, { obj, slot: slot!, watch: w });
+      this.#tombstones.delete(id);
+      // A re-list delivers every object again: enqueue only what changed.
+      if (fromList && prev?.obj.metadata?.resourceVersion === obj.metadata?.resourceVersion) return;
+      this.#queue.add(id);
+      return;
+    }
+    const prev = this.#controlled.get(id);
+    if (prev !== undefined && prev.rootKey !== rootKey) this.#removeControlled(id, true);
+    if (!owned) {
+      if (prev !== undefined) this.#removeControlled(id, false);
+      return;
+    }
+    this.#controlled.set(id, { obj, slot: slot!, rootKey: rootKey!, watch: w });
+    let set = this.#children.get(rootKey!);
+    if (set === undefined) {
+      set = new Set();
+      this.#children.set(rootKey!, set);
+    }
+    set.add(id);
+    if (fromList && prev?.obj.metadata?.resourceVersion === obj.metadata?.resourceVersion) return;
+    this.#enqueueRoot(rootKey!);
+  }
+
+  #enqueueRoot(rootKey: string): void {
+    // Only a cached (owned) root is enqueued: its slot is known and owned. A root not cached is
+    // either another shard's or not there; its own events enqueue it if it shows up.
+    if (this.#roots.has(rootKey)) this.#queue.add(rootKey);
+  }
+
+  #deleteRoot(id: string, deletedRv: string | undefined): void {
+    const prev = this.#roots.get(id);
+    if (prev === undefined) return;
+    this.#roots.delete(id);
+    this.#tombstones.set(id, { slot: prev.slot, watch: prev.watch, deletedRv });
+    this.#queue.add(id);
+  }
+
+  #removeControlled(id: string, enqueueOwner: boolean): void {
+    const prev = this.#controlled.get(id);
+    if (prev === undefined) return;
+    this.#controlled.delete(id);
+    const set = this.#children.get(prev.rootKey);
+    set?.delete(id);
+    if (set?.size === 0) this.#children.delete(prev.rootKey);
+    if (enqueueOwner) this.#enqueueRoot(prev.rootKey);
+  }
+
+  /** After a reflector (re)list: objects cached but not listed were deleted while we were away. */
+  #afterList(w: Watched): void {
+    const seen = w.listSeen;
+    w.listSeen = undefined;
+    if (seen === undefined) return;
+    if (w.rule.controlled) {
+      for (const [id, e] of this.#controlled)
+        if (e.watch === w && !seen.has(id)) this.#removeControlled(id, true);
+    } else {
+      for (const [id, e] of this.#roots) if (e.watch === w && !seen.has(id)) this.#deleteRoot(id, undefined);
+    }
+  }
+
+  /** Drops every cached object, tombstone and queued key of slots no longer owned. */
+  #prune(): void {
+    const m = this.#member;
+    for (const [id, e] of this.#roots) {
+      if (!m.ownsSlot(e.slot)) {
+        this.#roots.delete(id);
+        this.#queue.remove(id);
+      }
+    }
+    for (const [id, t] of this.#tombstones) {
+      if (!m.ownsSlot(t.slot)) {
+        this.#tombstones.delete(id);
+        this.#queue.remove(id);
+      }
+    }
+    for (const [id, e] of this.#controlled) if (!m.ownsSlot(e.slot)) this.#removeControlled(id, false);
+    if (this.#rules?.namespaceSelector !== undefined) {
+      for (const [id, e] of this.#roots) {
+        if (!this.#rules.namespaceSelected(e.obj.metadata?.namespace ?? "")) {
+          this.#roots.delete(id);
+          this.#queue.remove(id);
+        }
+      }
+      for (const [id, e] of this.#controlled) {
+        if (!this.#rules.namespaceSelected(e.obj.metadata?.namespace ?? ""))
+          this.#removeControlled(id, false);
+      }
+    }
+  }
+
+  /**
+   * Fetches the objects of gained slots: a paged list of the resource keeping only gained, owned
+   * slots. Runs after the reflector's first list (which covers what was owned when it started);
+   * repeats while more slots are gained.
+   */
+  async #gainRelist(w: Watched): Promise<void> {
+    if (w.gainRunning) return;
+    w.gainRunning = true;
+    try {
+      await w.firstSync;
+      while (w.pendingAny && !this.#stopping && this.#watches.includes(w)) {
+        const gained = w.pendingGain.slice();
+        w.pendingGain.fill(0);
+        w.pendingAny = false;
+        w.recentDeletes = new Map();
+        try {
+          await this.#listGained(w, gained);
+        } catch (err) {
+          if (this.#stopping) return;
+          // Try again: the slots are still gained; a later list also sees later changes.
+          for (let s = 0; s < SLOT_COUNT; s++) if (gained[s] === 1) w.pendingGain[s] = 1;
+          w.pendingAny = true;
+          this.#log.warn(
+            { ...this.#fields(), resource: w.rule.resource.path, err: errText(err) },
+            "listing gained slots failed; retrying",
+          );
+          await new Promise((r) => setTimeout(r, 1000));
+        } finally {
+          w.recentDeletes = undefined;
+        }
+      }
+    } finally {
+      w.gainRunning = false;
+    }
+  }
+
+  async #listGained(w: Watched, gained: Uint8Array): Promise<void> {
+    this.#counters.gainLists++;
+    const started = performance.now();
+    let cont: string | undefined;
+    let kept = 0;
+    do {
+      const page: KubeList<KubeObject> = await this.#http.request<KubeList<KubeObject>>(
+        "GET",
+        w.rule.resource.path,
+        {
+          query: { limit: this.#o.pageSize ?? 500, continue: cont },
+          signal: this.#stopController.signal,
+        },
+      );
+      for (const raw of page.items) {
+        this.#counters.gainListedObjects++;
+        const obj = this.#prepare(w, raw);
+        const slot = this.#rules!.slotOf(obj);
+        if (slot === undefined || gained[slot] !== 1 || !this.#member.ownsSlot(slot)) continue;
+        const id = ENTRY_KEY(w.rule, obj);
+        const rv = obj.metadata?.resourceVersion;
+        // The watch may already have delivered something newer (or a deletion) since the gain.
+        const cached = w.rule.controlled ? this.#controlled.get(id) : this.#roots.get(id);
+        if (cached !== undefined && notOlder(cached.obj.metadata?.resourceVersion, rv)) continue;
+        const deleted = w.recentDeletes?.get(id);
+        if (deleted !== undefined && notOlder(deleted, rv)) continue;
+        this.#upsert(w, id, obj, false);
+        kept++;
+      }
+      cont = page.metadata.continue || undefined;
+    } while (cont !== undefined && !this.#stopping);
+    this.#log.debug(
+      {
+        ...this.#fields(),
+        resource: w.rule.resource.path,
+        kept,
+        ms: Math.round(performance.now() - started),
+      },
+      "listed gained slots",
+    );
+  }
+
+  // ---------------------------------------------------------------- workers
+
+  async #worker(): Promise<void> {
+    for (;;) {
+      const key = await this.#queue.get();
+      if (key === undefined) return;
+      try {
+        await this.#process(key);
+      } catch (err) {
+        this.#log.error({ ...this.#fields(), key, err: errText(err) }, "reconcile runtime error");
+      } finally {
+        this.#queue.done(key);
+      }
+    }
+  }
+
+  async #process(key: string): Promise<void> {
+    const entry = this.#roots.get(key);
+    const tomb = entry === undefined ? this.#tombstones.get(key) : undefined;
+    const slot = entry?.slot ?? tomb?.slot;
+    const watch = entry?.watch ?? tomb?.watch;
+    if (slot === undefined || watch === undefined) {
+      this.#queue.forget(key);
+      return;
+    }
+    const m = this.#member;
+    const identity = m.identity;
+    const generation = m.generation;
+    const ticket = m.begin(slot, key);
+    if (ticket === undefined) {
+      // Not ours to start now; a regained slot re-lists and enqueues its objects again.
+      this.#counters.skipped++;
+      this.#queue.forget(key);
+      return;
+    }
+    const obj = entry?.obj;
+    const { namespace, name } = splitKey(key);
+    const children = this.#children;
+    const controlledMap = this.#controlled;
+    const request: ReconcileRequest = {
+      key,
+      namespace,
+      name,
+      slot,
+      resource: watch.rule.resource,
+      object: obj,
+      signal: ticket.signal,
+      controlled(resource?: GroupResourceRef): KubeObject[] {
+        const out: KubeObject[] = [];
+        for (const id of children.get(key) ?? []) {
+          const c = controlledMap.get(id);
+          if (c === undefined) continue;
+          const r = c.watch.rule.resource;
+          if (resource === undefined || (r.group === resource.group && r.resource === resource.resource))
+            out.push(c.obj);
+        }
+        return out;
+      },
+    };
+    const start = Date.now();
+    let outcome: ReconcileRecord["outcome"] = "ok";
+    let error: string | undefined;
+    this.#counters.reconciles++;
+    try {
+      const result = await this.#o.reconcile(request);
+      const after = result?.requeueAfterMs;
+      if (after !== undefined && after >= 0) {
+        outcome = "requeue";
+        this.#queue.forget(key);
+        this.#queue.addAfter(key, after);
+      } else {
+        this.#queue.forget(key);
+        if (tomb !== undefined && this.#tombstones.get(key) === tomb) this.#tombstones.delete(key);
+      }
+    } catch (err) {
+      this.#counters.reconcileErrors++;
+      outcome = ticket.signal.aborted ? "aborted" : "error";
+      error = errText(err);
+      const delay = this.#queue.addRateLimited(key);
+      this.#log.warn(
+        { ...this.#fields(), key, slot, err: error, retryInMs: delay, conflict: isStatus(err, 409) },
+        "reconcile failed; retrying with backoff",
+      );
+    } finally {
+      ticket.finish();
+      const record: ReconcileRecord = {
+        shard: m.shard,
+        identity,
+        key,
+        slot,
+        generation,
+        start,
+        end: Date.now(),
+        resourceVersion: obj?.metadata?.resourceVersion,
+        outcome,
+        error,
+      };
+      try {
+        this.#o.onReconcile?.(record);
+      } catch (err) {
+        this.#log.error({ ...this.#fields(), err: errText(err) }, "onReconcile hook threw");
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- misc
+
+  #stats(): ControllerStats {
+    const q = this.#queue.stats();
+    return {
+      roots: this.#roots.size,
+      controlled: this.#controlled.size,
+      tombstones: this.#tombstones.size,
+      queued: q.queued,
+      processing: q.processing,
+      waiting: q.waiting,
+      ...this.#counters,
+    };
+  }
+
+  #fields(): { slotmap: string; shard: string; generation: number; identity: string | undefined } {
+    const m = this.#member;
+    return { slotmap: m.slotMap, shard: m.shard, generation: m.generation, identity: m.identity };
+  }
+}
+
+function errText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

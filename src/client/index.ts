@@ -1,0 +1,62 @@
+/**
+ * The slotmap client library: shard membership (Lease acquire/renew, acks, self-fencing) with
+ * O(1) ownership lookup, and a sharded controller runtime. See docs/client.md.
+ *
+ * ```ts
+ * const member = createShardMember({ kubeConfig, slotMap: "checksums", shard: podName, logger });
+ * const controller = startController({ member, reconcile, concurrency: 4, signal });
+ * process.on("SIGTERM", async () => { abort.abort(); await Promise.all([member.stop(), controller.done]); });
+ * ```
+ */
+export {
+  type ControllerOptions,
+  type ControllerStats,
+  type ReconcileRecord,
+  type ReconcileRequest,
+  type ReconcileResult,
+  type Reconciler,
+  runController,
+  type ShardedController,
+  startController,
+} from "./controller.js";
+export type {
+  FenceReason,
+  Ownership,
+  OwnershipChangeReason,
+  ShardPhase,
+} from "./core/index.js";
+export {
+  DiscoveryError,
+  formatGroupResource,
+  type GroupResourceRef,
+  type ResolvedResource,
+  ResourceResolver,
+} from "./discovery.js";
+export {
+  createShardMember,
+  type ReconcileTicket,
+  type ShardLogger,
+  ShardMember,
+  ShardMemberConfigError,
+  type ShardMemberListener,
+  type ShardMemberOptions,
+  type ShardMemberStatus,
+  type SlotChange,
+  type StopOptions,
+  silentLogger,
+} from "./membership.js";
+export { ShardMetrics } from "./metrics.js";
+export {
+  matchesSelector,
+  type NamespaceLabels,
+  type Placement,
+  type ResourceRule,
+  SlotRules,
+  selectsAll,
+} from "./rules.js";
+export {
+  type BackoffOptions,
+  WorkQueue,
+  type WorkQueueOptions,
+  type WorkQueueStats,
+} from "./workqueue.js";

@@ -1,0 +1,868 @@
+/**
+ * Shard membership with real I/O: drives the sans-I/O {@link ShardMachine} (src/client/core) with
+ * watches of the shard's Lease and of its SlotMap, Lease writes with resourceVersion
+ * preconditions, and a timer at the machine's `nextWakeAt`. The machine's clock is
+ * `performance.now()` (monotonic); wall time only goes into the Lease's acquireTime/renewTime.
+ *
+ * A {@link ShardMember} answers "may this process reconcile slot s now?" in O(1), tells the runtime
+ * which slots it gained and lost, and tracks in-flight reconciles so that it acknowledges a handoff
+ * only after they finished (DESIGN.md "The handoff protocol"; docs/client.md for the guarantees).
+ */
+import { randomBytes } from "node:crypto";
+import { performance } from "node:perf_hooks";
+import type { KubeConfig } from "@kubernetes/client-node";
+import { z } from "zod";
+import { formatFieldErrors } from "../api/errors.js";
+import {
+  GROUP,
+  LIMITS,
+  PATTERNS,
+  PLURAL,
+  parseSlotMapSpec,
+  parseSlotMapStatus,
+  parseWith,
+  type SlotMapSpec,
+  VERSION,
+} from "../api/v1alpha1.js";
+import { isStatus, KubeHttp, type KubeObject } from "../kube/http.js";
+import { Reflector } from "../kube/reflector.js";
+import type { KubeObjectLike } from "../slots/keys.js";
+import { SLOT_COUNT, type SlotRange } from "../slots/types.js";
+import {
+  type FenceReason,
+  type LeaseObject,
+  type LeaseWriteResult,
+  Ownership,
+  type OwnershipChangeReason,
+  parseShardMachineOptions,
+  type ShardEffect,
+  type ShardInput,
+  ShardMachine,
+  type ShardPhase,
+  type WriteLeaseEffect,
+} from "./core/index.js";
+import { DiscoveryError, ResourceResolver } from "./discovery.js";
+import { SlotRules } from "./rules.js";
+
+/**
+ * Structured logger; pino's `Logger` fits. Every record about membership carries `slotmap`,
+ * `shard`, `generation` and `identity`.
+ */
+export interface ShardLogger {
+  debug(fields: object, msg: string): void;
+  info(fields: object, msg: string): void;
+  warn(fields: object, msg: string): void;
+  error(fields: object, msg: string): void;
+}
+
+/** A logger that drops everything (the default). */
+export const silentLogger: ShardLogger = {
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+};
+
+/** Options of {@link createShardMember}. */
+export interface ShardMemberOptions {
+  /** Credentials and API server (e.g. `kc.loadFromDefault()`). */
+  kubeConfig: KubeConfig;
+  /** Name of the SlotMap this controller is sharded by. */
+  slotMap: string;
+  /** Name of this shard = name of its Lease (e.g. the StatefulSet pod name). */
+  shard: string;
+  /**
+   * Namespace of the shard Lease. Default: the SlotMap's `spec.leaseNamespace` (the member then
+   * waits for the SlotMap to exist). When set and different from the spec, the coordinator will not
+   * see the Lease: an error is logged.
+   */
+  leaseNamespace?: string | undefined;
+  /** Start of the Lease's holderIdentity (`<prefix>-<random>-<n>`). Default: `shard`. */
+  identityPrefix?: string | undefined;
+  /** Lease duration written into the Lease (whole seconds). Default 15. */
+  leaseDurationSeconds?: number | undefined;
+  /** Stop starting reconciles when the Lease was not renewed for this long. Default 10. */
+  renewDeadlineSeconds?: number | undefined;
+  /** Renew cadence and retry backoff. Default 2. */
+  retryPeriodSeconds?: number | undefined;
+  /** Written as `slotmap.dev/weight` (0 drains the shard). Default: leave the annotation alone. */
+  weight?: number | undefined;
+  /**
+   * Abort (AbortSignal) in-flight reconciles of slots being handed off after this long. Default:
+   * never; keep it well below the SlotMap's `handoffTimeoutSeconds`.
+   */
+  handoffAbortAfterSeconds?: number | undefined;
+  /** Structured logger (pino works). Default: silent. */
+  logger?: ShardLogger | undefined;
+}
+
+/** Receives membership events; every method is optional. Calls are synchronous and in order. */
+export interface ShardMemberListener {
+  /** These slots may now be reconciled: enqueue every object in them. */
+  slotsGained?(event: SlotChange): void;
+  /** These slots are no longer ours: drop queued work (in-flight reconciles finish; then the ack). */
+  slotsLost?(event: SlotChange): void;
+  /** No reconcile may start (renew deadline passed, Lease lost, or released). */
+  fenced?(reason: FenceReason): void;
+  /** The Lease is held and renewed in time again. */
+  unfenced?(identity: string): void;
+  /** An assignment generation was acknowledged in the Lease. */
+  acked?(uid: string, generation: number): void;
+  /** The SlotMap's resource rules changed (spec change, or first resolution). */
+  rulesChanged?(rules: SlotRules): void;
+  /** A namespace started or stopped matching `spec.namespaceSelector`. */
+  namespacesChanged?(): void;
+  /** The member stopped (Lease released, or stop timed out). */
+  stopped?(): void;
+}
+
+/** A change of owned slots. */
+export interface SlotChange {
+  readonly ranges: readonly SlotRange[];
+  /** Assignment generation of the newest status applied. */
+  readonly generation: number;
+  readonly reason: OwnershipChangeReason;
+}
+
+/** A started reconcile, from {@link ShardMember.begin}; call `finish()` exactly when it ends. */
+export interface ReconcileTicket {
+  /** Aborted when the shard is fenced, stops with `abortInFlight`, or a handoff times out. */
+  readonly signal: AbortSignal;
+  /** Reports the end of the reconcile (idempotent). */
+  finish(): void;
+}
+
+/** Options of {@link ShardMember.stop}. */
+export interface StopOptions {
+  /** Abort in-flight reconciles instead of waiting for them. Default false. */
+  abortInFlight?: boolean;
+  /**
+   * Give up waiting (drain and release) after this long; the Lease then expires instead of
+   * being released. Default: wait as long as it takes.
+   */
+  timeoutMs?: number;
+}
+
+/** A summary of the member's state, for logs, metrics and tests. */
+export interface ShardMemberStatus {
+  phase: ShardPhase | "waitingForSlotMap";
+  identity: string | undefined;
+  leaseNamespace: string | undefined;
+  slotMapUid: string | undefined;
+  /** Assignment generation of the newest status applied. */
+  generation: number;
+  ackedGeneration: number;
+  ownedSlots: number;
+  inFlight: number;
+}
+
+const MemberOptionsSchema = z.object({
+  slotMap: z
+    .string()
+    .min(1)
+    .max(LIMITS.nameLength)
+    .regex(PATTERNS.dnsSubdomain, { error: "must be the name of a SlotMap (a DNS-1123 subdomain)" }),
+  shard: z
+    .string()
+    .min(1)
+    .max(253)
+    .regex(PATTERNS.dnsSubdomain, { error: "must be a Lease name (a DNS-1123 subdomain)" }),
+  leaseNamespace: z
+    .string()
+    .regex(PATTERNS.dnsLabel, { error: "must be a namespace name (a DNS-1123 label)" })
+    .max(63)
+    .optional(),
+  identityPrefix: z.string().min(1).optional(),
+  leaseDurationSeconds: z.int({ error: "must be a whole number of seconds" }).min(1).max(3600).default(15),
+  renewDeadlineSeconds: z.number().positive().max(3600).default(10),
+  retryPeriodSeconds: z.number().positive().max(600).default(2),
+  weight: z.int().min(0).max(LIMITS.maxWeight).optional(),
+  handoffAbortAfterSeconds: z.number().positive().max(LIMITS.maxHandoffTimeoutSeconds).optional(),
+});
+
+/** Invalid member options: the message names each field and value. */
+export class ShardMemberConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ShardMemberConfigError";
+  }
+}
+
+const SLOTMAPS_PATH = `/apis/${GROUP}/${VERSION}/${PLURAL}`;
+const leasesPath = (ns: string) => `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases`;
+const EMPTY_OWNERSHIP = new Ownership(new Uint8Array(SLOT_COUNT), { generation: 0, uid: undefined });
+
+type PendingInput = ShardInput extends infer I ? (I extends ShardInput ? Omit<I, "now"> : never) : never;
+
+interface NamespaceObject extends KubeObject {
+  metadata?: KubeObject["metadata"] & { name?: string };
+}
+
+/**
+ * Creates and starts a shard member: it watches the SlotMap and its Lease at once and acquires
+ * the Lease as soon as it is free. Await {@link ShardMember.ready} before relying on ownership.
+ *
+ * @throws ShardMemberConfigError (synchronously) naming the bad option and its value.
+ */
+export function createShardMember(options: ShardMemberOptions): ShardMember {
+  return new ShardMember(options);
+}
+
+/** One shard's membership in a SlotMap. See {@link createShardMember}. */
+export class ShardMember {
+  /** Name of the SlotMap. */
+  readonly slotMap: string;
+  /** Name of this shard (its Lease). */
+  readonly shard: string;
+  /** The credentials the member uses (the controller runtime lists with the same). */
+  readonly kubeConfig: KubeConfig;
+  /**
+   * Resolves once the member holds its Lease (renewed in time), has observed the SlotMap and has
+   * resolved the SlotMap's resources; rejects if {@link stop} comes first.
+   */
+  readonly ready: Promise<void>;
+
+  readonly #http: KubeHttp;
+  readonly #resolver: ResourceResolver;
+  readonly #log: ShardLogger;
+  readonly #machineOptions: {
+    holderIdentityPrefix: string;
+    incarnationSalt: string;
+    leaseDurationMs: number;
+    renewDeadlineMs: number;
+    retryPeriodMs: number;
+    weight: number | undefined;
+    handoffAbortAfterMs: number | undefined;
+  };
+  readonly #leaseNamespaceOption: string | undefined;
+  #machine: ShardMachine | undefined;
+  #ownership: Ownership = EMPTY_OWNERSHIP;
+  #leaseNamespace: string | undefined;
+
+  readonly #listeners = new Set<ShardMemberListener>();
+  readonly #inputs: PendingInput[] = [];
+  #draining = false;
+  #timer: NodeJS.Timeout | undefined;
+  readonly #closing = new AbortController();
+  #closed = false;
+
+  readonly #slotMapReflector: Reflector<KubeObject>;
+  #leaseReflector: Reflector<KubeObject> | undefined;
+  #namespaceReflector: Reflector<NamespaceObject> | undefined;
+  readonly #namespaceLabels = new Map<string, Record<string, string>>();
+
+  #slotMapUid: string | undefined;
+  #slotMapSeenInList = false;
+  #leaseSeenInList = false;
+  #specJson: string | undefined;
+  #rules: SlotRules | undefined;
+  #rulesEpoch = 0;
+  #rulesWaiters: Array<(r: SlotRules) => void> = [];
+
+  readonly #tickets = new Map<string, Set<AbortController>>();
+  #resolveReady!: () => void;
+  #rejectReady!: (err: Error) => void;
+  #readyDone = false;
+  #unfencedOnce = false;
+  #stopPromise: Promise<void> | undefined;
+  #resolveStopped: (() => void) | undefined;
+
+  /** Use {@link createShardMember}. */
+  constructor(options: ShardMemberOptions) {
+    const r = parseWith(MemberOptionsSchema, {
+      slotMap: options.slotMap,
+      shard: options.shard,
+      leaseNamespace: options.leaseNamespace,
+      identityPrefix: options.identityPrefix,
+      leaseDurationSeconds: options.leaseDurationSeconds,
+      renewDeadlineSeconds: options.renewDeadlineSeconds,
+      retryPeriodSeconds: options.retryPeriodSeconds,
+      weight: options.weight,
+      handoffAbortAfterSeconds: options.handoffAbortAfterSeconds,
+    });
+    if (!r.ok)
+      throw new ShardMemberConfigError(`invalid shard member options:\n${formatFieldErrors(r.errors)}`);
+    if (options.kubeConfig === undefined || options.kubeConfig === null) {
+      throw new ShardMemberConfigError(
+        "invalid shard member options:\nkubeConfig: required field is missing",
+      );
+    }
+    const o = r.value;
+    this.slotMap = o.slotMap;
+    this.kubeConfig = options.kubeConfig;
+    this.shard = o.shard;
+    this.#leaseNamespaceOption = o.leaseNamespace;
+    this.#log = options.logger ?? silentLogger;
+    this.#machineOptions = {
+      holderIdentityPrefix: o.identityPrefix ?? o.shard,
+      incarnationSalt: randomBytes(4).toString("hex"),
+      leaseDurationMs: o.leaseDurationSeconds * 1000,
+      renewDeadlineMs: Math.round(o.renewDeadlineSeconds * 1000),
+      retryPeriodMs: Math.round(o.retryPeriodSeconds * 1000),
+      weight: o.weight,
+      handoffAbortAfterMs:
+        o.handoffAbortAfterSeconds === undefined ? undefined : Math.round(o.handoffAbortAfterSeconds * 1000),
+    };
+    // Validate the machine options now (durations, identity length), with a placeholder namespace
+    // when it comes from the SlotMap later, so that a bad option fails here and not at runtime.
+    try {
+      parseShardMachineOptions(this.#fullMachineOptions(o.leaseNamespace ?? "default"));
+    } catch (err) {
+      const msg = err instanceof Error ? err.message : String(err);
+      throw new ShardMemberConfigError(
+        msg
+          .replace("invalid shard machine options", "invalid shard member options")
+          .replace(/renewDeadlineMs/g, "renewDeadlineSeconds (in ms)")
+          .replace(/retryPeriodMs/g, "retryPeriodSeconds (in ms)")
+          .replace(/leaseDurationMs/g, "leaseDurationSeconds (in ms)")
+          .replace(/holderIdentityPrefix/g, "identityPrefix"),
+      );
+    }
+
+    this.ready = new Promise<void>((resolve, reject) => {
+      this.#resolveReady = resolve;
+      this.#rejectReady = reject;
+    });
+    this.ready.catch(() => {}); // a stop before ready is not an unhandled rejection
+
+    this.#http = new KubeHttp(options.kubeConfig);
+    this.#resolver = new ResourceResolver(this.#http);
+    if (this.#leaseNamespaceOption !== undefined) this.#startLease(this.#leaseNamespaceOption);
+    this.#slotMapReflector = new Reflector<KubeObject>({
+      http: this.#http,
+      path: SLOTMAPS_PATH,
+      fieldSelector: `metadata.name=${this.slotMap}`,
+      handler: {
+        onListStart: () => {
+          this.#slotMapSeenInList = false;
+        },
+        onEvent: (type, obj, listed) => {
+          if (listed) this.#slotMapSeenInList = true;
+          if (type === "DELETED") this.#onSlotMapDeleted(obj);
+          else this.#onSlotMap(obj);
+        },
+        onSynced: () => {
+          if (!this.#slotMapSeenInList) {
+            if (this.#slotMapUid !== undefined) this.#onSlotMapDeleted(undefined);
+            else {
+              this.#log.warn(
+                this.#fields(),
+                this.#leaseNamespace === undefined
+                  ? "SlotMap not found: waiting for it (its spec.leaseNamespace names the Lease namespace)"
+                  : "SlotMap not found: owning nothing until it exists",
+              );
+            }
+          }
+        },
+        onError: (err) =>
+          this.#log.warn({ ...this.#fields(), err: errText(err) }, "SlotMap watch failed; retrying"),
+      },
+    });
+    void this.#slotMapReflector.start().catch(() => {});
+  }
+
+  // ---------------------------------------------------------------- queries
+
+  /**
+   * O(1), allocation-free: whether this shard owns `slot` now (granted to its Lease identity in
+   * the newest SlotMap status it applied, and not fenced). Filter informer events with it; use
+   * {@link mayStart} (or {@link begin}) right before a reconcile.
+   */
+  ownsSlot(slot: number): boolean {
+    return this.#ownership.ownsSlot(slot);
+  }
+
+  /** The live ownership view (never replaced once the Lease namespace is known). */
+  get ownership(): Ownership {
+    return this.#ownership;
+  }
+
+  /**
+   * Whether a reconcile of an object in `slot` may start now: owned, the Lease renewed within the
+   * renew deadline (checked against the clock now), and no stop requested.
+   */
+  mayStart(slot: number): boolean {
+    return this.#machine?.mayStart(slot, performance.now()) ?? false;
+  }
+
+  /** The SlotMap's resource rules once resolved (undefined before). */
+  get rules(): SlotRules | undefined {
+    return this.#rules;
+  }
+
+  /** Resolves with the resource rules as soon as they are known. */
+  whenRules(): Promise<SlotRules> {
+    if (this.#rules !== undefined) return Promise.resolve(this.#rules);
+    return new Promise((resolve) => this.#rulesWaiters.push(resolve));
+  }
+
+  /**
+   * The slot of an object of one of the SlotMap's resources (by its apiVersion and kind), or
+   * undefined when it is not sharded: not a resource of the SlotMap, a controlled object
+   * without a controller owner, a namespace outside `spec.namespaceSelector`, an object whose key
+   * cannot be determined, or rules not resolved yet.
+   */
+  slotOf(obj: KubeObjectLike): number | undefined {
+    return this.#rules?.slotOf(obj);
+  }
+
+  /** Whether this shard owns the object's slot now; false for objects that are not sharded. */
+  owns(obj: KubeObjectLike): boolean {
+    const slot = this.slotOf(obj);
+    return slot !== undefined && this.ownsSlot(slot);
+  }
+
+  /** Our Lease holderIdentity while we hold it. */
+  get identity(): string | undefined {
+    return this.#machine?.identity();
+  }
+
+  /** Assignment generation of the newest SlotMap status applied (0 before any). */
+  get generation(): number {
+    return this.#ownership.generation;
+  }
+
+  /** A summary of the state. */
+  status(): ShardMemberStatus {
+    const m = this.#machine;
+    const i = m?.inspect();
+    return {
+      phase: m === undefined ? "waitingForSlotMap" : m.phase(),
+      identity: i?.identity,
+      leaseNamespace: this.#leaseNamespace,
+      slotMapUid: this.#slotMapUid,
+      generation: i?.generation ?? 0,
+      ackedGeneration: m?.ackedGeneration() ?? 0,
+      ownedSlots: this.#ownership.ownedCount(),
+      inFlight: i?.inFlight ?? 0,
+    };
+  }
+
+  // ---------------------------------------------------------------- reconcile tracking
+
+  /**
+   * Starts a reconcile of `key` (an object in `slot`) if {@link mayStart} allows it, and tracks it
+   * until `finish()`: lost slots are acknowledged only after their reconciles finished. Returns
+   * undefined (nothing started) when the slot may not start now. The check and the start are one
+   * synchronous step, so nothing can fence the shard in between.
+   */
+  begin(slot: number, key: string): ReconcileTicket | undefined {
+    const m = this.#machine;
+    if (m === undefined || this.#closed || !m.mayStart(slot, performance.now())) return undefined;
+    const controller = new AbortController();
+    let set = this.#tickets.get(key);
+    if (set === undefined) {
+      set = new Set();
+      this.#tickets.set(key, set);
+    }
+    set.add(controller);
+    this.#feed({ type: "reconcileStarted", slot, key });
+    let finished = false;
+    return {
+      signal: controller.signal,
+      finish: () => {
+        if (finished) return;
+        finished = true;
+        const s = this.#tickets.get(key);
+        s?.delete(controller);
+        if (s?.size === 0) this.#tickets.delete(key);
+        this.#feed({ type: "reconcileFinished", slot, key });
+      },
+    };
+  }
+
+  /**
+   * Runs `fn` as a tracked reconcile of `key` in `slot` when it may start; returns
+   * `{ started: false }` without calling it otherwise. `fn` gets an AbortSignal: honour it (check
+   * it before every write) so a fenced shard stops within the safety margin.
+   */
+  async track<T>(
+    slot: number,
+    key: string,
+    fn: (signal: AbortSignal) => Promise<T>,
+  ): Promise<{ started: true; value: T } | { started: false }> {
+    const ticket = this.begin(slot, key);
+    if (ticket === undefined) return { started: false };
+    try {
+      return { started: true, value: await fn(ticket.signal) };
+    } finally {
+      ticket.finish();
+    }
+  }
+
+  // ---------------------------------------------------------------- events
+
+  /** Registers a listener; returns a function that removes it. */
+  subscribe(listener: ShardMemberListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  // ---------------------------------------------------------------- stop
+
+  /**
+   * Graceful stop: no new reconciles from now on; waits for in-flight ones (or aborts them with
+   * `abortInFlight`), acknowledges the newest generation, releases the Lease (holderIdentity
+   * cleared: the coordinator reassigns the slots at once), then stops watching. Idempotent.
+   */
+  stop(options: StopOptions = {}): Promise<void> {
+    this.#stopPromise ??= this.#stop(options);
+    return this.#stopPromise;
+  }
+
+  async #stop(options: StopOptions): Promise<void> {
+    if (!this.#readyDone) {
+      this.#readyDone = true;
+      this.#rejectReady(new Error(`shard ${this.shard}: stopped before it was ready`));
+    }
+    if (this.#machine !== undefined) {
+      const stopped = new Promise<void>((resolve) => {
+        this.#resolveStopped = resolve;
+      });
+      this.#feed({ type: "shutdown", abortInFlight: options.abortInFlight === true });
+      if (this.#machine.phase() !== "stopped") {
+        let timer: NodeJS.Timeout | undefined;
+        const timedOut = new Promise<boolean>((resolve) => {
+          if (options.timeoutMs !== undefined) timer = setTimeout(() => resolve(true), options.timeoutMs);
+        });
+        const late = await Promise.race([stopped.then(() => false), timedOut]);
+        clearTimeout(timer);
+        if (late) {
+          this.#log.warn(
+            { ...this.#fields(), inFlight: this.#machine.inspect().inFlight, timeoutMs: options.timeoutMs },
+            "stop timed out: not releasing the Lease; it will expire",
+          );
+        }
+      }
+    }
+    await this.#close();
+  }
+
+  async #close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    this.#closing.abort();
+    // Not released in time (stop timed out): whatever still runs must stop, the Lease will expire.
+    for (const set of this.#tickets.values())
+      for (const c of set) c.abort(new Error("reconcile aborted: member stopped"));
+    await Promise.all([
+      this.#slotMapReflector.stop(),
+      this.#leaseReflector?.stop(),
+      this.#namespaceReflector?.stop(),
+    ]);
+    for (const l of [...this.#listeners]) this.#call(() => l.stopped?.());
+  }
+
+  // ---------------------------------------------------------------- machine driving
+
+  #fullMachineOptions(leaseNamespace: string) {
+    const o = this.#machineOptions;
+    return {
+      slotmap: this.slotMap,
+      shard: this.shard,
+      leaseNamespace,
+      holderIdentityPrefix: o.holderIdentityPrefix,
+      incarnationSalt: o.incarnationSalt,
+      leaseDurationMs: o.leaseDurationMs,
+      renewDeadlineMs: o.renewDeadlineMs,
+      retryPeriodMs: o.retryPeriodMs,
+      ...(o.weight === undefined ? {} : { weight: o.weight }),
+      ...(o.handoffAbortAfterMs === undefined ? {} : { handoffAbortAfterMs: o.handoffAbortAfterMs }),
+      wallClockOffsetMs: Date.now() - performance.now(),
+    };
+  }
+
+  #startLease(namespace: string): void {
+    this.#leaseNamespace = namespace;
+    this.#machine = new ShardMachine(this.#fullMachineOptions(namespace));
+    this.#ownership = this.#machine.ownership;
+    this.#leaseReflector = new Reflector<KubeObject>({
+      http: this.#http,
+      path: leasesPath(namespace),
+      fieldSelector: `metadata.name=${this.shard}`,
+      handler: {
+        onListStart: () => {
+          this.#leaseSeenInList = false;
+        },
+        onEvent: (type, obj, listed) => {
+          if (listed) this.#leaseSeenInList = true;
+          this.#feed({ type: "leaseObserved", lease: type === "DELETED" ? null : (obj as LeaseObject) });
+        },
+        onSynced: () => {
+          if (!this.#leaseSeenInList) this.#feed({ type: "leaseObserved", lease: null });
+        },
+        onError: (err) =>
+          this.#log.warn({ ...this.#fields(), err: errText(err) }, "Lease watch failed; retrying"),
+      },
+    });
+    void this.#leaseReflector.start().catch(() => {});
+  }
+
+  /** Queues an input; handles queued inputs in order (listeners may feed inputs re-entrantly). */
+  #feed(input: PendingInput): void {
+    if (this.#machine === undefined || this.#closed) return;
+    this.#inputs.push(input);
+    if (this.#draining) return;
+    this.#draining = true;
+    try {
+      for (let next = this.#inputs.shift(); next !== undefined; next = this.#inputs.shift()) {
+        // `now` right before handle: the recorded send time of a write is at or before the real one.
+        const effects = this.#machine.handle({ ...next, now: performance.now() } as ShardInput);
+        for (const e of effects) this.#perform(e);
+      }
+    } finally {
+      this.#draining = false;
+    }
+    this.#schedule();
+  }
+
+  #schedule(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#closed || this.#machine === undefined) return;
+    const at = this.#machine.nextWakeAt();
+    if (at === undefined) return;
+    // +1 ms: a timer may fire a fraction of a millisecond early relative to performance.now().
+    const delay = Math.max(0, Math.ceil(at - performance.now()) + 1);
+    this.#timer = setTimeout(() => this.#feed({ type: "tick" }), delay);
+  }
+
+  #perform(e: ShardEffect): void {
+    switch (e.type) {
+      case "writeLease":
+        void this.#writeLease(e);
+        return;
+      case "slotsGained":
+        this.#emit((l) => l.slotsGained?.(e));
+        return;
+      case "slotsLost":
+        this.#emit((l) => l.slotsLost?.(e));
+        return;
+      case "fenced":
+        this.#emit((l) => l.fenced?.(e.reason));
+        return;
+      case "unfenced":
+        this.#unfencedOnce = true;
+        this.#maybeReady();
+        this.#emit((l) => l.unfenced?.(e.identity));
+        return;
+      case "abortInFlight":
+        for (const key of e.keys) {
+          for (const c of this.#tickets.get(key) ?? []) c.abort(new Error(`reconcile aborted: ${e.reason}`));
+        }
+        return;
+      case "acked":
+        this.#emit((l) => l.acked?.(e.uid, e.generation));
+        return;
+      case "stopped":
+        this.#resolveStopped?.();
+        return;
+      case "log":
+        this.#log[e.level](e.fields, e.msg);
+        return;
+    }
+  }
+
+  #emit(fn: (l: ShardMemberListener) => void): void {
+    for (const l of [...this.#listeners]) this.#call(() => fn(l));
+  }
+
+  #call(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.#log.error({ ...this.#fields(), err: errText(err) }, "shard member listener threw");
+    }
+  }
+
+  async #writeLease(w: WriteLeaseEffect): Promise<void> {
+    const ns = this.#leaseNamespace!;
+    // Abort at timeoutAt: the machine stops waiting then anyway.
+    const remaining = Math.max(1, Math.ceil(w.timeoutAt - performance.now()));
+    const signal = AbortSignal.any([AbortSignal.timeout(remaining), this.#closing.signal]);
+    const body = { apiVersion: "coordination.k8s.io/v1", kind: "Lease", ...w.lease };
+    let result: LeaseWriteResult;
+    try {
+      const lease =
+        w.verb === "create"
+          ? await this.#http.request<LeaseObject>("POST", leasesPath(ns), { body, signal })
+          : await this.#http.request<LeaseObject>("PUT", `${leasesPath(ns)}/${this.shard}`, { body, signal });
+      result = { outcome: "ok", lease };
+    } catch (err) {
+      if (isStatus(err, 409) || (w.verb === "update" && isStatus(err, 404))) {
+        result = { outcome: "conflict", current: await this.#readLease(signal) };
+      } else {
+        result = { outcome: "error", message: errText(err) };
+      }
+    }
+    this.#feed({ type: "leaseWriteResult", writeId: w.writeId, result });
+  }
+
+  /** The Lease as it is now: null when absent, undefined when it could not be read. */
+  async #readLease(signal: AbortSignal): Promise<LeaseObject | null | undefined> {
+    try {
+      return await this.#http.request<LeaseObject>(
+        "GET",
+        `${leasesPath(this.#leaseNamespace!)}/${this.shard}`,
+        {
+          signal,
+        },
+      );
+    } catch (err) {
+      return isStatus(err, 404) ? null : undefined;
+    }
+  }
+
+  // ---------------------------------------------------------------- SlotMap
+
+  #onSlotMap(obj: KubeObject): void {
+    const uid = obj.metadata?.uid;
+    if (typeof uid !== "string" || uid === "") return;
+    this.#slotMapUid = uid;
+    const spec = parseSlotMapSpec(obj.spec);
+    if (!spec.ok) {
+      this.#log.error(
+        { ...this.#fields(), errors: spec.errors },
+        `SlotMap spec is invalid; keeping the previous rules:\n${formatFieldErrors(spec.errors)}`,
+      );
+    } else {
+      this.#applySpec(spec.value);
+    }
+    if (this.#machine === undefined) return;
+    if (obj.status === undefined) {
+      this.#feed({ type: "slotMapObserved", uid, status: undefined });
+      this.#maybeReady();
+      return;
+    }
+    const status = parseSlotMapStatus(obj.status);
+    if (!status.ok) {
+      // Keeping the older table is safe: slots leave a live shard only after its ack.
+      this.#log.error(
+        { ...this.#fields(), errors: status.errors },
+        `SlotMap status is invalid; ignored:\n${formatFieldErrors(status.errors)}`,
+      );
+      return;
+    }
+    this.#feed({ type: "slotMapObserved", uid, status: status.value });
+    this.#maybeReady();
+  }
+
+  #onSlotMapDeleted(obj: KubeObject | undefined): void {
+    const uid = obj?.metadata?.uid ?? this.#slotMapUid;
+    if (uid === undefined) return;
+    if (uid === this.#slotMapUid) this.#slotMapUid = undefined;
+    this.#feed({ type: "slotMapDeleted", uid });
+  }
+
+  #applySpec(spec: SlotMapSpec): void {
+    if (this.#leaseNamespace === undefined) {
+      this.#startLease(spec.leaseNamespace);
+    } else if (spec.leaseNamespace !== this.#leaseNamespace) {
+      this.#log.error(
+        { ...this.#fields(), specLeaseNamespace: spec.leaseNamespace, leaseNamespace: this.#leaseNamespace },
+        "the shard Lease is not in the SlotMap's spec.leaseNamespace: the coordinator will not see this shard",
+      );
+    }
+    const json = JSON.stringify([spec.resources, spec.namespaceSelector ?? null]);
+    if (json === this.#specJson) return;
+    this.#specJson = json;
+    void this.#resolveRules(spec, ++this.#rulesEpoch);
+  }
+
+  async #resolveRules(spec: SlotMapSpec, epoch: number): Promise<void> {
+    for (let attempt = 0; !this.#closed && epoch === this.#rulesEpoch; attempt++) {
+      try {
+        const rules = await SlotRules.fromSpec(spec, this.#resolver);
+        if (epoch !== this.#rulesEpoch || this.#closed) return;
+        rules.useNamespaceLabels({ labelsOf: (ns) => this.#namespaceLabels.get(ns) });
+        this.#rules = rules;
+        this.#syncNamespaceWatch(rules);
+        this.#log.info(
+          {
+            ...this.#fields(),
+            resources: rules.resources.map((r) => `${r.resource.path}${r.controlled ? " (controlled)" : ""}`),
+          },
+          "SlotMap resources resolved",
+        );
+        for (const w of this.#rulesWaiters.splice(0)) w(rules);
+        this.#emit((l) => l.rulesChanged?.(rules));
+        this.#maybeReady();
+        return;
+      } catch (err) {
+        const delay = Math.min(30_000, 500 * 2 ** Math.min(attempt, 6));
+        this.#log[err instanceof DiscoveryError ? "error" : "warn"](
+          { ...this.#fields(), err: errText(err), retryInMs: delay },
+          "cannot resolve the SlotMap's resources; retrying",
+        );
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, delay);
+          this.#closing.signal.addEventListener("abort", () => {
+            clearTimeout(t);
+            resolve();
+          });
+        });
+      }
+    }
+  }
+
+  /** Watches namespaces (names and labels only) while the SlotMap has a namespace selector. */
+  #syncNamespaceWatch(rules: SlotRules): void {
+    if (rules.namespaceSelector === undefined) {
+      if (this.#namespaceReflector !== undefined) {
+        void this.#namespaceReflector.stop();
+        this.#namespaceReflector = undefined;
+        this.#namespaceLabels.clear();
+      }
+      return;
+    }
+    if (this.#namespaceReflector !== undefined) return;
+    const seen = new Set<string>();
+    const changed = () => this.#emit((l) => l.namespacesChanged?.());
+    this.#namespaceReflector = new Reflector<NamespaceObject>({
+      http: this.#http,
+      path: "/api/v1/namespaces",
+      handler: {
+        onListStart: () => seen.clear(),
+        onEvent: (type, obj, listed) => {
+          const name = obj.metadata?.name;
+          if (name === undefined) return;
+          if (listed) seen.add(name);
+          const before = this.#rules?.namespaceSelected(name);
+          if (type === "DELETED") this.#namespaceLabels.delete(name);
+          else this.#namespaceLabels.set(name, { ...(obj.metadata?.labels ?? {}) });
+          if (!listed && this.#rules?.namespaceSelected(name) !== before) changed();
+        },
+        onSynced: () => {
+          for (const name of [...this.#namespaceLabels.keys()])
+            if (!seen.has(name)) this.#namespaceLabels.delete(name);
+          changed();
+        },
+        onError: (err) =>
+          this.#log.warn({ ...this.#fields(), err: errText(err) }, "Namespace watch failed; retrying"),
+      },
+    });
+    void this.#namespaceReflector.start().catch(() => {});
+  }
+
+  #maybeReady(): void {
+    if (this.#readyDone || !this.#unfencedOnce || this.#rules === undefined || this.#slotMapUid === undefined)
+      return;
+    this.#readyDone = true;
+    this.#log.info(this.#fields(), "shard member ready");
+    this.#resolveReady();
+  }
+
+  #fields(): { slotmap: string; shard: string; generation: number; identity: string | undefined } {
+    return {
+      slotmap: this.slotMap,
+      shard: this.shard,
+      generation: this.#ownership.generation,
+      identity: this.#machine?.identity(),
+    };
+  }
+}
+
+function errText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

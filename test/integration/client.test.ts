@@ -1,0 +1,808 @@
+// The client library against a real API server, with the real coordinator running in-process:
+// shard membership (Lease acquire, acks, self-fencing, release), ownership following the SlotMap
+// status, handoffs that wait for in-flight reconciles, and the checksum example controller.
+import net from "node:net";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { KubeConfig } from "@kubernetes/client-node";
+import { pino } from "pino";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { startChecksumController } from "../../examples/checksum-controller/app.js";
+import { parseChecksumConfig } from "../../examples/checksum-controller/config.js";
+import { secretChecksum } from "../../examples/checksum-controller/reconciler.js";
+import { CRD_NAME, parseSlotMapStatus, type SlotMapStatus } from "../../src/api/index.js";
+import {
+  createShardMember,
+  type ReconcileRequest,
+  type ShardedController,
+  type ShardLogger,
+  type ShardMember,
+  type ShardMemberOptions,
+  startController,
+} from "../../src/client/index.js";
+import { parseCoordinatorConfig } from "../../src/coordinator/config.js";
+import { TAKEOVER_HOLDER } from "../../src/coordinator/core/types.js";
+import { runCoordinator } from "../../src/coordinator/main.js";
+import { KubeHttp, type KubeObject } from "../../src/kube/http.js";
+import { keySlot } from "../../src/slots/hash.js";
+import { parseSlotRanges } from "../../src/slots/ranges.js";
+import { SLOT_COUNT } from "../../src/slots/types.js";
+import { freshNamespace, kubeConfig, kubectl, waitFor } from "../support/cluster.js";
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+
+/** Short timings so that expiry and fencing happen within a test. */
+const TIMING = { leaseDurationSeconds: 4, renewDeadlineSeconds: 3, retryPeriodSeconds: 0.5 } as const;
+
+interface Lease extends KubeObject {
+  spec?: { holderIdentity?: string; leaseDurationSeconds?: number; renewTime?: string };
+}
+
+let http: KubeHttp;
+const coordinatorStop = new AbortController();
+let coordinatorDone: Promise<void> | undefined;
+/** Log lines of the members and the coordinator, printed when a test fails. */
+const logs: string[] = [];
+const cleanups: Array<() => Promise<unknown>> = [];
+
+function testLogger(name: string): ShardLogger {
+  const line =
+    (level: string) =>
+    (fields: object, msg: string): void => {
+      logs.push(`${new Date().toISOString()} ${name} ${level} ${msg} ${JSON.stringify(fields)}`);
+    };
+  return { debug: () => {}, info: line("info"), warn: line("warn"), error: line("error") };
+}
+
+beforeAll(async () => {
+  http = new KubeHttp(kubeConfig());
+  // Server-side apply with force: other test files may install the same CRD.
+  const r = await kubectl(["apply", "--server-side", "--force-conflicts", "-f", path.join(repoRoot, "crds")]);
+  expect(r.code, r.stderr).toBe(0);
+  await waitFor(
+    async () =>
+      (
+        await kubectl([
+          "get",
+          "crd",
+          CRD_NAME,
+          "-o",
+          'jsonpath={.status.conditions[?(@.type=="Established")].status}',
+        ])
+      ).stdout.trim() === "True",
+    { timeoutMs: 60_000, description: "the SlotMap CRD to be Established" },
+  );
+  const config = parseCoordinatorConfig(
+    [
+      "--leader-elect",
+      "false",
+      "--metrics-address",
+      "0",
+      "--identity",
+      "it-coordinator",
+      "--orphan-after",
+      "30",
+    ],
+    {},
+  );
+  const coordinatorLog = pino(
+    { level: "info" },
+    { write: (s: string) => void logs.push(`coordinator ${s.trimEnd()}`) },
+  );
+  coordinatorDone = runCoordinator(config, {
+    signal: coordinatorStop.signal,
+    kubeConfig: kubeConfig(),
+    logger: coordinatorLog,
+  });
+});
+
+afterEach(async (ctx) => {
+  await Promise.allSettled(cleanups.splice(0).map((c) => c()));
+  if (ctx.task.result?.state === "fail") process.stderr.write(`${logs.join("\n")}\n`);
+  logs.length = 0;
+});
+
+afterAll(async () => {
+  coordinatorStop.abort();
+  await coordinatorDone;
+});
+
+// ---------------------------------------------------------------- helpers
+
+let counter = 0;
+
+/** A SlotMap for secrets (configmaps controlled) with its own lease namespace. */
+async function newSlotMap(): Promise<{ name: string; leaseNamespace: string }> {
+  const leaseNamespace = await freshNamespace("client-leases");
+  const name = `client-${process.pid}-${++counter}-${Date.now().toString(36)}`;
+  await http.request("POST", "/apis/slotmap.dev/v1alpha1/slotmaps", {
+    body: {
+      apiVersion: "slotmap.dev/v1alpha1",
+      kind: "SlotMap",
+      metadata: { name },
+      spec: {
+        leaseNamespace,
+        resources: [
+          { group: "", resource: "secrets", controlledResources: [{ group: "", resource: "configmaps" }] },
+        ],
+        policy: { handoffTimeoutSeconds: 60 },
+      },
+    },
+  });
+  cleanups.push(() => http.request("DELETE", `/apis/slotmap.dev/v1alpha1/slotmaps/${name}`).catch(() => {}));
+  return { name, leaseNamespace };
+}
+
+function member(
+  sm: { name: string; leaseNamespace: string },
+  shard: string,
+  extra: Partial<ShardMemberOptions> = {},
+): ShardMember {
+  const m = createShardMember({
+    kubeConfig: kubeConfig(),
+    slotMap: sm.name,
+    shard,
+    logger: testLogger(shard),
+    ...TIMING,
+    ...extra,
+  });
+  cleanups.push(() => m.stop({ timeoutMs: 10_000 }));
+  return m;
+}
+
+async function slotMapStatus(name: string): Promise<SlotMapStatus | undefined> {
+  const o = await http.request<KubeObject>("GET", `/apis/slotmap.dev/v1alpha1/slotmaps/${name}`);
+  if (o.status === undefined) return undefined;
+  const r = parseSlotMapStatus(o.status);
+  if (!r.ok) throw new Error(`invalid status: ${JSON.stringify(r.errors)}`);
+  return r.value;
+}
+
+function getLease(ns: string, name: string): Promise<Lease> {
+  return http.request<Lease>("GET", `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases/${name}`);
+}
+
+/** Slots of a shard in a status (parsed), as a Set. */
+function slotsOf(status: SlotMapStatus | undefined, shard: string): Set<number> {
+  const out = new Set<number>();
+  const e = status?.shards.find((s) => s.name === shard);
+  for (const r of parseSlotRanges(e?.slots ?? "")) for (let s = r.start; s <= r.end; s++) out.add(s);
+  return out;
+}
+
+function ownedSet(m: ShardMember): Set<number> {
+  const out = new Set<number>();
+  for (let s = 0; s < SLOT_COUNT; s++) if (m.ownsSlot(s)) out.add(s);
+  return out;
+}
+
+/** A Secret name in `ns` whose slot satisfies `pred`. */
+function secretNameWhere(ns: string, prefix: string, pred: (slot: number) => boolean): string {
+  for (let i = 0; ; i++) {
+    const name = `${prefix}-${i}`;
+    if (pred(keySlot(`/Secret/${ns}/${name}`))) return name;
+  }
+}
+
+async function createSecret(ns: string, name: string, data: Record<string, string>): Promise<KubeObject> {
+  return http.request<KubeObject>("POST", `/api/v1/namespaces/${ns}/secrets`, {
+    body: {
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name },
+      data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString("base64")])),
+    },
+  });
+}
+
+/** A promise the test resolves by hand. */
+function gate(): { promise: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const promise = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { promise, open };
+}
+
+// ---------------------------------------------------------------- tests
+
+describe("shard membership", () => {
+  it("acquires its Lease; ownership follows the status the coordinator writes; acks reach the Lease", async () => {
+    const sm = await newSlotMap();
+    const a = member(sm, "shard-a");
+    await a.ready;
+    const lease = await getLease(sm.leaseNamespace, "shard-a");
+    expect(lease.spec?.holderIdentity).toBe(a.identity);
+    expect(lease.spec?.leaseDurationSeconds).toBe(4);
+    expect(lease.metadata?.labels?.["slotmap.dev/slotmap"]).toBe(sm.name);
+
+    // Alone: the coordinator grants every slot to shard-a.
+    await waitFor(() => a.status().ownedSlots === SLOT_COUNT, { description: "shard-a to own all slots" });
+    const s1 = await slotMapStatus(sm.name);
+    expect(slotsOf(s1, "shard-a").size).toBe(SLOT_COUNT);
+    expect(s1?.shards.find((s) => s.name === "shard-a")?.holderIdentity).toBe(a.identity);
+
+    // A second shard: slots are split; the two never own the same slot, and together own all.
+    const b = member(sm, "shard-b");
+    await b.ready;
+    await waitFor(
+      async () => {
+        const st = await slotMapStatus(sm.name);
+        return (
+          st !== undefined &&
+          st.migrations.length === 0 &&
+          slotsOf(st, "shard-b").size > 0 &&
+          a.generation === st.assignmentGeneration &&
+          b.generation === st.assignmentGeneration
+        );
+      },
+      { timeoutMs: 60_000, description: "the handoff to shard-b to complete" },
+    );
+    const st = await slotMapStatus(sm.name);
+    const ownA = ownedSet(a);
+    const ownB = ownedSet(b);
+    expect(ownA).toEqual(slotsOf(st, "shard-a"));
+    expect(ownB).toEqual(slotsOf(st, "shard-b"));
+    expect(ownA.size + ownB.size).toBe(SLOT_COUNT);
+    expect([...ownA].some((s) => ownB.has(s))).toBe(false);
+    expect(Math.abs(ownA.size - ownB.size)).toBeLessThanOrEqual(1);
+
+    // Both acknowledged the newest generation in their Leases (for this SlotMap instance).
+    for (const [m, name] of [
+      [a, "shard-a"],
+      [b, "shard-b"],
+    ] as const) {
+      await waitFor(
+        async () => {
+          const l = await getLease(sm.leaseNamespace, name);
+          return (
+            l.metadata?.annotations?.["slotmap.dev/observed-generation"] ===
+              String(st?.assignmentGeneration) &&
+            l.metadata?.annotations?.["slotmap.dev/slotmap-uid"] === m.status().slotMapUid
+          );
+        },
+        { description: `${name}'s ack in its Lease` },
+      );
+    }
+
+    // owns(obj) hashes by the SlotMap's rules: a Secret by its key, a ConfigMap by its controller.
+    const secret = { apiVersion: "v1", kind: "Secret", metadata: { name: "x", namespace: "ns" } };
+    const slot = keySlot("/Secret/ns/x");
+    expect(a.slotOf(secret)).toBe(slot);
+    expect(a.owns(secret)).toBe(ownA.has(slot));
+    expect(b.owns(secret)).toBe(ownB.has(slot));
+    const cm = {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: {
+        name: "x-checksum",
+        namespace: "ns",
+        ownerReferences: [{ apiVersion: "v1", kind: "Secret", name: "x", uid: "u", controller: true }],
+      },
+    };
+    expect(a.slotOf(cm)).toBe(slot);
+    expect(a.slotOf({ ...cm, metadata: { ...cm.metadata, ownerReferences: [] } })).toBeUndefined();
+    expect(
+      a.owns({ apiVersion: "apps/v1", kind: "Deployment", metadata: { name: "x", namespace: "ns" } }),
+    ).toBe(false);
+  });
+});
+
+/** A TCP proxy to the API server that the test can cut (every connection dropped, new ones refused). */
+async function tcpProxy(
+  target: URL,
+): Promise<{ port: number; cut(): void; heal(): void; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  let cut = false;
+  const server = net.createServer((client) => {
+    if (cut) {
+      client.destroy();
+      return;
+    }
+    const upstream = net.connect(Number(target.port), target.hostname);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on("close", () => sockets.delete(s));
+      s.on("error", () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    cut() {
+      cut = true;
+      for (const s of sockets) s.destroy();
+    },
+    heal() {
+      cut = false;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** The same credentials, through a local port. */
+function viaProxy(kc: KubeConfig, port: number): KubeConfig {
+  const current = kc.getCurrentCluster()!;
+  const out = new KubeConfig();
+  out.loadFromOptions({
+    clusters: kc.clusters.map((c) =>
+      c.name === current.name ? { ...c, server: `https://127.0.0.1:${port}` } : c,
+    ),
+    users: kc.users,
+    contexts: kc.contexts,
+    currentContext: kc.currentContext,
+  });
+  return out;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function ackOf(ns: string, shard: string): Promise<number> {
+  const l = await getLease(ns, shard);
+  return Number(l.metadata?.annotations?.["slotmap.dev/observed-generation"] ?? 0);
+}
+
+describe("handoff", () => {
+  it("acknowledges lost slots only after the in-flight reconcile on them finished", async () => {
+    const sm = await newSlotMap();
+    const ns = await freshNamespace("client-handoff");
+    const a = member(sm, "shard-a");
+    await waitFor(() => a.status().ownedSlots === SLOT_COUNT, { description: "shard-a to own all slots" });
+
+    // One Secret in each half of the table: whichever half moves to shard-b, one of them is in it.
+    const low = secretNameWhere(ns, "low", (s) => s < 4096);
+    const high = secretNameWhere(ns, "high", (s) => s >= 12288);
+    const blocked = gate();
+    const started = new Map<string, ReconcileRequest>();
+    const finished = new Set<string>();
+    const ctrl = startController({
+      member: a,
+      concurrency: 4,
+      logger: testLogger("ctrl-a"),
+      reconcile: async (req) => {
+        if (req.namespace !== ns) return;
+        started.set(req.key, req);
+        await blocked.promise;
+        finished.add(req.key);
+      },
+    });
+    cleanups.push(async () => {
+      blocked.open();
+      await ctrl.stop();
+    });
+    await createSecret(ns, low, { v: "1" });
+    await createSecret(ns, high, { v: "1" });
+    await waitFor(() => started.size === 2, { description: "both reconciles to start (and block)" });
+
+    const b = member(sm, "shard-b");
+    await b.ready;
+    const st = await waitFor(
+      async () => {
+        const s = await slotMapStatus(sm.name);
+        return s?.migrations.some((m) => m.from === "shard-a" && m.to === "shard-b") ? s : undefined;
+      },
+      { description: "a migration from shard-a to shard-b" },
+    );
+    const migration = st.migrations.find((m) => m.from === "shard-a")!;
+    const moving = new Set<number>();
+    for (const r of parseSlotRanges(migration.slots)) for (let s = r.start; s <= r.end; s++) moving.add(s);
+    const held = [...started.values()].find((r) => moving.has(r.slot));
+    expect(held, "a blocked reconcile in the migrating slots").toBeDefined();
+    const slot = held!.slot;
+
+    // shard-a applied the generation: it no longer owns the slot and may not start it, but the
+    // reconcile keeps running, so it does not ack; nobody owns the slot meanwhile.
+    await waitFor(() => a.generation >= migration.generation, {
+      description: "shard-a to apply the migration",
+    });
+    expect(a.ownsSlot(slot)).toBe(false);
+    expect(a.mayStart(slot)).toBe(false);
+    await sleep(2_000); // several renew periods: acks would have been written by now
+    expect(await ackOf(sm.leaseNamespace, "shard-a")).toBeLessThan(migration.generation);
+    expect(b.ownsSlot(slot)).toBe(false);
+    expect((await slotMapStatus(sm.name))?.migrations.some((m) => m.from === "shard-a")).toBe(true);
+    expect(held!.signal.aborted).toBe(false);
+    expect(finished.size).toBe(0);
+
+    blocked.open();
+    await waitFor(async () => (await ackOf(sm.leaseNamespace, "shard-a")) >= migration.generation, {
+      description: "shard-a to ack once the reconcile finished",
+    });
+    expect(finished.has(held!.key)).toBe(true);
+    await waitFor(() => b.ownsSlot(slot), { description: "shard-b to own the slot" });
+    expect(a.ownsSlot(slot)).toBe(false);
+  });
+});
+
+describe("self-fencing", () => {
+  it("stops starting and aborts in-flight reconciles at once when its Lease is taken over", async () => {
+    const sm = await newSlotMap();
+    const ns = await freshNamespace("client-fence");
+    const a = member(sm, "shard-a");
+    const fences: string[] = [];
+    a.subscribe({ fenced: (reason) => fences.push(reason) });
+    await waitFor(() => a.status().ownedSlots === SLOT_COUNT, { description: "shard-a to own all slots" });
+    const firstIdentity = a.identity;
+
+    let running: ReconcileRequest | undefined;
+    const ctrl = startController({
+      member: a,
+      logger: testLogger("ctrl-a"),
+      reconcile: async (req) => {
+        if (req.namespace !== ns || running !== undefined) return;
+        running = req;
+        // Honours its signal, as a reconciler must.
+        await new Promise<void>((resolve) =>
+          req.signal.addEventListener("abort", () => resolve(), { once: true }),
+        );
+      },
+    });
+    cleanups.push(() => ctrl.stop());
+    await createSecret(ns, "s", { v: "1" });
+    await waitFor(() => running, { description: "the reconcile to start" });
+
+    // Someone else takes the Lease (a resourceVersion precondition, as any taker must use).
+    const lease = await getLease(sm.leaseNamespace, "shard-a");
+    await http.request("PUT", `/apis/coordination.k8s.io/v1/namespaces/${sm.leaseNamespace}/leases/shard-a`, {
+      body: { ...lease, spec: { ...lease.spec, holderIdentity: "intruder" } },
+    });
+    await waitFor(() => fences.includes("leaseLost"), { description: "shard-a to fence itself" });
+    expect(running!.signal.aborted).toBe(true);
+    expect(a.status().ownedSlots).toBe(0);
+    expect(a.mayStart(running!.slot)).toBe(false);
+
+    // The intruder never renews: after a lease duration shard-a acquires again, as a new
+    // incarnation, and the coordinator grants the slots to that new identity.
+    await waitFor(() => a.status().ownedSlots === SLOT_COUNT, {
+      timeoutMs: 60_000,
+      description: "shard-a to own the slots again",
+    });
+    expect(a.identity).toBeDefined();
+    expect(a.identity).not.toBe(firstIdentity);
+    const st = await slotMapStatus(sm.name);
+    expect(st?.shards.find((s) => s.name === "shard-a")?.holderIdentity).toBe(a.identity);
+  });
+
+  it("fences itself when it cannot renew within renewDeadline, before the coordinator takes over", async () => {
+    const sm = await newSlotMap();
+    const proxy = await tcpProxy(new URL(kubeConfig().getCurrentCluster()!.server));
+    cleanups.push(() => proxy.close());
+    const a = member(sm, "shard-a", { kubeConfig: viaProxy(kubeConfig(), proxy.port) });
+    const fenced: Array<{ reason: string; leaseHolder: Promise<string | undefined> }> = [];
+    a.subscribe({
+      fenced: (reason) =>
+        fenced.push({
+          reason,
+          // Read right after the fence, without the proxy: the coordinator has not taken over yet.
+          leaseHolder: getLease(sm.leaseNamespace, "shard-a").then((l) => l.spec?.holderIdentity),
+        }),
+    });
+    await waitFor(() => a.status().ownedSlots === SLOT_COUNT, { description: "shard-a to own all slots" });
+    const identity = a.identity;
+
+    proxy.cut(); // the API server is unreachable for shard-a from now on
+    const f = await waitFor(() => fenced.find((x) => x.reason === "renewDeadline"), {
+      timeoutMs: 15_000,
+      description: "shard-a to fence itself",
+    });
+    expect(a.status().ownedSlots).toBe(0);
+    expect(a.mayStart(0)).toBe(false);
+    expect(await f.leaseHolder).toBe(identity);
+
+    // The coordinator takes the expired Lease over; once reachable again, shard-a acquires it at
+    // once (the takeover marker counts as free) as a new incarnation and gets the slots back.
+    await waitFor(
+      async () => (await getLease(sm.leaseNamespace, "shard-a")).spec?.holderIdentity === TAKEOVER_HOLDER,
+      {
+        description: "the coordinator to take the Lease over",
+      },
+    );
+    proxy.heal();
+    await waitFor(() => a.status().ownedSlots === SLOT_COUNT, {
+      timeoutMs: 90_000,
+      description: "shard-a to own the slots again",
+    });
+    expect(a.identity).not.toBe(identity);
+  });
+
+  it("re-acquires at once a Lease the coordinator took over (the marker counts as free)", async () => {
+    const sm = await newSlotMap();
+    // A Lease left behind by a dead process and taken over by the coordinator: free to acquire.
+    await http.request("POST", `/apis/coordination.k8s.io/v1/namespaces/${sm.leaseNamespace}/leases`, {
+      body: {
+        apiVersion: "coordination.k8s.io/v1",
+        kind: "Lease",
+        metadata: { name: "shard-a", labels: { "slotmap.dev/slotmap": sm.name } },
+        spec: { holderIdentity: TAKEOVER_HOLDER, leaseDurationSeconds: 3600 },
+      },
+    });
+    const a = member(sm, "shard-a");
+    const t0 = Date.now();
+    await a.ready;
+    // Far sooner than the Lease's own hour-long duration.
+    expect(Date.now() - t0).toBeLessThan(60_000);
+    expect((await getLease(sm.leaseNamespace, "shard-a")).spec?.holderIdentity).toBe(a.identity);
+  });
+});
+
+describe("graceful stop", () => {
+  it("waits for the in-flight reconcile, acks, then releases the Lease; the slots move at once", async () => {
+    const sm = await newSlotMap();
+    const ns = await freshNamespace("client-stop");
+    const a = member(sm, "shard-a");
+    await waitFor(() => a.status().ownedSlots === SLOT_COUNT, { description: "shard-a to own all slots" });
+    const blocked = gate();
+    let running: ReconcileRequest | undefined;
+    const ctrl = startController({
+      member: a,
+      logger: testLogger("ctrl-a"),
+      reconcile: async (req) => {
+        if (req.namespace !== ns) return;
+        running = req;
+        await blocked.promise;
+      },
+    });
+    cleanups.push(async () => {
+      blocked.open();
+      await ctrl.stop();
+    });
+    await createSecret(ns, "s", { v: "1" });
+    await waitFor(() => running, { description: "the reconcile to start" });
+    const identity = a.identity;
+
+    let stopped = false;
+    const stopping = a.stop().then(() => {
+      stopped = true;
+    });
+    expect(a.mayStart(running!.slot)).toBe(false); // at once
+    await sleep(1_500);
+    expect(stopped).toBe(false);
+    expect((await getLease(sm.leaseNamespace, "shard-a")).spec?.holderIdentity).toBe(identity);
+
+    const b = member(sm, "shard-b");
+    await b.ready;
+    blocked.open();
+    await stopping;
+    const lease = await getLease(sm.leaseNamespace, "shard-a");
+    expect(lease.spec?.holderIdentity ?? "").toBe("");
+    // The release carries the newest ack.
+    expect(Number(lease.metadata?.annotations?.["slotmap.dev/observed-generation"])).toBeGreaterThanOrEqual(
+      1,
+    );
+    // Released means Dead at once: shard-b gets every slot without waiting for an expiry.
+    await waitFor(() => b.status().ownedSlots === SLOT_COUNT, { description: "shard-b to own all slots" });
+  });
+});
+
+describe("the checksum controller", () => {
+  it("keeps a checksum ConfigMap for ~100 Secrets with 2 shards, follows updates, never reconciles a key on both at once", async () => {
+    const sm = await newSlotMap();
+    const ns = await freshNamespace("client-checksum");
+    const N = 100;
+    const names = Array.from({ length: N }, (_, i) => `secret-${i}`);
+    for (let i = 0; i < N; i += 20) {
+      await Promise.all(names.slice(i, i + 20).map((n) => createSecret(ns, n, { value: n })));
+    }
+
+    const records: Array<Record<string, unknown>> = [];
+    const start = async (shard: string) => {
+      const config = parseChecksumConfig(
+        ["--shard", shard, "--slotmap", sm.name, "--metrics-address", "off", "--concurrency", "4"],
+        {
+          SLOTMAP_LEASE_DURATION: String(TIMING.leaseDurationSeconds),
+          SLOTMAP_RENEW_DEADLINE: String(TIMING.renewDeadlineSeconds),
+          SLOTMAP_RETRY_PERIOD: String(TIMING.retryPeriodSeconds),
+        },
+      );
+      const log = testLogger(shard);
+      const logger: ShardLogger = {
+        ...log,
+        info: (fields, msg) => {
+          if ((fields as { event?: string }).event === "reconcile")
+            records.push(fields as Record<string, unknown>);
+          else log.info(fields, msg);
+        },
+      };
+      const app = await startChecksumController(config, logger, kubeConfig());
+      cleanups.push(() => app.stop());
+      return app;
+    };
+    const [c0, c1] = await Promise.all([start("checksums-0"), start("checksums-1")]);
+
+    const expected = async (): Promise<Map<string, string>> => {
+      const list = await http.listAll<KubeObject & { data?: Record<string, string> }>(
+        `/api/v1/namespaces/${ns}/secrets`,
+      );
+      return new Map(list.items.map((s) => [s.metadata!.name!, secretChecksum(s.data)]));
+    };
+    const converged = async (): Promise<boolean> => {
+      const want = await expected();
+      const cms = await http.listAll<KubeObject & { data?: Record<string, string> }>(
+        `/api/v1/namespaces/${ns}/configmaps`,
+      );
+      const got = new Map(cms.items.map((c) => [c.metadata!.name!, c]));
+      for (const [name, sum] of want) {
+        const cm = got.get(`${name}-checksum`);
+        if (cm?.data?.checksum !== sum) return false;
+      }
+      return true;
+    };
+    await waitFor(converged, {
+      timeoutMs: 90_000,
+      intervalMs: 500,
+      description: "every Secret to have its checksum ConfigMap",
+    });
+
+    // Owned by the Secret (controller reference with its uid), so it follows it to its shard.
+    const secret0 = await http.request<KubeObject>("GET", `/api/v1/namespaces/${ns}/secrets/secret-0`);
+    const cm0 = await http.request<KubeObject & { metadata: { ownerReferences?: unknown[] } }>(
+      "GET",
+      `/api/v1/namespaces/${ns}/configmaps/secret-0-checksum`,
+    );
+    expect(cm0.metadata.ownerReferences).toEqual([
+      { apiVersion: "v1", kind: "Secret", name: "secret-0", uid: secret0.metadata?.uid, controller: true },
+    ]);
+
+    // Both shards did part of the work, and each cached only the Secrets of its own slots.
+    const mine = (shard: string) =>
+      records.filter((r) => r.shard === shard && String(r.key).includes(`/${ns}/`));
+    expect(mine("checksums-0").length).toBeGreaterThan(0);
+    expect(mine("checksums-1").length).toBeGreaterThan(0);
+    for (const n of names) {
+      const key = `/Secret/${ns}/${n}`;
+      const holders = [c0, c1].filter((c) => c.controller.get(key) !== undefined);
+      expect(holders, key).toHaveLength(1);
+      expect(holders[0]!.member.ownsSlot(keySlot(key))).toBe(true);
+    }
+
+    // Updates are followed.
+    for (const n of names.slice(0, 10)) {
+      const s = await http.request<KubeObject & { data?: Record<string, string> }>(
+        "GET",
+        `/api/v1/namespaces/${ns}/secrets/${n}`,
+      );
+      await http.request("PUT", `/api/v1/namespaces/${ns}/secrets/${n}`, {
+        body: { ...s, data: { ...s.data, extra: Buffer.from("changed").toString("base64") } },
+      });
+    }
+    // A ConfigMap edited by hand is put back (its change maps back to its Secret).
+    const cm5 = await http.request<KubeObject & { data?: Record<string, string> }>(
+      "GET",
+      `/api/v1/namespaces/${ns}/configmaps/secret-50-checksum`,
+    );
+    await http.request("PUT", `/api/v1/namespaces/${ns}/configmaps/secret-50-checksum`, {
+      body: { ...cm5, data: { checksum: "tampered" } },
+    });
+    await waitFor(converged, {
+      timeoutMs: 60_000,
+      intervalMs: 500,
+      description: "checksums to follow the updates",
+    });
+
+    // Audit: one line per reconcile with everything the e2e auditor needs; per key, reconciles on
+    // different shards never overlap in time.
+    const rec = records[0]!;
+    for (const field of [
+      "shard",
+      "identity",
+      "key",
+      "slot",
+      "generation",
+      "start",
+      "end",
+      "resourceVersion",
+    ]) {
+      expect(rec, field).toHaveProperty(field);
+    }
+    const byKey = new Map<string, Array<Record<string, unknown>>>();
+    for (const r of records) {
+      const list = byKey.get(String(r.key)) ?? [];
+      list.push(r);
+      byKey.set(String(r.key), list);
+    }
+    for (const [key, list] of byKey) {
+      for (const x of list) {
+        for (const y of list) {
+          if (x.shard === y.shard) continue;
+          const overlap = Number(x.start) < Number(y.end) && Number(y.start) < Number(x.end);
+          expect(overlap, `${key}: ${JSON.stringify(x)} overlaps ${JSON.stringify(y)}`).toBe(false);
+        }
+      }
+    }
+  });
+});
+
+describe("the sharded controller runtime", () => {
+  it("moves objects with their slots: the loser drops them, the gainer re-lists and reconciles them", async () => {
+    const sm = await newSlotMap();
+    const ns = await freshNamespace("client-move");
+    const names = Array.from({ length: 40 }, (_, i) => `s-${i}`);
+    await Promise.all(names.map((n) => createSecret(ns, n, { v: n })));
+    const keys = names.map((n) => `/Secret/${ns}/${n}`);
+
+    const recorder = () => {
+      const seen: string[] = [];
+      const reconcile = async (req: ReconcileRequest) => {
+        if (req.namespace === ns) seen.push(req.key);
+      };
+      return { seen, reconcile };
+    };
+    const a = member(sm, "shard-a");
+    await waitFor(() => a.status().ownedSlots === SLOT_COUNT, { description: "shard-a to own all slots" });
+    const ra = recorder();
+    const ca: ShardedController = startController({
+      member: a,
+      reconcile: ra.reconcile,
+      logger: testLogger("ctrl-a"),
+    });
+    cleanups.push(() => ca.stop());
+    await waitFor(() => keys.every((k) => ra.seen.includes(k)), {
+      description: "shard-a to reconcile every Secret",
+    });
+    expect(keys.every((k) => ca.get(k) !== undefined)).toBe(true);
+
+    const b = member(sm, "shard-b");
+    const rb = recorder();
+    const cb = startController({ member: b, reconcile: rb.reconcile, logger: testLogger("ctrl-b") });
+    cleanups.push(() => cb.stop());
+    await waitFor(
+      async () => {
+        const st = await slotMapStatus(sm.name);
+        return (
+          st?.migrations.length === 0 &&
+          slotsOf(st, "shard-b").size > 0 &&
+          b.generation === st.assignmentGeneration
+        );
+      },
+      { description: "the handoff to shard-b" },
+    );
+    const toB = keys.filter((k) => b.ownsSlot(keySlot(k)));
+    const stayA = keys.filter((k) => a.ownsSlot(keySlot(k)));
+    expect(toB.length).toBeGreaterThan(0);
+    expect(toB.length + stayA.length).toBe(keys.length);
+    await waitFor(() => toB.every((k) => rb.seen.includes(k)), {
+      description: "shard-b to reconcile its Secrets",
+    });
+    expect(rb.seen.filter((k) => !toB.includes(k))).toEqual([]);
+    expect(toB.every((k) => ca.get(k) === undefined && cb.get(k) !== undefined)).toBe(true);
+    expect(stayA.every((k) => ca.get(k) !== undefined && cb.get(k) === undefined)).toBe(true);
+
+    // shard-b leaves: shard-a gains its slots back while running and fetches them by a re-list.
+    const listsBefore = ca.stats().gainLists;
+    ra.seen.length = 0;
+    await Promise.all([b.stop(), cb.stop()]);
+    await waitFor(() => a.status().ownedSlots === SLOT_COUNT, {
+      description: "shard-a to own all slots again",
+    });
+    await waitFor(() => toB.every((k) => ra.seen.includes(k)), {
+      description: "shard-a to reconcile the regained Secrets",
+    });
+    expect(ca.stats().gainLists).toBeGreaterThan(listsBefore);
+    expect(keys.every((k) => ca.get(k) !== undefined)).toBe(true);
+
+    // A deletion reaches the reconciler (object undefined) and leaves the cache.
+    const deleted: Array<{ key: string; object: unknown }> = [];
+    const cd = startController({
+      member: a,
+      reconcile: async (req) => {
+        if (req.namespace === ns) deleted.push({ key: req.key, object: req.object });
+      },
+    });
+    cleanups.push(() => cd.stop());
+    await waitFor(() => deleted.length >= keys.length, { description: "a second controller to sync" });
+    await http.request("DELETE", `/api/v1/namespaces/${ns}/secrets/s-0`);
+    await waitFor(() => deleted.some((d) => d.key === keys[0] && d.object === undefined), {
+      description: "the deletion to be reconciled",
+    });
+    expect(cd.get(keys[0]!)).toBeUndefined();
+    expect(cd.stats().tombstones).toBe(0);
+  });
+});
