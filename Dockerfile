@@ -3,7 +3,7 @@
 #   docker run IMAGE --leader-elect
 # The example controller and the kubectl plugin are in the same image:
 #   docker run --entrypoint node IMAGE dist/examples/checksum-controller/main.js
-#   docker run --entrypoint node IMAGE dist/cli/kubectl-slotmap.js keyslot /Secret/default/db
+#   docker run --entrypoint node IMAGE dist/src/cli/kubectl-slotmap.js keyslot /Secret/default/db
 # (Kubernetes: set `command:`, as deploy/examples/checksum does; `args:` go to the coordinator.)
 
 FROM node:24-slim AS build
@@ -27,4 +27,4 @@ COPY crds ./crds
 USER 1000:1000
 # /metrics, /healthz, /readyz
 EXPOSE 8080
-ENTRYPOINT ["node", "dist/coordinator/main.js"]
+ENTRYPOINT ["node", "dist/src/coordinator/main.js"]

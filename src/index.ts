@@ -20,10 +20,7 @@
  */
 
 export * from "./api/index.js";
+// Client library: shard membership (Lease renew, ack, self-fence), O(1) ownership lookup and
+// the sharded controller runtime.
+export * from "./client/index.js";
 export * from "./slots/index.js";
-
-// --- client library --------------------------------------------------------------------------
-// Shard membership (Lease renew, ack, self-fence), O(1) ownership lookup and the sharded
-// controller runtime go here once src/client has its public barrel, e.g.:
-//   export * from "./client/index.js";
-// Add its module to the "every export reaches the root" check in test/unit/package-root.test.ts.

@@ -185,7 +185,7 @@ export function parseChecksumConfig(
       "Example sharded controller: a ConfigMap <secret>-checksum with the SHA-256 of every Secret.",
     )
     .exitOverride()
-    .configureOutput(out)
+    .configureOutput({ ...out, outputError: () => {} }) // main prints the error once
     .allowExcessArguments(false);
   for (const f of FLAGS) cmd.option(f.flag, `${f.help} [env ${f.env.join(", ")}]`);
   try {

@@ -161,7 +161,7 @@ export function parseCoordinatorConfig(
   const cmd = new Command("slotmap-coordinator")
     .description("Plans and commits the slot tables of SlotMaps; tracks shard Leases.")
     .exitOverride()
-    .configureOutput(out)
+    .configureOutput({ ...out, outputError: () => {} }) // main prints the ConfigError once
     .allowExcessArguments(false);
   for (const f of FLAGS) cmd.option(f.flag, `${f.help} [env ${f.env}]`);
   try {

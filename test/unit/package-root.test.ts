@@ -5,6 +5,7 @@ import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import * as api from "../../src/api/index.js";
+import * as client from "../../src/client/index.js";
 import * as root from "../../src/index.js";
 import * as slots from "../../src/slots/index.js";
 
@@ -35,7 +36,10 @@ describe("package root (src/index.ts)", () => {
   });
 
   it("re-exports every runtime export of src/slots and src/api, with no name shared by both", () => {
-    const shared = names(slots).filter((n) => n in api);
+    const shared = [
+      ...names(slots).filter((n) => n in api || n in client),
+      ...names(api).filter((n) => n in client),
+    ];
     // `export *` silently drops a name exported by both modules: there must be none.
     expect(shared).toEqual([]);
     const rootNs = root as Record<string, unknown>;
@@ -47,7 +51,7 @@ describe("package root (src/index.ts)", () => {
         expect(rootNs[name], `${mod} export ${name}`).toBe(value);
       }
     }
-    expect(names(root)).toEqual([...names(slots), ...names(api)].sort());
+    expect(names(root)).toEqual([...names(slots), ...names(api), ...names(client)].sort());
     // Spot checks of the public surface the brief names: core API, schemas and constants.
     expect(root.SLOT_COUNT).toBe(16384);
     expect(root.API_VERSION).toBe("slotmap.dev/v1alpha1");
@@ -69,7 +73,7 @@ describe("package root (src/index.ts)", () => {
         join(out, "tsconfig.json"),
         JSON.stringify({
           extends: join(REPO, "tsconfig.build.json"),
-          compilerOptions: { rootDir: join(REPO, "src"), outDir: out, sourceMap: false },
+          compilerOptions: { rootDir: REPO, outDir: out, sourceMap: false },
           files: [join(REPO, "src/index.ts")],
           include: [],
         }),
@@ -77,16 +81,16 @@ describe("package root (src/index.ts)", () => {
       const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc");
       execFileSync(process.execPath, [tsc, "-p", join(out, "tsconfig.json")], { stdio: "pipe" });
 
-      // package.json maps "." to dist/index.js: the emitted layout must have index.js at the top.
+      // package.json maps "." to dist/src/index.js (rootDir is the repo so examples/ build beside src/).
       const pkg = JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")) as {
         exports: Record<string, { import: string; types: string }>;
       };
       const entry = pkg.exports["."]!;
-      expect(entry.import).toBe("./dist/index.js");
-      expect(entry.types).toBe("./dist/index.d.ts");
-      expect(existsSync(join(out, "index.d.ts"))).toBe(true);
+      expect(entry.import).toBe("./dist/src/index.js");
+      expect(entry.types).toBe("./dist/src/index.d.ts");
+      expect(existsSync(join(out, "src/index.d.ts"))).toBe(true);
 
-      const url = pathToFileURL(join(out, "index.js")).href;
+      const url = pathToFileURL(join(out, "src/index.js")).href;
       const script =
         `const m = await import(${JSON.stringify(url)});` +
         `console.log(JSON.stringify({ slots: ${JSON.stringify(VECTORS.map(([k]) => k))}.map((k) => m.keySlot(k)),` +
