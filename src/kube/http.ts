@@ -97,7 +97,16 @@ export interface RequestOptions {
 
 /** Thin REST client bound to a KubeConfig's current context. */
 export class KubeHttp {
+  // client-node builds a new connection pool for every request (a TLS handshake each time);
+  // the first one is kept so requests and watches share keep-alive connections.
+  private dispatcher: Dispatcher | undefined;
+
   constructor(readonly kc: KubeConfig) {}
+
+  private pool(ctx: RequestContext): Dispatcher | undefined {
+    this.dispatcher ??= ctx.getDispatcher();
+    return this.dispatcher;
+  }
 
   /** The API server URL of the current context. */
   get server(): string {
@@ -127,7 +136,7 @@ export class KubeHttp {
     const res = await this.send(method, url, {
       headers,
       body,
-      dispatcher: ctx.getDispatcher(),
+      dispatcher: this.pool(ctx),
       signal: opts.signal,
     });
     const text = await res.text();
@@ -160,7 +169,7 @@ export class KubeHttp {
     try {
       const res = await this.send("GET", url, {
         headers: { ...ctx.getHeaders(), Accept: "application/json" },
-        dispatcher: ctx.getDispatcher(),
+        dispatcher: this.pool(ctx),
         signal,
       });
       if (res.status < 200 || res.status > 299) throw errorFromAnswer(res, await res.text(), "GET", url);
