@@ -20,6 +20,7 @@ export {
   parseShardLeaseAnnotations,
   type ShardLeaseAnnotations,
 } from "./lease.js";
+export { selectorIsEmpty, selectorMatches } from "./selector.js";
 export {
   API_VERSION,
   CONDITION_BALANCED,

@@ -47,12 +47,10 @@ export {
 } from "./membership.js";
 export { ShardMetrics } from "./metrics.js";
 export {
-  matchesSelector,
   type NamespaceLabels,
   type Placement,
   type ResourceRule,
   SlotRules,
-  selectsAll,
 } from "./rules.js";
 export {
   type BackoffOptions,

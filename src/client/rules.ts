@@ -4,6 +4,7 @@
  * `controlledResources` by their controller owner's key) and, when the SlotMap has one, its
  * `namespaceSelector` (objects in other namespaces are not sharded: every shard ignores them).
  */
+import { selectorIsEmpty, selectorMatches } from "../api/selector.js";
 import type { LabelSelector, SlotMapSpec } from "../api/v1alpha1.js";
 import { keySlot } from "../slots/hash.js";
 import {
@@ -40,42 +41,6 @@ export interface NamespaceLabels {
   labelsOf(namespace: string): Readonly<Record<string, string>> | undefined;
 }
 
-/** Whether `labels` match a metav1.LabelSelector (an empty selector matches everything). */
-export function matchesSelector(
-  selector: LabelSelector | undefined,
-  labels: Readonly<Record<string, string>>,
-): boolean {
-  if (selector === undefined) return true;
-  for (const [k, v] of Object.entries(selector.matchLabels ?? {})) if (labels[k] !== v) return false;
-  for (const req of selector.matchExpressions ?? []) {
-    const has = Object.hasOwn(labels, req.key);
-    const value = labels[req.key];
-    switch (req.operator) {
-      case "In":
-        if (!has || !req.values?.includes(value!)) return false;
-        break;
-      case "NotIn":
-        if (has && req.values?.includes(value!)) return false;
-        break;
-      case "Exists":
-        if (!has) return false;
-        break;
-      case "DoesNotExist":
-        if (has) return false;
-        break;
-    }
-  }
-  return true;
-}
-
-/** Whether a selector selects every namespace (absent or without requirements). */
-export function selectsAll(selector: LabelSelector | undefined): boolean {
-  return (
-    selector === undefined ||
-    (Object.keys(selector.matchLabels ?? {}).length === 0 && (selector.matchExpressions ?? []).length === 0)
-  );
-}
-
 /**
  * The sharding rules of one SlotMap spec, with its resources resolved through discovery.
  * Immutable: a changed spec gives new rules.
@@ -90,7 +55,7 @@ export class SlotRules {
 
   constructor(resources: readonly ResourceRule[], namespaceSelector: LabelSelector | undefined) {
     this.resources = resources;
-    this.namespaceSelector = selectsAll(namespaceSelector) ? undefined : namespaceSelector;
+    this.namespaceSelector = selectorIsEmpty(namespaceSelector) ? undefined : namespaceSelector;
     const byKind = new Map<string, ResourceRule>();
     for (const r of resources) byKind.set(`${r.resource.group}/${r.resource.kind}`, r);
     this.#byKind = byKind;
@@ -147,7 +112,7 @@ export class SlotRules {
   namespaceSelected(namespace: string): boolean {
     if (this.namespaceSelector === undefined || namespace === "") return true;
     const labels = this.#namespaces?.labelsOf(namespace);
-    return labels !== undefined && matchesSelector(this.namespaceSelector, labels);
+    return labels !== undefined && selectorMatches(this.namespaceSelector, labels);
   }
 
   /**

@@ -4,6 +4,7 @@
  * prints its slot and the shard that owns it, or the migration it is in.
  */
 import type { ShardStatus } from "../../api/index.js";
+import { selectorIsEmpty, selectorMatches } from "../../api/selector.js";
 import {
   KeyError,
   keySlot,
@@ -19,7 +20,6 @@ import type { CommandContext } from "../context.js";
 import { checkName, checkNamespace, type OutputFormat, writeStructured } from "../format.js";
 import { CliError, UsageError } from "../io.js";
 import { fetchSlotMap, type LoadedSlotMap, readSlotMap } from "../model.js";
-import { selectorIsEmpty, selectorMatches } from "../selector.js";
 
 /** Options of `which`. */
 export interface WhichOptions {

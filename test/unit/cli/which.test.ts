@@ -1,7 +1,7 @@
 // `which`: the sharding key rules applied to live objects, and the owner lookup.
 import { describe, expect, it } from "vitest";
+import { selectorIsEmpty, selectorMatches } from "../../../src/api/selector.js";
 import type { Placement } from "../../../src/cli/commands/which.js";
-import { selectorIsEmpty, selectorMatches } from "../../../src/cli/selector.js";
 import { keySlot, objectKey, xxh64Hex } from "../../../src/slots/index.js";
 import { FakeClient, fixture, run } from "./helpers.js";
 

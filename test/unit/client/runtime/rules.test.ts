@@ -1,6 +1,10 @@
 import { describe, expect, it } from "vitest";
+import {
+  selectorMatches as matchesSelector,
+  selectorIsEmpty as selectsAll,
+} from "../../../../src/api/selector.js";
 import type { ResolvedResource } from "../../../../src/client/discovery.js";
-import { matchesSelector, SlotRules, selectsAll } from "../../../../src/client/rules.js";
+import { SlotRules } from "../../../../src/client/rules.js";
 import { keySlot } from "../../../../src/slots/hash.js";
 import { KeyError } from "../../../../src/slots/keys.js";
 

@@ -1,11 +1,15 @@
 /** metav1.LabelSelector matching (for `spec.namespaceSelector`), with Kubernetes semantics. */
-import type { LabelSelector } from "../api/index.js";
+import type { LabelSelector } from "./v1alpha1.js";
 
 /**
- * Whether `labels` match `selector`. An empty selector matches everything; `NotIn` and
+ * Whether `labels` match `selector`. An absent or empty selector matches everything; `NotIn` and
  * `DoesNotExist` match when the label is absent, as in apimachinery.
  */
-export function selectorMatches(selector: LabelSelector, labels: Readonly<Record<string, string>>): boolean {
+export function selectorMatches(
+  selector: LabelSelector | undefined,
+  labels: Readonly<Record<string, string>>,
+): boolean {
+  if (selector === undefined) return true;
   for (const [k, v] of Object.entries(selector.matchLabels ?? {})) {
     if (labels[k] !== v) return false;
   }
