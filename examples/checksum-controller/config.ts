@@ -3,8 +3,20 @@
  * environment variable (the flag wins); a bad value is one line naming the flag or variable and
  * the value, never a stack trace.
  */
-import { Command, CommanderError } from "commander";
 import { z } from "zod";
+import {
+  boundedNumber,
+  checkLeaseTimings,
+  DNS_LABEL,
+  DNS_SUBDOMAIN,
+  type FlagOutput,
+  type FlagSpec,
+  logLevel,
+  parseFlags,
+  STDIO,
+} from "../../src/config/flags.js";
+
+export { ConfigError } from "../../src/config/flags.js";
 
 /** Validated configuration. */
 export interface ChecksumConfig {
@@ -24,33 +36,11 @@ export interface ChecksumConfig {
   logLevel: "trace" | "debug" | "info" | "warn" | "error" | "fatal";
 }
 
-/** A configuration error: names the flag or variable and the value. */
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "ConfigError";
-  }
-}
-
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const number = (min: number, max: number, unit: string) =>
-  z.coerce
-    .number({ error: `must be a number${unit}` })
-    .refine((n) => Number.isFinite(n) && n >= min && n <= max, `must be between ${min} and ${max}${unit}`);
+const number = boundedNumber;
 const integer = (min: number, max: number, unit = "") =>
   number(min, max, unit).refine(Number.isInteger, `must be a whole number${unit}`);
 
-interface FlagDef {
-  key: keyof ChecksumConfig;
-  flag: string;
-  env: string[];
-  help: string;
-  schema: z.ZodType;
-  defaultValue?: string;
-}
-
-const FLAGS: FlagDef[] = [
+const FLAGS: FlagSpec<keyof ChecksumConfig>[] = [
   {
     key: "shard",
     flag: "--shard <name>",
@@ -156,15 +146,10 @@ const FLAGS: FlagDef[] = [
     flag: "--log-level <level>",
     env: ["SLOTMAP_LOG_LEVEL"],
     help: "trace, debug, info, warn, error or fatal",
-    schema: z.enum(["trace", "debug", "info", "warn", "error", "fatal"]),
+    schema: logLevel,
     defaultValue: "info",
   },
 ];
-
-function camel(flag: string): string {
-  const long = flag.split(" ")[0]?.replace(/^--/, "") ?? "";
-  return long.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-}
 
 /**
  * Parses argv (without node and the script) and env. `--help` throws a CommanderError with exit
@@ -175,53 +160,19 @@ function camel(flag: string): string {
 export function parseChecksumConfig(
   argv: readonly string[],
   env: Readonly<Record<string, string | undefined>>,
-  out: { writeOut: (s: string) => void; writeErr: (s: string) => void } = {
-    writeOut: (s) => process.stdout.write(s),
-    writeErr: (s) => process.stderr.write(s),
-  },
+  out: FlagOutput = STDIO,
 ): ChecksumConfig {
-  const cmd = new Command("checksum-controller")
-    .description(
-      "Example sharded controller: a ConfigMap <secret>-checksum with the SHA-256 of every Secret.",
-    )
-    .exitOverride()
-    .configureOutput({ ...out, outputError: () => {} }) // main prints the error once
-    .allowExcessArguments(false);
-  for (const f of FLAGS) cmd.option(f.flag, `${f.help} [env ${f.env.join(", ")}]`);
-  try {
-    cmd.parse([...argv], { from: "user" });
-  } catch (err) {
-    if (err instanceof CommanderError && err.exitCode === 0) throw err;
-    throw new ConfigError(err instanceof Error ? err.message.replace(/^error: /, "") : String(err));
-  }
-  const flags = cmd.opts<Record<string, string | undefined>>();
-  const result: Record<string, unknown> = {};
-  for (const f of FLAGS) {
-    const flagName = f.flag.split(" ")[0]!;
-    const fromFlag = flags[camel(f.flag)];
-    const envName = f.env.find((e) => env[e] !== undefined && env[e] !== "");
-    const fromEnv = envName === undefined ? undefined : env[envName];
-    const raw = fromFlag ?? fromEnv ?? f.defaultValue;
-    const source = fromFlag !== undefined ? flagName : envName !== undefined ? `env ${envName}` : flagName;
-    const parsed = f.schema.safeParse(raw);
-    if (!parsed.success) {
-      const why = parsed.error.issues[0]?.message ?? "invalid";
-      throw new ConfigError(
-        raw === undefined ? `${source}: ${why}` : `${source}: ${JSON.stringify(raw)}: ${why}`,
-      );
-    }
-    result[f.key] = parsed.data;
-  }
-  const c = result as unknown as ChecksumConfig;
-  if (c.renewDeadlineSeconds >= c.leaseDurationSeconds) {
-    throw new ConfigError(
-      `--renew-deadline: ${c.renewDeadlineSeconds} must be below --lease-duration (${c.leaseDurationSeconds})`,
-    );
-  }
-  if (c.retryPeriodSeconds >= c.renewDeadlineSeconds) {
-    throw new ConfigError(
-      `--retry-period: ${c.retryPeriodSeconds} must be below --renew-deadline (${c.renewDeadlineSeconds})`,
-    );
-  }
+  const c = parseFlags(
+    {
+      name: "checksum-controller",
+      description:
+        "Example sharded controller: a ConfigMap <secret>-checksum with the SHA-256 of every Secret.",
+    },
+    FLAGS,
+    argv,
+    env,
+    out,
+  ) as unknown as ChecksumConfig;
+  checkLeaseTimings(c);
   return c;
 }

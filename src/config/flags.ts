@@ -1,0 +1,133 @@
+import { Command, CommanderError } from "commander";
+import { z } from "zod";
+
+/**
+ * Flag tables for slotmap's processes (coordinator, example shards): every flag also has
+ * environment variables (the flag wins), every value is validated with zod, and a bad value is
+ * one {@link ConfigError} line naming the flag or variable and the value, never a stack trace.
+ */
+
+/** A configuration error: names the flag or variable and the value. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+/** One flag: `--name <value>` (or `--name [value]` for an optional value, e.g. booleans). */
+export interface FlagSpec<K extends string = string> {
+  key: K;
+  flag: string;
+  /** Environment variables consulted in order when the flag is absent. */
+  env: readonly string[];
+  help: string;
+  schema: z.ZodType;
+  /** Raw default, parsed by `schema` like any other value. */
+  defaultValue?: string | (() => string | undefined);
+}
+
+/** Where help and errors go (injected by tests). */
+export interface FlagOutput {
+  writeOut: (s: string) => void;
+  writeErr: (s: string) => void;
+}
+
+/** The process's stdout and stderr. */
+export const STDIO: FlagOutput = {
+  writeOut: (s) => process.stdout.write(s),
+  writeErr: (s) => process.stderr.write(s),
+};
+
+/** Lowercase DNS label (namespaces, Lease-free names). */
+export const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+/** Lowercase DNS subdomain (object names such as Leases). */
+export const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** A number within [min, max]; `unit` is appended to messages (e.g. " seconds"). */
+export function boundedNumber(min: number, max: number, unit = ""): z.ZodType<number> {
+  return z.coerce
+    .number({ error: `must be a number${unit ? ` of${unit}` : ""}` })
+    .refine((n) => Number.isFinite(n) && n >= min && n <= max, `must be between ${min} and ${max}${unit}`);
+}
+
+/** `true`/`false`/`1`/`0`. */
+export const booleanFlag = z
+  .enum(["true", "false", "1", "0"], { error: "must be true or false" })
+  .transform((v) => v === "true" || v === "1");
+
+/** pino log levels. */
+export const logLevel = z.enum(["trace", "debug", "info", "warn", "error", "fatal"]);
+
+function optionName(flag: string): string {
+  const long = flag.split(" ")[0]?.replace(/^--/, "") ?? "";
+  return long.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+/**
+ * Parses argv (without node and the script) and env against a flag table.
+ *
+ * @returns the parsed value of every flag, by key.
+ * @throws ConfigError naming the flag or variable and the value; `--help` throws commander's
+ * CommanderError with exit code 0 after printing the help through `out`.
+ */
+export function parseFlags<K extends string>(
+  command: { name: string; description: string },
+  flags: readonly FlagSpec<K>[],
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+  out: FlagOutput = STDIO,
+): Record<K, unknown> {
+  const cmd = new Command(command.name)
+    .description(command.description)
+    .exitOverride()
+    .configureOutput({ ...out, outputError: () => {} }) // the caller prints the ConfigError once
+    .allowExcessArguments(false);
+  for (const f of flags) cmd.option(f.flag, `${f.help} [env ${f.env.join(", ")}]`);
+  try {
+    cmd.parse([...argv], { from: "user" });
+  } catch (err) {
+    if (err instanceof CommanderError && err.exitCode === 0) throw err;
+    throw new ConfigError(err instanceof Error ? err.message.replace(/^error: /, "") : String(err));
+  }
+  const given = cmd.opts<Record<string, string | boolean | undefined>>();
+  const result: Partial<Record<K, unknown>> = {};
+  for (const f of flags) {
+    const flagName = f.flag.split(" ")[0] ?? f.flag;
+    const value = given[optionName(f.flag)];
+    // `--leader-elect` without a value means true.
+    const fromFlag = value === true ? "true" : value === false ? undefined : value;
+    const envName = f.env.find((e) => env[e] !== undefined && env[e] !== "");
+    const fromEnv = envName === undefined ? undefined : env[envName];
+    const fallback = typeof f.defaultValue === "function" ? f.defaultValue() : f.defaultValue;
+    const raw = fromFlag ?? fromEnv ?? fallback;
+    const source = fromFlag !== undefined ? flagName : envName !== undefined ? `env ${envName}` : flagName;
+    const parsed = f.schema.safeParse(raw);
+    if (!parsed.success) {
+      const why = parsed.error.issues[0]?.message ?? "invalid";
+      throw new ConfigError(
+        raw === undefined ? `${source}: ${why}` : `${source}: ${JSON.stringify(raw)}: ${why}`,
+      );
+    }
+    result[f.key] = parsed.data;
+  }
+  return result as Record<K, unknown>;
+}
+
+/** The leader-election style timing rule shared by coordinator and shards. */
+export function checkLeaseTimings(c: {
+  leaseDurationSeconds: number;
+  renewDeadlineSeconds: number;
+  retryPeriodSeconds: number;
+}): void {
+  if (c.renewDeadlineSeconds >= c.leaseDurationSeconds) {
+    throw new ConfigError(
+      `--renew-deadline: ${c.renewDeadlineSeconds} must be below --lease-duration (${c.leaseDurationSeconds})`,
+    );
+  }
+  if (c.retryPeriodSeconds >= c.renewDeadlineSeconds) {
+    throw new ConfigError(
+      `--retry-period: ${c.retryPeriodSeconds} must be below --renew-deadline (${c.renewDeadlineSeconds})`,
+    );
+  }
+}
