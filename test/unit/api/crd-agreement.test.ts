@@ -254,16 +254,19 @@ describe("CRD", () => {
     ]);
   });
 
-  it("checks every slot range list with the same CEL rule", () => {
-    const rules = [
+  it("checks unassignedSlots with CEL and leaves per-shard lists to zod (CEL cost budget)", () => {
+    const [shards, migrations, unassigned] = [
       crdStatus.properties!.shards!.items!.properties!.slots!,
       crdStatus.properties!.migrations!.items!.properties!.slots!,
       crdStatus.properties!.unassignedSlots!,
-    ].map((s) => s["x-kubernetes-validations"]?.map((v) => v.rule));
-    expect(rules[0]).toHaveLength(1);
-    expect(rules[1]).toEqual(rules[0]);
-    expect(rules[2]).toEqual(rules[0]);
-    expect(rules[0]?.[0]).toContain("16383");
+    ];
+    expect(unassigned["x-kubernetes-validations"]?.[0]?.rule).toContain("16383");
+    // 1024 items × 8192 characters could not be CEL-checked within the budget; the syntax is
+    // still checked by the pattern, order and bounds by zod and the core.
+    expect(shards["x-kubernetes-validations"]).toBeUndefined();
+    expect(migrations["x-kubernetes-validations"]).toBeUndefined();
+    expect(migrations.pattern).toBe(PATTERNS.slotRanges.source);
+    expect(migrations.maxLength).toBe(LIMITS.migrationSlotsLength);
   });
 
   it("describes every field", () => {

@@ -446,8 +446,10 @@ describe("status validation", () => {
   });
 
   it("bounds the length of range lists", () => {
-    // 14 ranges of 5-digit slots: 167 characters, above the CRD's CEL-budgeted maxLength.
-    const long = Array.from({ length: 14 }, (_, i) => `${10000 + i * 10}-${10000 + i * 10 + 5}`).join(",");
+    // The planner's worst case: a shard joining 1024 balanced shards gets 512 ranges.
+    const joiner = Array.from({ length: 512 }, (_, i) => `${10 + i * 31}-${10 + i * 31 + 2}`).join(",");
+    ok(withStatus({ shards: [shard("s-0", joiner)] }));
+    const long = Array.from({ length: 700 }, (_, i) => `${10000 + i * 9}-${10000 + i * 9 + 5}`).join(",");
     expect(long.length).toBeGreaterThan(LIMITS.shardSlotsLength);
     expect(errorsOf(withStatus({ shards: [shard("s-0", long)] }))[0]).toMatchObject({
       field: "status.shards[0].slots",
