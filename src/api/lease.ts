@@ -137,3 +137,12 @@ export function effectiveWeight(
   }
   return leaseWeight;
 }
+
+/**
+ * metav1.MicroTime, the wire format of Lease times: RFC 3339 in UTC with exactly 6 fractional
+ * digits (the API server rejects a millisecond timestamp). Takes a Date or ms since the epoch.
+ */
+export function microTime(at: Date | number = new Date()): string {
+  const d = typeof at === "number" ? new Date(Math.floor(at)) : at;
+  return d.toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
+}

@@ -1,4 +1,5 @@
 import { performance } from "node:perf_hooks";
+import { microTime } from "../api/lease.js";
 import { isStatus, type KubeHttp } from "./http.js";
 
 /**
@@ -54,11 +55,6 @@ export interface LeaderElectionOptions {
   onError?: (err: unknown) => void;
   /** Monotonic clock in ms; default performance.now. Injected by tests. */
   now?: () => number;
-}
-
-/** RFC 3339 with microseconds, the MicroTime wire format of Lease times. */
-export function microTime(date: Date = new Date()): string {
-  return date.toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
 }
 
 const LEASES = (ns: string) => `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(ns)}/leases`;

@@ -2,6 +2,7 @@
 // is renewed and acked on command), observes every SlotMap status version through a watch and
 // checks each one (and each transition) for the handoff invariant, and runs the coordinator as an
 // OS process.
+
 import { type ChildProcessByStdio, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import path from "node:path";
@@ -17,6 +18,7 @@ import {
   parseSlotMapStatus,
   type SlotMapStatus,
 } from "../../src/api/index.js";
+import { microTime } from "../../src/api/lease.js";
 import { SLOTMAPS_PATH } from "../../src/coordinator/driver.js";
 import { isStatus, KubeHttp, type KubeObject } from "../../src/kube/http.js";
 import { Reflector } from "../../src/kube/reflector.js";
@@ -33,9 +35,7 @@ export function uniqueName(prefix: string): string {
   return `${prefix}-${randomBytes(3).toString("hex")}`;
 }
 
-export function microTime(d = new Date()): string {
-  return d.toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
-}
+export { microTime };
 
 /** Installs the SlotMap CRD (server-side, shared with other files) and waits until `sm` resolves. */
 export async function ensureCrd(): Promise<void> {

@@ -2,9 +2,11 @@
 // protocol relies on (DESIGN "The shard Lease"). A renewal, a takeover and an ack are all
 // writes with a resourceVersion precondition; a writer holding a stale version must get
 // 409 Conflict and never overwrite.
+
 import { ApiException, CoordinationV1Api, type V1Lease, V1MicroTime } from "@kubernetes/client-node";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ANNOTATION_OBSERVED_GENERATION, LABEL_SLOTMAP } from "../../src/api/index.js";
+import { microTime } from "../../src/api/lease.js";
 import { ApiError, KubeHttp, type KubeList, type KubeObject } from "../../src/kube/http.js";
 import { freshNamespace, kubeConfig } from "../support/cluster.js";
 
@@ -37,11 +39,6 @@ async function apiError(p: Promise<unknown>): Promise<ApiError> {
   );
   expect(err, "the request should have been rejected").toBeInstanceOf(ApiError);
   return err as ApiError;
-}
-
-/** MicroTime as the API server wants it: RFC 3339 with exactly six fractional digits. */
-function microTime(d = new Date()): string {
-  return d.toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
 }
 
 let ns: string;

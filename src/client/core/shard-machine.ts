@@ -13,6 +13,7 @@ import {
   ANNOTATION_SLOTMAP_UID,
   ANNOTATION_WEIGHT,
   LABEL_SLOTMAP,
+  microTime,
 } from "../../api/lease.js";
 import { TAKEOVER_HOLDER } from "../../coordinator/core/types.js";
 import { parseSlotRanges, SlotRangeError } from "../../slots/ranges.js";
@@ -134,10 +135,7 @@ export function compareResourceVersions(a: string, b: string): number | undefine
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** MicroTime (RFC 3339, 6 fractional digits) of a wall-clock time in ms since the epoch. */
-export function microTime(wallMs: number): string {
-  return new Date(Math.floor(wallMs)).toISOString().replace(/Z$/, "000Z");
-}
+export { microTime } from "../../api/lease.js";
 
 /**
  * Whether a Lease may be acquired at once: released (empty holder) or taken over by the

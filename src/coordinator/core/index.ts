@@ -3,8 +3,10 @@
  * (Kubernetes watches and writes) and the simulator drive it the same way; see
  * docs/dev/coordinator-core.md.
  */
+
+export { microTime } from "../../api/lease.js";
 export type { ShardObservation, StatusShardHint } from "./leases.js";
-export { metaTime, microTime } from "./status.js";
+export { metaTime } from "./status.js";
 export { REASONS, step } from "./step.js";
 export {
   COORDINATOR_MUTATIONS,

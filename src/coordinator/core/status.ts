@@ -36,11 +36,6 @@ export function metaTime(d: Date): string {
   return d.toISOString().replace(/\.\d{3}Z$/, "Z");
 }
 
-/** metav1.MicroTime (Lease times): RFC 3339 in UTC with exactly 6 fractional digits. */
-export function microTime(d: Date): string {
-  return d.toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
-}
-
 /** The longest condition message written (the schema allows 32768; a few lines are enough). */
 const MAX_MESSAGE = 1024;
 

@@ -10,8 +10,9 @@
  *
  * See docs/dev/coordinator-core.md for the interface and how the I/O layer applies actions.
  */
+
 import { type FieldError, formatFieldError, formatFieldErrors, renderValue } from "../../api/errors.js";
-import { effectiveWeight, parseShardLeaseAnnotations } from "../../api/lease.js";
+import { effectiveWeight, microTime, parseShardLeaseAnnotations } from "../../api/lease.js";
 import {
   API_VERSION,
   CONDITION_BALANCED,
@@ -42,7 +43,9 @@ import {
   type ShardInfo,
   type ShardState,
   SLOT_COUNT,
+  type SlotRange,
   type SlotTable,
+  type StatusTable,
 } from "../../slots/types.js";
 import { observeShards, type ShardObservation, type StatusShardHint } from "./leases.js";
 import {
@@ -51,7 +54,6 @@ import {
   jsonEqual,
   mergeConditions,
   metaTime,
-  microTime,
   nameList,
   parseWallTime,
 } from "./status.js";
@@ -244,7 +246,67 @@ class Output {
 
 type StatusRead = { ok: true; status: SlotMapStatus; table: SlotTable } | { ok: false; errors: FieldError[] };
 
+// Memos by object identity. A status the driver passes frozen cannot change, and slot tables are
+// immutable, so what is derived from them stays valid: a step that only observes Lease renewals
+// (the common case) skips the O(16384) parse, plan, counts and encoding. Unfrozen statuses (the
+// I/O layer's informer objects) are not memoised. WeakMaps: nothing outlives its object.
+const statusMemo = new WeakMap<object, StatusRead>();
+
+interface TableMemo {
+  counts?: Map<string, number>;
+  ranges?: Map<string, SlotRange[]>;
+  wire?: StatusTable;
+  unassigned?: number;
+  plan?: { key: string; result: PlanResult };
+}
+const tableMemo = new WeakMap<SlotTable, TableMemo>();
+
+function memoOf(table: SlotTable): TableMemo {
+  let m = tableMemo.get(table);
+  if (m === undefined) {
+    m = {};
+    tableMemo.set(table, m);
+  }
+  return m;
+}
+
+/** `ownedCounts`, once per table (read-only: shared between steps). */
+function countsOf(table: SlotTable): Map<string, number> {
+  const m = memoOf(table);
+  m.counts ??= ownedCounts(table);
+  return m.counts;
+}
+
+/** Number of free slots, once per table. */
+function unassignedOf(table: SlotTable): number {
+  const m = memoOf(table);
+  m.unassigned ??= countSlots(freeRanges(table));
+  return m.unassigned;
+}
+
+/** `plan()`, reused when the same table is planned with the same shard infos and policy. */
+function planOf(
+  table: SlotTable,
+  infos: readonly ShardInfo[],
+  policy: { maxMigratingSlots: number },
+): PlanResult {
+  const m = memoOf(table);
+  const key = JSON.stringify([policy.maxMigratingSlots, infos]);
+  if (m.plan?.key !== key) m.plan = { key, result: plan(table, infos, policy) };
+  return m.plan.result;
+}
+
 function readStatus(raw: unknown): StatusRead {
+  if (typeof raw !== "object" || raw === null || !Object.isFrozen(raw)) return parseStatus(raw);
+  let r = statusMemo.get(raw);
+  if (r === undefined) {
+    r = parseStatus(raw);
+    statusMemo.set(raw, r);
+  }
+  return r;
+}
+
+function parseStatus(raw: unknown): StatusRead {
   // A new SlotMap has no status: the same as an empty one (generation 0, nothing assigned).
   const parsed = parseSlotMapStatus(raw ?? {});
   if (!parsed.ok) return parsed;
@@ -263,7 +325,7 @@ function readStatus(raw: unknown): StatusRead {
 /** What the observed status says about each shard it names. */
 function statusHints(status: SlotMapStatus, table: SlotTable): Map<string, StatusShardHint> {
   const entries = new Map(status.shards.map((s) => [s.name, s]));
-  const counts = ownedCounts(table);
+  const counts = countsOf(table);
   const inMigration = new Set<string>();
   for (const m of table.migrations) {
     inMigration.add(m.from);
@@ -336,7 +398,7 @@ function metricsOf(
 ): SlotMapMetrics {
   const shardsByState: Record<ShardState, number> = { Ready: 0, Expired: 0, Dead: 0 };
   for (const s of listed) shardsByState[s.state]++;
-  const counts = table !== undefined ? ownedCounts(table) : new Map<string, number>();
+  const counts = table !== undefined ? countsOf(table) : new Map<string, number>();
   let migratingSlots = 0;
   for (const m of table?.migrations ?? []) migratingSlots += countSlots(m.slots);
   return {
@@ -348,7 +410,7 @@ function metricsOf(
     slotsPerShard: listed.map((s) => ({ shard: s.name, slots: counts.get(s.name) ?? 0 })),
     migrationsInFlight: table?.migrations.length ?? 0,
     migratingSlots,
-    unassignedSlots: table !== undefined ? countSlots(freeRanges(table)) : 0,
+    unassignedSlots: table !== undefined ? unassignedOf(table) : 0,
     handoffsTimedOut,
     handoffs,
   };
@@ -731,7 +793,7 @@ function decide(
   const result: PlanResult =
     barrier.length > 0
       ? assignNothing(pre)
-      : plan(pre, infos, { maxMigratingSlots: spec.policy.maxMigratingSlots });
+      : planOf(pre, infos, { maxMigratingSlots: spec.policy.maxMigratingSlots });
   const bump = result.changed || replaced.length > 0;
   const next = result.changed
     ? result.table
@@ -817,8 +879,11 @@ function decide(
   }
 
   // --- status ---------------------------------------------------------------------------------
-  const ranges = rangesByShard(next);
-  const wire = tableToStatus(next);
+  const memo = memoOf(next);
+  memo.ranges ??= rangesByShard(next);
+  memo.wire ??= tableToStatus(next);
+  const ranges = memo.ranges;
+  const wire = memo.wire;
   const migrating = new Set<string>();
   for (const m of next.migrations) {
     migrating.add(m.from);
@@ -845,8 +910,8 @@ function decide(
   const readyCount = listed.filter((o) => o.state === "Ready").length;
   let migratingSlots = 0;
   for (const m of next.migrations) migratingSlots += countSlots(m.slots);
-  const unassigned = countSlots(freeRanges(next));
-  const counts = ownedCounts(next);
+  const unassigned = unassignedOf(next);
+  const counts = countsOf(next);
   const notReadyOwners = listed.filter((o) => o.state !== "Ready" && (counts.get(o.name) ?? 0) > 0);
 
   const wants: ConditionWant[] = [];
