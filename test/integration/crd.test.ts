@@ -263,8 +263,9 @@ describe("SlotMap CRD", () => {
     );
     expect(back.status).toMatchObject(wire);
 
-    // A bad status is refused with the field named in the error body.
-    const bad = { ...status, shards: [{ name: "cn-0", state: "Ready", slots: "9-3" }] };
+    // A malformed status is refused with the field named in the error body (the CRD checks the
+    // syntax of per-shard range lists; order and bounds are zod's, see docs/crd-reference.md).
+    const bad = { ...status, shards: [{ name: "cn-0", state: "Ready", slots: "9-3x" }] };
     const current = {
       ...body,
       metadata: { name, resourceVersion: back.metadata.resourceVersion },
