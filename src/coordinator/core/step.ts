@@ -284,14 +284,29 @@ function unassignedOf(table: SlotTable): number {
   return m.unassigned;
 }
 
-/** `plan()`, reused when the same table is planned with the same shard infos and policy. */
+/**
+ * `plan()`, reused when the same table is planned with the same policy and equivalent shard infos:
+ * the planner reads an ack only as "acked >= the generation of a migration from that shard", so an
+ * ack is keyed by how many of the shard's migrations it covers (a new ack that commits nothing
+ * does not miss the memo).
+ */
 function planOf(
   table: SlotTable,
   infos: readonly ShardInfo[],
   policy: { maxMigratingSlots: number },
 ): PlanResult {
   const m = memoOf(table);
-  const key = JSON.stringify([policy.maxMigratingSlots, infos]);
+  const covered = (i: ShardInfo): number | string => {
+    const a = i.ackedGeneration;
+    if (!Number.isSafeInteger(a) || a < 0) return String(a);
+    let n = 0;
+    for (const mg of table.migrations) if (mg.from === i.name && mg.generation <= a) n++;
+    return n;
+  };
+  const key = JSON.stringify([
+    policy.maxMigratingSlots,
+    infos.map((i) => [i.name, i.state, i.weight, covered(i)]),
+  ]);
   if (m.plan?.key !== key) m.plan = { key, result: plan(table, infos, policy) };
   return m.plan.result;
 }
@@ -789,7 +804,11 @@ function decide(
   // still ack another instance, their processes may still run reconciles of the old table. Write a
   // generation that assigns nothing and assign only once they ack it (they ack a new uid only after
   // their old reconciles finished) or are Dead.
-  const barrier = previousInstanceShards(table, observations, meta.uid);
+  // Mutation skipUidCheck (simulator only): acks are taken whatever SlotMap uid they name, so no
+  // Lease is seen acking a previous instance either.
+  const barrier = cfg.mutations.has("skipUidCheck")
+    ? []
+    : previousInstanceShards(table, observations, meta.uid);
   const result: PlanResult =
     barrier.length > 0
       ? assignNothing(pre)

@@ -78,7 +78,8 @@ export interface CoordinatorConfig {
  * (docs/verification.md). Never set in production.
  * - `commitBeforeAck`: commit migrations without waiting for the source's ack.
  * - `reassignExpired`: release an Expired shard's slots at once, before its Lease is taken over.
- * - `skipUidCheck`: count acks whatever SlotMap uid they name.
+ * - `skipUidCheck`: take acks whatever SlotMap uid they name (so the new-uid barrier sees no
+ *   Lease acking a previous instance either).
  * - `trustRenewTime`: judge expiry from the Lease's renewTime against our wall clock instead of
  *   waiting a full leaseDuration of our own clock.
  */

@@ -1,0 +1,172 @@
+/**
+ * The simulator's own parts, checked on their own: if the model of the API server accepted a
+ * stale write, or the invariant checkers could not fail, the handoff property would prove nothing.
+ */
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import type { SlotMapStatus } from "../src/api/v1alpha1.js";
+import type { LeaseObject, WriteLeaseEffect } from "../src/client/core/types.js";
+import { ApiServer, LEASE_PREFIX, NS, SM_KEY } from "./sim/apiserver.js";
+import { ProcessClock } from "./sim/clock.js";
+import { command, commandsArb, kindOf } from "./sim/commands.js";
+import { checkLeaseTransition, type LeaseLike, SafetyTracker, Violation } from "./sim/invariants.js";
+import { withSkeleton } from "./sim/run.js";
+import { assertProperty } from "./support/fc.js";
+
+const SPEC = {
+  leaseNamespace: NS,
+  resources: [{ resource: "secrets" }],
+  policy: { maxMigratingSlots: 16384, handoffTimeoutSeconds: 30 },
+};
+
+function leaseWrite(
+  verb: "create" | "update",
+  resourceVersion: string | undefined,
+  holder: string,
+  annotations: Record<string, string> = {},
+): WriteLeaseEffect {
+  const lease: LeaseObject = {
+    metadata: {
+      name: "s0",
+      namespace: NS,
+      annotations,
+      ...(resourceVersion === undefined ? {} : { resourceVersion }),
+    },
+    spec: { holderIdentity: holder, leaseDurationSeconds: 15 },
+  };
+  return { type: "writeLease", writeId: 1, kind: "acquire", verb, lease, resourceVersion, timeoutAt: 0 };
+}
+
+describe("API server model", () => {
+  it("creates a Lease once; a second create is a conflict carrying the current object", () => {
+    const s = new ApiServer();
+    const a = s.writeLease(leaseWrite("create", undefined, "p1"));
+    expect(a.outcome).toBe("ok");
+    const b = s.writeLease(leaseWrite("create", undefined, "p2"));
+    expect(b).toMatchObject({ outcome: "conflict", current: { spec: { holderIdentity: "p1" } } });
+    expect(s.conflicts).toBe(1);
+  });
+
+  it("applies an update only at the current resourceVersion (optimistic concurrency)", () => {
+    const s = new ApiServer();
+    const created = s.writeLease(leaseWrite("create", undefined, "p1"));
+    if (created.outcome !== "ok") throw new Error("create failed");
+    const rv = created.lease.metadata.resourceVersion!;
+    const renewed = s.writeLease(leaseWrite("update", rv, "p1"));
+    expect(renewed.outcome).toBe("ok");
+    // The same precondition again is now stale: 409, and nothing changes.
+    const stale = s.writeLease(leaseWrite("update", rv, "p2"));
+    expect(stale.outcome).toBe("conflict");
+    expect(s.lease("s0")?.spec.holderIdentity).toBe("p1");
+    const history = s.versions(`${LEASE_PREFIX}s0`).map((v) => v.rv);
+    expect(history).toHaveLength(2);
+    expect(history[1]).toBeGreaterThan(history[0]!);
+  });
+
+  it("updates of a Lease that does not exist are conflicts with current null (404)", () => {
+    const s = new ApiServer();
+    expect(s.writeLease(leaseWrite("update", "5", "p1"))).toEqual({ outcome: "conflict", current: null });
+  });
+
+  it("rejects a status write at a stale resourceVersion or for another SlotMap instance", () => {
+    const s = new ApiServer();
+    const sm = s.createSlotMap(SPEC);
+    const target = {
+      name: sm.metadata.name,
+      uid: sm.metadata.uid,
+      resourceVersion: sm.metadata.resourceVersion,
+    };
+    s.updateSpec({ ...SPEC, weights: { s0: 2 } });
+    const stale = s.coordinatorWrite(
+      { type: "updateStatus", slotMap: target, status: {} as SlotMapStatus },
+      new Map(),
+    );
+    expect(stale).toBe("conflict");
+    s.deleteSlotMap();
+    const again = s.createSlotMap(SPEC);
+    expect(again.metadata.uid).not.toBe(sm.metadata.uid);
+    expect(s.versions(SM_KEY).map((v) => v.obj === null)).toEqual([false, false, true, false]);
+  });
+
+  it("hands out frozen objects, so a core that mutated its input would throw", () => {
+    const s = new ApiServer();
+    const sm = s.createSlotMap(SPEC);
+    expect(Object.isFrozen(sm.spec.policy)).toBe(true);
+    expect(() => {
+      (sm.spec.policy as { maxMigratingSlots: number }).maxMigratingSlots = 1;
+    }).toThrow(TypeError);
+  });
+});
+
+describe("invariant checkers can fail", () => {
+  it("safety: a slot ACTIVE on two processes is a violation; the same process twice is not", () => {
+    const t = new SafetyTracker((id) => `p${id}`);
+    t.start(1, 7, 0);
+    t.start(1, 7, 1);
+    t.finish(1, 7);
+    expect(() => t.start(2, 7, 2)).toThrow(/slot 7 is ACTIVE on two processes/);
+    t.finish(1, 7);
+    expect(() => t.start(2, 7, 3)).not.toThrow();
+  });
+
+  it("ack: an ack that goes back under the same holder is a violation; a new holder may clear it", () => {
+    const lease = (holder: string, gen?: number): LeaseLike => ({
+      metadata: {
+        uid: "u",
+        annotations:
+          gen === undefined
+            ? {}
+            : { "slotmap.dev/observed-generation": String(gen), "slotmap.dev/slotmap-uid": "sm" },
+      },
+      spec: { holderIdentity: holder },
+    });
+    expect(() => checkLeaseTransition(lease("p1", 5), lease("p1", 4), "s0")).toThrow(Violation);
+    expect(() => checkLeaseTransition(lease("p1", 5), lease("p1"), "s0")).toThrow(/regressed to none/);
+    expect(() => checkLeaseTransition(lease("p1", 5), lease("p2"), "s0")).not.toThrow();
+    expect(() => checkLeaseTransition(lease("p1", 5), lease("p1", 6), "s0")).not.toThrow();
+  });
+});
+
+describe("clocks", () => {
+  it("a process clock runs at its rate, and realAt inverts local", () => {
+    assertProperty(
+      fc.property(
+        fc.double({ min: 0.99, max: 1.01, noNaN: true }),
+        fc.double({ min: 0, max: 1e7, noNaN: true }),
+        fc.double({ min: 0, max: 1e6, noNaN: true }),
+        (rate, base, dt) => {
+          const c = new ProcessClock(100, base, rate, 0);
+          const local = c.local(100 + dt);
+          expect(local - base).toBeCloseTo(dt * rate, 3);
+          const r = c.realAt(local);
+          expect(c.local(r)).toBeGreaterThanOrEqual(local);
+          expect(r - (100 + dt)).toBeLessThan(1e-3);
+        },
+      ),
+    );
+  });
+
+  it("rejects a rate that is not positive", () => {
+    expect(() => new ProcessClock(0, 0, 0, 0)).toThrow(/rate: must be > 0/);
+  });
+});
+
+describe("command lists", () => {
+  it("a skeleton's commands land at their fractions and the random commands keep their order", () => {
+    assertProperty(
+      fc.property(commandsArb(50), (cmds) => {
+        const pin = command("failover", 1, 2);
+        const out = withSkeleton(cmds, [[0.5, pin]]);
+        expect(out).toHaveLength(cmds.length + 1);
+        expect(out[Math.floor(0.5 * cmds.length)]).toBe(pin);
+        expect(out.filter((c) => c !== pin)).toEqual(cmds);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it("command() builds a command of the named kind", () => {
+    expect(kindOf(command("crash"))).toBe("crash");
+    expect(kindOf(command("advance"))).toBe("advance");
+  });
+});

@@ -1,0 +1,289 @@
+/**
+ * A model of the Kubernetes API server for the simulator: one SlotMap (with status subresource)
+ * and the shard Leases, a global resourceVersion (etcd revision), optimistic concurrency (409 on a
+ * stale resourceVersion, AlreadyExists, 404), and the full version history of every object, from
+ * which watch streams are served (simulation.ts decides what each client sees and when).
+ *
+ * Objects are deeply frozen: clients receive them by reference, so a core that mutated its input
+ * would throw, and the coordinator core may memoise work on a status object's identity.
+ *
+ * Every applied write goes through the invariant checks (invariants.ts).
+ */
+import type { SlotMapStatus } from "../../src/api/v1alpha1.js";
+import type { LeaseObject, LeaseWriteResult, WriteLeaseEffect } from "../../src/client/core/types.js";
+import { type CoordinatorAction, TAKEOVER_HOLDER } from "../../src/coordinator/core/types.js";
+import { checkLeaseTransition, StatusWriteChecks, type TakeoverRecord } from "./invariants.js";
+
+/** Namespace of the shard Leases (spec.leaseNamespace). */
+export const NS = "sim-system";
+/** Name of the simulated SlotMap. */
+export const SLOTMAP_NAME = "sim";
+/** Watch key of the SlotMap; Leases are watched under their name prefixed by {@link LEASE_PREFIX}. */
+export const SM_KEY = "sm";
+export const LEASE_PREFIX = "lease/";
+
+/** A shard Lease as stored (frozen). */
+export interface SimLease {
+  readonly metadata: {
+    readonly name: string;
+    readonly namespace: string;
+    readonly uid: string;
+    readonly resourceVersion: string;
+    readonly labels: Readonly<Record<string, string>>;
+    readonly annotations: Readonly<Record<string, string>>;
+  };
+  readonly spec: {
+    readonly holderIdentity?: string | null;
+    readonly leaseDurationSeconds?: number | null;
+    readonly acquireTime?: string | null;
+    readonly renewTime?: string | null;
+    readonly leaseTransitions?: number | null;
+  };
+}
+
+/** The SlotMap spec the simulator writes. */
+export interface SimSpec {
+  readonly leaseNamespace: string;
+  readonly resources: ReadonlyArray<{ readonly resource: string }>;
+  readonly policy: { readonly maxMigratingSlots: number; readonly handoffTimeoutSeconds: number };
+  readonly weights?: Readonly<Record<string, number>>;
+}
+
+/** The SlotMap as stored (frozen). */
+export interface SimSlotMap {
+  readonly metadata: {
+    readonly name: string;
+    readonly uid: string;
+    readonly generation: number;
+    readonly resourceVersion: string;
+  };
+  readonly spec: SimSpec;
+  readonly status?: SlotMapStatus;
+}
+
+/** One version of an object in its history; `obj` null: deleted (uid: the deleted instance). */
+export interface Version<T> {
+  readonly rv: number;
+  readonly uid: string;
+  readonly obj: T | null;
+}
+
+/** Outcome of a coordinator write as its I/O layer sees it. */
+export type WriteOutcome = "ok" | "conflict";
+
+function deepFreeze<T>(v: T): T {
+  if (typeof v === "object" && v !== null && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const x of Object.values(v)) deepFreeze(x);
+  }
+  return v;
+}
+
+export class ApiServer {
+  #rv = 1000;
+  #uidSeq = 0;
+  readonly #slotMap: Version<SimSlotMap>[] = [];
+  readonly #leases = new Map<string, Version<SimLease>[]>();
+  /** Takeovers applied, by Lease name (for the "dead" invariant). */
+  readonly takeovers = new Map<string, TakeoverRecord[]>();
+  readonly #statusChecks = new StatusWriteChecks();
+  /** Status writes applied (statistics). */
+  statusWrites = 0;
+  /** Writes rejected by a precondition (statistics). */
+  conflicts = 0;
+
+  /** New or retargeted migrations whose target was not Ready (see StatusWriteChecks). */
+  get migrationsToNotReady(): number {
+    return this.#statusChecks.migrationsToNotReady;
+  }
+
+  #nextRv(): number {
+    this.#rv += 1;
+    return this.#rv;
+  }
+
+  /** Version history of a watch key ({@link SM_KEY} or `lease/<name>`); empty if never created. */
+  versions(key: string): ReadonlyArray<Version<SimSlotMap | SimLease>> {
+    if (key === SM_KEY) return this.#slotMap;
+    return this.#leases.get(key.slice(LEASE_PREFIX.length)) ?? [];
+  }
+
+  /** Watch keys of every Lease that ever existed. */
+  leaseKeys(): string[] {
+    return [...this.#leases.keys()].map((n) => LEASE_PREFIX + n);
+  }
+
+  slotMap(): SimSlotMap | null {
+    return this.#slotMap.at(-1)?.obj ?? null;
+  }
+
+  lease(name: string): SimLease | null {
+    return this.#leases.get(name)?.at(-1)?.obj ?? null;
+  }
+
+  // ------------------------------------------------------------------ SlotMap (people)
+
+  createSlotMap(spec: SimSpec): SimSlotMap {
+    if (this.slotMap() !== null) throw new Error("simulator: SlotMap exists");
+    this.#uidSeq += 1;
+    const rv = this.#nextRv();
+    const obj = deepFreeze<SimSlotMap>({
+      metadata: {
+        name: SLOTMAP_NAME,
+        uid: `sm-uid-${this.#uidSeq}`,
+        generation: 1,
+        resourceVersion: String(rv),
+      },
+      spec: structuredClone(spec),
+    });
+    this.#slotMap.push({ rv, uid: obj.metadata.uid, obj });
+    return obj;
+  }
+
+  deleteSlotMap(): void {
+    const cur = this.slotMap();
+    if (cur === null) return;
+    this.#slotMap.push({ rv: this.#nextRv(), uid: cur.metadata.uid, obj: null });
+  }
+
+  /** A person edits the spec (metadata.generation + 1). */
+  updateSpec(spec: SimSpec): void {
+    const cur = this.slotMap();
+    if (cur === null) return;
+    const rv = this.#nextRv();
+    const obj = deepFreeze<SimSlotMap>({
+      ...cur,
+      metadata: { ...cur.metadata, generation: cur.metadata.generation + 1, resourceVersion: String(rv) },
+      spec: structuredClone(spec),
+    });
+    this.#slotMap.push({ rv, uid: obj.metadata.uid, obj });
+  }
+
+  // ------------------------------------------------------------------ Leases (shard processes)
+
+  #pushLease(name: string, obj: SimLease | null, uid: string): number {
+    let h = this.#leases.get(name);
+    if (h === undefined) {
+      h = [];
+      this.#leases.set(name, h);
+    }
+    const prev = h.at(-1)?.obj ?? null;
+    checkLeaseTransition(prev, obj, name);
+    const rv = obj === null ? this.#nextRv() : Number(obj.metadata.resourceVersion);
+    h.push({ rv, uid, obj });
+    return rv;
+  }
+
+  /** POST or PUT of a shard's Lease write, with the API server's preconditions. */
+  writeLease(w: WriteLeaseEffect): LeaseWriteResult {
+    const name = w.lease.metadata.name;
+    const cur = this.lease(name);
+    let uid: string;
+    if (w.verb === "create") {
+      if (cur !== null) return this.#conflict(cur);
+      this.#uidSeq += 1;
+      uid = `lease-uid-${this.#uidSeq}`;
+    } else {
+      if (cur === null) return this.#conflict(null);
+      if (w.lease.metadata.resourceVersion !== cur.metadata.resourceVersion) return this.#conflict(cur);
+      uid = cur.metadata.uid;
+    }
+    const body = structuredClone(w.lease);
+    const rv = this.#nextRv();
+    const obj = deepFreeze<SimLease>({
+      metadata: {
+        name,
+        namespace: body.metadata.namespace,
+        uid,
+        resourceVersion: String(rv),
+        labels: { ...(body.metadata.labels ?? {}) },
+        annotations: { ...(body.metadata.annotations ?? {}) },
+      },
+      spec: { ...(body.spec ?? {}) } as SimLease["spec"],
+    });
+    this.#pushLease(name, obj, uid);
+    return { outcome: "ok", lease: structuredClone(obj) as LeaseObject };
+  }
+
+  #conflict(cur: SimLease | null): LeaseWriteResult {
+    this.conflicts += 1;
+    return { outcome: "conflict", current: cur === null ? null : (structuredClone(cur) as LeaseObject) };
+  }
+
+  // ------------------------------------------------------------------ coordinator writes
+
+  /**
+   * Applies a coordinator action with its preconditions.
+   *
+   * @param observedLeaseRvs - the Lease resourceVersions in the observation the step was run on
+   *   (for the "dead" invariant).
+   */
+  coordinatorWrite(a: CoordinatorAction, observedLeaseRvs: ReadonlyMap<string, number>): WriteOutcome {
+    switch (a.type) {
+      case "updateStatus": {
+        const cur = this.slotMap();
+        if (
+          cur === null ||
+          cur.metadata.uid !== a.slotMap.uid ||
+          cur.metadata.resourceVersion !== a.slotMap.resourceVersion
+        ) {
+          this.conflicts += 1;
+          return "conflict";
+        }
+        const status = deepFreeze(structuredClone(a.status));
+        this.#statusChecks.check(cur.metadata.uid, cur.status, status, observedLeaseRvs, this.takeovers);
+        const rv = this.#nextRv();
+        const obj = deepFreeze<SimSlotMap>({
+          ...cur,
+          metadata: { ...cur.metadata, resourceVersion: String(rv) },
+          status,
+        });
+        this.#slotMap.push({ rv, uid: obj.metadata.uid, obj });
+        this.statusWrites += 1;
+        return "ok";
+      }
+      case "takeOverLease": {
+        const cur = this.lease(a.name);
+        if (
+          cur === null ||
+          cur.metadata.uid !== a.uid ||
+          cur.metadata.resourceVersion !== a.resourceVersion
+        ) {
+          this.conflicts += 1;
+          return "conflict";
+        }
+        const rv = this.#nextRv();
+        const obj = deepFreeze<SimLease>({
+          metadata: { ...cur.metadata, resourceVersion: String(rv) },
+          spec: { ...cur.spec, ...a.spec },
+        });
+        this.#pushLease(a.name, obj, cur.metadata.uid);
+        let list = this.takeovers.get(a.name);
+        if (list === undefined) {
+          list = [];
+          this.takeovers.set(a.name, list);
+        }
+        list.push({ holder: cur.spec.holderIdentity ?? "", rv });
+        return "ok";
+      }
+      case "deleteLease": {
+        const cur = this.lease(a.name);
+        if (cur === null) return "ok"; // 404 is success
+        if (cur.metadata.uid !== a.uid || cur.metadata.resourceVersion !== a.resourceVersion) {
+          this.conflicts += 1;
+          return "conflict";
+        }
+        if (cur.spec.holderIdentity !== TAKEOVER_HOLDER && (cur.spec.holderIdentity ?? "") !== "") {
+          // The core deletes only Dead (taken over or released) Leases: anything else is a core bug.
+          throw new Error(
+            `simulator: coordinator deletes Lease ${a.name} held by ${cur.spec.holderIdentity}`,
+          );
+        }
+        this.#pushLease(a.name, null, cur.metadata.uid);
+        return "ok";
+      }
+      case "event":
+        return "ok";
+    }
+  }
+}

@@ -1,0 +1,151 @@
+/**
+ * The random command stream that drives the simulation, and the scenario options, as fast-check
+ * arbitraries. A command is a plain tuple `[kind, a, b]`: `kind` picks a {@link CommandKind} by
+ * weight, `a` and `b` pick among what exists when the command runs (modulo), so any sub-list of a
+ * command list is still a valid scenario and fast-check can shrink a failure to a short one.
+ */
+import fc from "fast-check";
+
+/** Relative frequency of each command kind. The first one (a harmless time step) is what shrinking moves towards. */
+export const COMMAND_WEIGHTS = {
+  /**
+   * Real time passes 1..500 ms. Timers fire on the way: messages arrive after their latency
+   * (mostly a few ms, sometimes up to 5 s), machines tick, leases expire, the coordinator steps.
+   */
+  advance: 30,
+  /** Real time passes 1..21 s. */
+  advanceLong: 2,
+  /** Deliver the next pending watch event of one (client, object) stream now (ahead of others). */
+  watch: 8,
+  /** Deliver the newest version, skipping the ones in between (coalesced events). */
+  watchSkip: 3,
+  /** Re-deliver an already delivered version, possibly older than the newest seen (duplicate / lagging cache). */
+  watchDup: 2,
+  /** A client re-lists: it sees the current version of everything it watches. */
+  relist: 2,
+  /** The API server applies one in-flight request now (ahead of others) and sends the reply. */
+  request: 6,
+  /** A request is lost (not applied); sometimes the client gets an error. */
+  requestDrop: 2,
+  /** A request is applied but its reply is lost (or replaced by an error). */
+  requestLoseReply: 2,
+  /** A request is applied and stays in flight: it may be applied again later. */
+  requestDup: 2,
+  /** One reply reaches its client now (ahead of others). */
+  reply: 6,
+  /** A reply is lost. */
+  replyDrop: 2,
+  /** One message (request, reply or watch stream) is held up 1..20 s more. */
+  delay: 3,
+  /** The coordinator steps if its observation changed or a deadline passed. */
+  coordinatorStep: 4,
+  /** Objects are created/updated (a burst of 4 keys): every shard owning their slots enqueues them. */
+  trigger: 12,
+  /** A shard's runtime dequeues a key and starts its reconcile if `mayStart`. */
+  start: 25,
+  /** An in-flight reconcile finishes. */
+  finish: 14,
+  /** Calm network for a moment: every request, reply and watch event is delivered. */
+  flush: 2,
+  /** A shard process starts (a new incarnation; paused older processes of that shard may linger). */
+  join: 4,
+  /** Graceful shutdown (SIGTERM) of a shard process. */
+  leave: 1,
+  /** A shard process dies: memory lost, in-flight reconciles end with it. */
+  crash: 2,
+  /** SIGSTOP: a shard process takes no step for a while; its clock keeps running. */
+  pause: 2,
+  /** SIGCONT before the pause's end. */
+  resume: 1,
+  /** A person changes `spec.weights`. */
+  weight: 2,
+  /** The coordinator leader dies; a new one starts with empty memory from a fresh list. */
+  failover: 1,
+  /**
+   * A process (the coordinator 1 in 3, else a shard) is cut off from the API server for 2..39 s:
+   * its requests are lost, replies and watch events wait; or (1 in 2) only its watch streams stall.
+   */
+  partition: 3,
+  /** The coordinator is paused for 1..60 s. */
+  coordinatorPause: 1,
+  /** The SlotMap is deleted (1 in 8), or created again (a new uid) when absent. */
+  slotMap: 1,
+} as const;
+
+export type CommandKind = keyof typeof COMMAND_WEIGHTS;
+
+/** Kinds that inject a fault (thinned out by `faultLevel`). */
+export const FAULT_KINDS: ReadonlySet<CommandKind> = new Set<CommandKind>([
+  "advanceLong",
+  "watchDup",
+  "requestDrop",
+  "requestLoseReply",
+  "requestDup",
+  "replyDrop",
+  "delay",
+  "leave",
+  "crash",
+  "pause",
+  "failover",
+  "coordinatorPause",
+  "partition",
+  "slotMap",
+]);
+
+const TABLE: readonly CommandKind[] = Object.entries(COMMAND_WEIGHTS).flatMap(([k, w]) =>
+  Array.from({ length: w }, () => k as CommandKind),
+);
+
+/** `[kind, a, b]`: see the module doc. */
+export type Command = readonly [number, number, number];
+
+/** The kind a command's first number selects. */
+export function kindOf(c: Command): CommandKind {
+  return TABLE[c[0] % TABLE.length]!;
+}
+
+/** The command of `kind` with arguments `a` and `b` (for hand-written scenarios). */
+export function command(kind: CommandKind, a = 0, b = 0): Command {
+  return [TABLE.indexOf(kind), a, b];
+}
+
+/** One random command. */
+export const commandArb: fc.Arbitrary<Command> = fc.tuple(
+  fc.nat(TABLE.length - 1),
+  fc.nat(0xffff),
+  fc.nat(0xffff),
+);
+
+/** A command list of up to `maxLength` commands. */
+export function commandsArb(maxLength: number): fc.Arbitrary<Command[]> {
+  // Unbiased: lengths uniform in [0, maxLength] (the default bias favours very short lists).
+  return fc.noBias(fc.array(commandArb, { minLength: 0, maxLength, size: "max" }));
+}
+
+/** The parts of a scenario fast-check chooses (see `scenarioOptions`). */
+export interface ScenarioSeed {
+  /** Seed of the simulator's own PRNG (clock rates and offsets, salts, abort latencies). */
+  seed: number;
+  /** Number of shard names (2..5). */
+  shardPool: number;
+  /** Shard processes running at the start (1..3). */
+  initialShards: number;
+  /** `spec.policy.maxMigratingSlots`. */
+  maxMigratingSlots: number;
+  /** Slots of reconciled objects besides the fixed boundary slots. */
+  keySlots: number[];
+  /**
+   * 0: every fault command runs; 1: one in 3; 2: one in 8 (the others let time pass instead).
+   * Calmer runs let handoffs complete between faults; stormy ones stress recovery.
+   */
+  faultLevel: number;
+}
+
+export const scenarioSeedArb: fc.Arbitrary<ScenarioSeed> = fc.record({
+  seed: fc.integer(),
+  shardPool: fc.integer({ min: 2, max: 5 }),
+  initialShards: fc.integer({ min: 1, max: 3 }),
+  maxMigratingSlots: fc.constantFrom(16384, 16384, 4096, 1000),
+  keySlots: fc.uniqueArray(fc.nat(16383), { minLength: 4, maxLength: 16 }),
+  faultLevel: fc.integer({ min: 0, max: 2 }),
+});

@@ -1,0 +1,272 @@
+/**
+ * The invariants the simulator checks after every step (see docs/verification.md):
+ *
+ * - safety: at most one process has a reconcile ACTIVE on any slot (between `reconcileStarted` and
+ *   `reconcileFinished`);
+ * - generation: assignment generations written per SlotMap uid never go back, move by at most one
+ *   per write, and an unchanged generation means an unchanged assignment; a shard never applies an
+ *   older generation of the same uid;
+ * - ack: an ack written into a Lease is never regressed while the Lease is held by the same
+ *   process, taken over or released (only a new holder's acquire may clear it);
+ * - dead: a status never grants slots to a shard that is not Ready, nor to an incarnation whose
+ *   takeover the writing coordinator had observed; Dead shards own nothing and receive nothing;
+ * - status: every status written is valid (schema and table consistency);
+ * - liveness: checked by the settle phase (simulation.ts).
+ */
+import { ANNOTATION_OBSERVED_GENERATION, ANNOTATION_SLOTMAP_UID } from "../../src/api/lease.js";
+import { parseSlotMapStatus, type SlotMapStatus } from "../../src/api/v1alpha1.js";
+import { TAKEOVER_HOLDER } from "../../src/coordinator/core/types.js";
+import { formatSlotRanges } from "../../src/slots/ranges.js";
+import { sameAssignment, tableFromStatus, tableInvariantErrors } from "../../src/slots/table.js";
+import { NO_OWNER, SLOT_COUNT, type SlotTable } from "../../src/slots/types.js";
+
+/** Names of the checked invariants (the `invariant` of a {@link Violation}). */
+export type InvariantName = "safety" | "liveness" | "generation" | "ack" | "dead" | "status" | "core";
+
+/** An invariant failed: the simulation stops and fast-check shrinks the command list. */
+export class Violation extends Error {
+  readonly invariant: InvariantName;
+
+  constructor(invariant: InvariantName, message: string) {
+    super(`[${invariant}] ${message}`);
+    this.name = "Violation";
+    this.invariant = invariant;
+  }
+}
+
+/**
+ * Tracks ACTIVE reconciles per slot and process. A process may run several keys of one slot at
+ * once; two processes (whatever their shard) never may.
+ */
+export class SafetyTracker {
+  readonly #active = new Map<number, Map<number, number>>();
+
+  /** @param describe - names a process in messages (shard, identity). */
+  constructor(private readonly describe: (procId: number) => string) {}
+
+  start(procId: number, slot: number, now: number): void {
+    let m = this.#active.get(slot);
+    if (m === undefined) {
+      m = new Map();
+      this.#active.set(slot, m);
+    }
+    for (const [other, n] of m) {
+      if (other !== procId && n > 0) {
+        throw new Violation(
+          "safety",
+          `slot ${slot} is ACTIVE on two processes at T=${now.toFixed(3)}ms: ${this.describe(other)} and ${this.describe(procId)}`,
+        );
+      }
+    }
+    m.set(procId, (m.get(procId) ?? 0) + 1);
+  }
+
+  finish(procId: number, slot: number): void {
+    const m = this.#active.get(slot);
+    const n = m?.get(procId) ?? 0;
+    if (m === undefined || n <= 0)
+      throw new Violation("core", `simulator: finish without start (slot ${slot})`);
+    if (n === 1) {
+      m.delete(procId);
+      if (m.size === 0) this.#active.delete(slot);
+    } else m.set(procId, n - 1);
+  }
+
+  /** Number of slots with an ACTIVE reconcile (for statistics). */
+  activeSlots(): number {
+    return this.#active.size;
+  }
+}
+
+/** The ack a Lease carries: (SlotMap uid, generation), or undefined without a complete one. */
+export function ackOf(
+  annotations: Readonly<Record<string, string>> | undefined,
+): { uid: string; generation: number } | undefined {
+  const g = annotations?.[ANNOTATION_OBSERVED_GENERATION];
+  const uid = annotations?.[ANNOTATION_SLOTMAP_UID];
+  if (g === undefined || uid === undefined) return undefined;
+  return { uid, generation: Number(g) };
+}
+
+/** The Lease fields the ack check reads. */
+export interface LeaseLike {
+  readonly metadata: { readonly uid: string; readonly annotations?: Readonly<Record<string, string>> };
+  readonly spec?: { readonly holderIdentity?: string | null | undefined } | null | undefined;
+}
+
+function holderOf(l: LeaseLike): string {
+  return l.spec?.holderIdentity ?? "";
+}
+
+/**
+ * "No ack lost": from one version of a Lease to the next, the ack for a SlotMap uid does not go
+ * down or vanish, unless the new version is a new holder's acquire (a new process's claim about
+ * itself: it clears the previous process's ack).
+ */
+export function checkLeaseTransition(prev: LeaseLike | null, next: LeaseLike | null, name: string): void {
+  if (prev === null || next === null || prev.metadata.uid !== next.metadata.uid) return;
+  const h = holderOf(next);
+  const newAcquire = h !== "" && h !== TAKEOVER_HOLDER && h !== holderOf(prev);
+  if (newAcquire) return;
+  const a = ackOf(prev.metadata.annotations);
+  if (a === undefined) return;
+  const b = ackOf(next.metadata.annotations);
+  if (b === undefined || (b.uid === a.uid && b.generation < a.generation)) {
+    throw new Violation(
+      "ack",
+      `Lease ${name}: ack ${a.uid}@${a.generation} regressed to ${b === undefined ? "none" : `${b.uid}@${b.generation}`} (holder ${JSON.stringify(holderOf(prev))} -> ${JSON.stringify(h)})`,
+    );
+  }
+}
+
+/** A status that passed the checks, with its table. */
+export interface CheckedStatus {
+  readonly status: SlotMapStatus;
+  readonly table: SlotTable;
+}
+
+const checkedCache = new WeakMap<object, CheckedStatus>();
+
+/** Parses and validates a written status; throws a `status` violation when it is invalid. */
+export function checkedStatus(raw: unknown): CheckedStatus {
+  if (typeof raw === "object" && raw !== null) {
+    const hit = checkedCache.get(raw);
+    if (hit !== undefined) return hit;
+  }
+  const parsed = parseSlotMapStatus(raw);
+  if (!parsed.ok) throw new Violation("status", `invalid status written: ${JSON.stringify(parsed.errors)}`);
+  let table: SlotTable;
+  try {
+    table = tableFromStatus(parsed.value);
+  } catch (e) {
+    throw new Violation("status", `inconsistent status written: ${(e as Error).message}`);
+  }
+  const errors = tableInvariantErrors(table);
+  if (errors.length > 0) throw new Violation("status", `inconsistent table written: ${errors.join("; ")}`);
+  const out = { status: parsed.value, table };
+  if (typeof raw === "object" && raw !== null) checkedCache.set(raw, out);
+  return out;
+}
+
+function ownerName(t: SlotTable, slot: number): string | undefined {
+  const o = t.owner[slot]!;
+  return o === NO_OWNER ? undefined : t.shards[o];
+}
+
+function migrationKey(m: SlotTable["migrations"][number]): string {
+  return `${m.from}>${m.to}@${m.generation}:${formatSlotRanges(m.slots)}`;
+}
+
+/** Shards that own slots in `next` that they did not own in `prev`. */
+export function gainingOwners(prev: SlotTable | undefined, next: SlotTable): Set<string> {
+  const gained = new Set<string>();
+  for (let s = 0; s < SLOT_COUNT; s++) {
+    const n = ownerName(next, s);
+    if (n !== undefined && (prev === undefined || ownerName(prev, s) !== n)) gained.add(n);
+  }
+  return gained;
+}
+
+/** Targets of migrations in `next` that are not in `prev` (new or retargeted). */
+export function newMigrationTargets(prev: SlotTable | undefined, next: SlotTable): Set<string> {
+  const before = new Set((prev?.migrations ?? []).map(migrationKey));
+  const out = new Set<string>();
+  for (const m of next.migrations) if (!before.has(migrationKey(m))) out.add(m.to);
+  return out;
+}
+
+/** Shards and migrations of a status, for messages. */
+export function summary(s: SlotMapStatus | undefined): string {
+  if (s === undefined) return "none";
+  const shards = s.shards.map((e) => `${e.name}:${e.state}:${e.holderIdentity ?? "-"}:[${e.slots}]`);
+  const migrations = s.migrations.map((m) => `${m.from}->${m.to}@${m.generation}:[${m.slots}]`);
+  return `g${s.assignmentGeneration} {${shards.join(" ")}} migrations {${migrations.join(" ")}} unassigned [${s.unassignedSlots}]`;
+}
+
+/** A takeover applied by the API server: Lease `name`, taken from `holder`, at `rv`. */
+export interface TakeoverRecord {
+  readonly holder: string;
+  readonly rv: number;
+}
+
+/** Checks on every status write the API server applies (generation, dead, status). */
+export class StatusWriteChecks {
+  /** New or retargeted migrations whose `to` is not Ready (a planner remnant; statistics). */
+  migrationsToNotReady = 0;
+  /** Highest assignment generation written, per SlotMap uid. */
+  readonly #maxGeneration = new Map<string, number>();
+
+  /**
+   * @param prev - the status being replaced (same uid; undefined for a new SlotMap)
+   * @param observedLeaseRvs - resourceVersion of each Lease in the writer's observation
+   * @param takeovers - takeovers applied so far, by Lease name
+   */
+  check(
+    uid: string,
+    prevRaw: unknown,
+    nextRaw: unknown,
+    observedLeaseRvs: ReadonlyMap<string, number>,
+    takeovers: ReadonlyMap<string, readonly TakeoverRecord[]>,
+  ): CheckedStatus {
+    const next = checkedStatus(nextRaw);
+    const prev = prevRaw === undefined ? undefined : checkedStatus(prevRaw);
+    const g = next.table.generation;
+    const max = this.#maxGeneration.get(uid) ?? 0;
+    if (g < max) {
+      throw new Violation("generation", `SlotMap ${uid}: generation ${g} written after ${max}`);
+    }
+    if (prev !== undefined) {
+      const pg = prev.table.generation;
+      if (g !== pg && g !== pg + 1) {
+        throw new Violation("generation", `SlotMap ${uid}: generation jumps from ${pg} to ${g} in one write`);
+      }
+      if (g === pg) {
+        const holders = (s: SlotMapStatus): string =>
+          JSON.stringify(
+            s.shards.filter((e) => e.slots !== "").map((e) => [e.name, e.holderIdentity ?? null]),
+          );
+        if (!sameAssignment(prev.table, next.table) || holders(prev.status) !== holders(next.status)) {
+          throw new Violation(
+            "generation",
+            `SlotMap ${uid}: assignment changed without a new generation ${g}`,
+          );
+        }
+      }
+    } else if (g > 1) {
+      throw new Violation("generation", `SlotMap ${uid}: first status written has generation ${g}`);
+    }
+    this.#maxGeneration.set(uid, Math.max(max, g));
+
+    const entries = new Map(next.status.shards.map((e) => [e.name, e]));
+    for (const e of next.status.shards) {
+      if (e.state === "Dead" && e.slots !== "") {
+        throw new Violation("dead", `generation ${g}: Dead shard ${e.name} owns ${e.slots}`);
+      }
+    }
+    // Migrations to a shard that is not Ready are not grants (nobody owns their slots, and their
+    // commit frees them); the planner may leave a remnant pointing at a shard that died when no
+    // Ready shard but the source needs it. Counted, not a violation (docs/verification.md).
+    for (const name of newMigrationTargets(prev?.table, next.table)) {
+      if (entries.get(name)?.state !== "Ready") this.migrationsToNotReady += 1;
+    }
+    for (const name of gainingOwners(prev?.table, next.table)) {
+      const e = entries.get(name);
+      if (e?.state !== "Ready") {
+        throw new Violation(
+          "dead",
+          `generation ${g}: shard ${name} (${e?.state ?? "unlisted"}) receives slots; before: ${summary(prev?.status)}; after: ${summary(next.status)}`,
+        );
+      }
+      const seen = observedLeaseRvs.get(name);
+      for (const t of takeovers.get(name) ?? []) {
+        if (t.holder === e.holderIdentity && seen !== undefined && seen >= t.rv) {
+          throw new Violation(
+            "dead",
+            `generation ${g}: slots granted to ${name}/${t.holder}, whose Lease the writer had seen taken over (rv ${t.rv})`,
+          );
+        }
+      }
+    }
+    return next;
+  }
+}

@@ -1,0 +1,1410 @@
+/**
+ * Deterministic simulation of slotmap: the REAL coordinator core (`step`) and the REAL shard
+ * machine (`ShardMachine`) driven against a model of the API server (apiserver.ts), with a
+ * network that delays, drops, duplicates and reorders messages, drifting per-process clocks,
+ * crashes, pauses, failovers, and a runtime that starts and finishes reconciles.
+ *
+ * The simulator plays every I/O layer: it turns effects and actions into requests, decides when
+ * each request is applied and each reply and watch event arrives, ticks machines at their
+ * `nextWakeAt`, steps the coordinator at its `nextStepAt` or when its observation changed, and
+ * runs the sharded controller runtime (work queue, `mayStart` before each reconcile, aborts).
+ *
+ * Invariants are checked as things happen (invariants.ts); `settle()` checks liveness. The model,
+ * its assumptions and its limits are described in docs/verification.md.
+ */
+import { effectiveWeight, parseShardLeaseAnnotations } from "../../src/api/lease.js";
+import { SHARD_MUTATIONS, type ShardMutation } from "../../src/client/core/config.js";
+import { ShardMachine } from "../../src/client/core/shard-machine.js";
+import type {
+  LeaseObject,
+  LeaseWriteResult,
+  ShardEffect,
+  ShardInput,
+  ShardStatusView,
+  WriteLeaseEffect,
+} from "../../src/client/core/types.js";
+import { step } from "../../src/coordinator/core/step.js";
+import {
+  COORDINATOR_MUTATIONS,
+  type CoordinatorAction,
+  type CoordinatorMutation,
+  type CoreMemory,
+  type StepInput,
+  type StepResult,
+} from "../../src/coordinator/core/types.js";
+import { ownedCounts } from "../../src/slots/table.js";
+import { SLOT_COUNT } from "../../src/slots/types.js";
+import {
+  ApiServer,
+  LEASE_PREFIX,
+  NS,
+  type SimLease,
+  type SimSlotMap,
+  type SimSpec,
+  SLOTMAP_NAME,
+  SM_KEY,
+  type Version,
+  type WriteOutcome,
+} from "./apiserver.js";
+import { ProcessClock } from "./clock.js";
+import { type Command, type CommandKind, FAULT_KINDS, kindOf, type ScenarioSeed } from "./commands.js";
+import { checkedStatus, SafetyTracker, summary, Violation } from "./invariants.js";
+import { Rng } from "./rng.js";
+
+/** Wall-clock epoch of real time 0 (only written into objects). */
+const WALL0 = Date.parse("2030-01-01T00:00:00.000Z");
+
+/** One fault command in this many runs, by `faultLevel`. */
+const FAULT_DIVISORS: readonly number[] = [1, 3, 8];
+
+/** Slots on the boundaries of balanced tables for 1..5 shards: where handoffs happen. */
+export const BOUNDARY_SLOTS: readonly number[] = [
+  0, 3276, 3277, 4095, 4096, 5461, 5462, 6553, 6554, 8191, 8192, 9830, 9831, 10922, 10923, 12287, 12288,
+  13107, 13108, 16383,
+];
+
+/** A protocol mutation of either core (docs/verification.md). */
+export type Mutation = CoordinatorMutation | ShardMutation;
+/** Every mutation, coordinator ones first. */
+export const MUTATIONS: readonly Mutation[] = [...COORDINATOR_MUTATIONS, ...SHARD_MUTATIONS];
+
+/** Everything that defines a scenario besides its commands. */
+export interface SimOptions extends ScenarioSeed {
+  /** Lease timing of every shard (client-go defaults). */
+  leaseDurationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+  writeTimeoutMs: number;
+  /** The coordinator I/O layer abandons a write after this long (its clock) and steps again. */
+  coordinatorWriteTimeoutMs: number;
+  /** The coordinator handles a watch event this long after it arrives (unless paused). */
+  coordinatorReactMs: number;
+  handoffTimeoutSeconds: number;
+  /** Clock rates are drawn from [1 - drift, 1 + drift]. */
+  drift: number;
+  /** Wall clocks are offset from real time by up to ± this (only renewTime/acquireTime see it). */
+  wallSkewMs: number;
+  /** An aborted reconcile finishes within this long (real time) of the abort. */
+  abortLatencyMs: number;
+  /** A process paused while it has reconciles in flight resumes within this long (see docs). */
+  pauseCapWithWorkMs: number;
+  /** Liveness bound: the settle phase must converge within this much simulated time. */
+  settleLimitMs: number;
+  mutations: readonly Mutation[];
+  /**
+   * Let duplicated watch deliveries also carry versions the process never saw (a re-list served
+   * by a lagging API server cache). Off by default: see docs/verification.md (a known finding).
+   */
+  staleReads: boolean;
+  /** Re-run every coordinator step on unfrozen copies and require the same result (memo check). */
+  checkMemo: boolean;
+  /** Keep the last lines of a trace for failure reports. */
+  trace: boolean;
+}
+
+/** Timing and fault defaults (docs/verification.md states them). */
+export const DEFAULT_TIMING = {
+  leaseDurationMs: 15_000,
+  renewDeadlineMs: 10_000,
+  retryPeriodMs: 2_000,
+  writeTimeoutMs: 2_000,
+  coordinatorWriteTimeoutMs: 2_000,
+  coordinatorReactMs: 50,
+  handoffTimeoutSeconds: 30,
+  drift: 0.01,
+  wallSkewMs: 8_000,
+  abortLatencyMs: 500,
+  pauseCapWithWorkMs: 3_000,
+  settleLimitMs: 300_000,
+} as const;
+
+/** Full options from what fast-check chose. */
+export function simOptions(seed: ScenarioSeed, extra: Partial<SimOptions> = {}): SimOptions {
+  return {
+    ...seed,
+    ...DEFAULT_TIMING,
+    mutations: [],
+    staleReads: false,
+    checkMemo: false,
+    trace: false,
+    ...extra,
+  };
+}
+
+interface Reconcile {
+  readonly key: number;
+  readonly slot: number;
+  /** Real time by which an aborted reconcile finishes. */
+  abortAt: number | undefined;
+}
+
+interface Proc {
+  readonly id: number;
+  readonly clock: ProcessClock;
+  alive: boolean;
+  paused: boolean;
+  resumeAt: number | undefined;
+  /** Network partition: until this real time nothing reaches or leaves the process. */
+  cutUntil: number;
+  /** Stalled watch: until this real time no watch event reaches the process (requests still flow). */
+  watchStallUntil: number;
+  /** Watch key → index in the object's history last delivered (-1: none). */
+  readonly cursors: Map<string, number>;
+  /** Watch key → the first index this process listed or was delivered (older versions it never saw). */
+  readonly firstSeen: Map<string, number>;
+  /** Watch key → when the stream delivers its next pending version (absent: nothing pending). */
+  readonly streamDue: Map<string, number>;
+}
+
+interface ShardProc extends Proc {
+  readonly kind: "shard";
+  readonly name: string;
+  readonly machine: ShardMachine;
+  /** The `weight` option of this process (undefined: not set, the default 1). */
+  readonly weight: number | undefined;
+  readonly queue: Set<number>;
+  readonly inFlight: Map<number, Reconcile>;
+  wakeReal: number | undefined;
+  /** Newest (uid, generation) the machine applied; an older one of the same uid is a violation. */
+  appliedUid: string | undefined;
+  appliedGeneration: number;
+  /** Acks reported by the machine, per uid. */
+  readonly acked: Map<string, number>;
+}
+
+interface CoordProc extends Proc {
+  readonly kind: "coordinator";
+  memory: CoreMemory | undefined;
+  nextStepAt: number | undefined;
+  /** Real time at which the observation last changed without a step since; undefined: clean. */
+  dirtyAt: number | undefined;
+  sm: SimSlotMap | null;
+  readonly leases: Map<string, SimLease>;
+  /** Request id → timeout (local clock). */
+  readonly pending: Map<number, number>;
+}
+
+/** A write on its way to the API server; applied at `dueAt` unless a command intervenes. */
+type Request = { dueAt: number } & (
+  | {
+      readonly id: number;
+      readonly kind: "lease";
+      readonly from: ShardProc;
+      readonly effect: WriteLeaseEffect;
+    }
+  | {
+      readonly id: number;
+      readonly kind: "coord";
+      readonly from: CoordProc;
+      readonly action: CoordinatorAction;
+      readonly observed: ReadonlyMap<string, number>;
+    }
+);
+
+/** A reply on its way back; delivered at `dueAt` (or later, while its receiver cannot receive). */
+type Reply = { dueAt: number } & (
+  | {
+      readonly kind: "lease";
+      readonly to: ShardProc;
+      readonly writeId: number;
+      readonly result: LeaseWriteResult;
+    }
+  | { readonly kind: "coord"; readonly to: CoordProc; readonly reqId: number; readonly outcome: WriteOutcome }
+);
+
+/** Counters of one run. */
+export interface SimStats {
+  steps: number;
+  coordinatorSteps: number;
+  statusWrites: number;
+  conflicts: number;
+  reconcilesStarted: number;
+  /** Reconciles started while faults were on (the command phase). */
+  faultPhaseStarts: number;
+  startsRefused: number;
+  generation: number;
+  crashes: number;
+  pauses: number;
+  failovers: number;
+  takeovers: number;
+  /** New or retargeted migrations to a shard that was not Ready (planner remnants, not grants). */
+  migrationsToNotReady: number;
+  /** Coordinator steps that returned a `nextStepAt` not after `now` (float rounding; see docs). */
+  coordinatorSpins: number;
+  /** Simulated time the last settle phase needed to converge. */
+  settleMs: number;
+  /** Simulated time at the end. */
+  simulatedMs: number;
+}
+
+interface Timer {
+  readonly at: number;
+  readonly fire: () => void;
+  readonly id: string;
+}
+
+export class Simulation {
+  readonly opts: SimOptions;
+  readonly server = new ApiServer();
+  readonly rng: Rng;
+  readonly keySlots: readonly number[];
+  readonly names: readonly string[];
+  readonly safety: SafetyTracker;
+  /** Real time, ms. */
+  now = 0;
+  readonly shards: ShardProc[] = [];
+  coordinator: CoordProc;
+  requests: Request[] = [];
+  replies: Reply[] = [];
+  readonly stats: SimStats = {
+    steps: 0,
+    coordinatorSteps: 0,
+    statusWrites: 0,
+    conflicts: 0,
+    reconcilesStarted: 0,
+    faultPhaseStarts: 0,
+    startsRefused: 0,
+    generation: 0,
+    crashes: 0,
+    pauses: 0,
+    failovers: 0,
+    takeovers: 0,
+    migrationsToNotReady: 0,
+    coordinatorSpins: 0,
+    settleMs: 0,
+    simulatedMs: 0,
+  };
+  readonly #trace: string[] = [];
+  #procSeq = 0;
+  #reqSeq = 0;
+  #spec: SimSpec;
+  #lastFire = "";
+  #settling = false;
+  readonly #shardMutations: ShardMutation[];
+  readonly #coordinatorMutations: ReadonlySet<CoordinatorMutation>;
+  #sameFire = 0;
+
+  constructor(opts: SimOptions) {
+    this.opts = opts;
+    this.rng = new Rng(opts.seed);
+    this.#shardMutations = SHARD_MUTATIONS.filter((m) => opts.mutations.includes(m));
+    this.#coordinatorMutations = new Set(COORDINATOR_MUTATIONS.filter((m) => opts.mutations.includes(m)));
+    this.keySlots = [...new Set([...BOUNDARY_SLOTS, ...opts.keySlots])].sort((a, b) => a - b);
+    this.names = Array.from({ length: opts.shardPool }, (_, i) => `s${i}`);
+    this.safety = new SafetyTracker((id) => this.#describe(id));
+    this.#spec = {
+      leaseNamespace: NS,
+      resources: [{ resource: "secrets" }],
+      policy: {
+        maxMigratingSlots: opts.maxMigratingSlots,
+        handoffTimeoutSeconds: opts.handoffTimeoutSeconds,
+      },
+    };
+    this.server.createSlotMap(this.#spec);
+    this.coordinator = this.#newCoordinator();
+    for (let i = 0; i < Math.min(opts.initialShards, this.names.length); i++)
+      this.#join(this.names[i]!, undefined);
+  }
+
+  // ================================================================== trace and reporting
+
+  log(line: string): void {
+    if (!this.opts.trace) return;
+    this.#trace.push(`T=${this.now.toFixed(1)} ${line}`);
+    const cap = process.env.SIMDEBUG ? 100_000 : 400;
+    if (this.#trace.length > cap) this.#trace.splice(0, this.#trace.length - cap);
+  }
+
+  /** The last trace lines (with `trace: true`). */
+  trace(): readonly string[] {
+    return this.#trace;
+  }
+
+  #describe(id: number): string {
+    const p = this.shards.find((s) => s.id === id);
+    if (p === undefined) return `process #${id}`;
+    const m = p.machine;
+    return `${p.name}#${p.id} (identity ${m.identity() ?? "-"}, phase ${m.phase()}, generation ${m.ownership.generation}${p.paused ? ", paused" : ""}${p.alive ? "" : ", dead"})`;
+  }
+
+  // ================================================================== processes
+
+  #clock(): ProcessClock {
+    const rate = 1 + this.rng.range(-this.opts.drift, this.opts.drift);
+    const base = 1_000_000 + this.rng.int(1_000_000_000);
+    const wall = this.rng.range(-this.opts.wallSkewMs, this.opts.wallSkewMs);
+    return new ProcessClock(this.now, base, rate, wall);
+  }
+
+  #newCoordinator(): CoordProc {
+    const c: CoordProc = {
+      kind: "coordinator",
+      id: ++this.#procSeq,
+      clock: this.#clock(),
+      alive: true,
+      paused: false,
+      resumeAt: undefined,
+      cutUntil: 0,
+      watchStallUntil: 0,
+      cursors: new Map(),
+      firstSeen: new Map(),
+      streamDue: new Map(),
+      memory: undefined,
+      nextStepAt: undefined,
+      dirtyAt: this.now,
+      sm: null,
+      leases: new Map(),
+      pending: new Map(),
+    };
+    this.#coordinatorRelist(c);
+    return c;
+  }
+
+  #join(name: string, weight: number | undefined): ShardProc {
+    const id = ++this.#procSeq;
+    const clock = this.#clock();
+    const salt = (this.rng.int(0xffffffff) >>> 0).toString(16).padStart(8, "0");
+    const machine = new ShardMachine({
+      slotmap: SLOTMAP_NAME,
+      shard: name,
+      leaseNamespace: NS,
+      holderIdentityPrefix: `${name}-p${id}`,
+      incarnationSalt: salt,
+      leaseDurationMs: this.opts.leaseDurationMs,
+      renewDeadlineMs: this.opts.renewDeadlineMs,
+      retryPeriodMs: this.opts.retryPeriodMs,
+      writeTimeoutMs: this.opts.writeTimeoutMs,
+      ...(weight !== undefined ? { weight } : {}),
+      wallClockOffsetMs: WALL0 + clock.wallOffsetMs + clock.startReal - clock.base,
+      ...(this.#shardMutations.length > 0 ? { mutations: this.#shardMutations } : {}),
+    });
+    const p: ShardProc = {
+      kind: "shard",
+      id,
+      name,
+      clock,
+      machine,
+      weight,
+      alive: true,
+      paused: false,
+      resumeAt: undefined,
+      cutUntil: 0,
+      watchStallUntil: 0,
+      cursors: new Map(),
+      firstSeen: new Map(),
+      streamDue: new Map(),
+      queue: new Set(),
+      inFlight: new Map(),
+      wakeReal: undefined,
+      appliedUid: undefined,
+      appliedGeneration: 0,
+      acked: new Map(),
+    };
+    this.shards.push(p);
+    this.log(`join ${name}#${id} weight=${weight ?? "-"}`);
+    // Initial GET of the Lease (404 → null) and of the SlotMap.
+    const lv = this.server.versions(LEASE_PREFIX + name);
+    this.#setCursor(p, LEASE_PREFIX + name, lv.length - 1);
+    this.#handle(p, { type: "leaseObserved", now: this.#local(p), lease: this.#leaseObj(lv.at(-1)) });
+    const sv = this.server.versions(SM_KEY);
+    this.#setCursor(p, SM_KEY, sv.length - 1);
+    const sm = sv.at(-1);
+    if (sm?.obj) this.#deliverShard(p, SM_KEY, sm);
+    return p;
+  }
+
+  #local(p: Proc): number {
+    return p.clock.local(this.now);
+  }
+
+  #leaseObj(v: Version<SimSlotMap | SimLease> | undefined): LeaseObject | null {
+    return (v?.obj ?? null) as LeaseObject | null;
+  }
+
+  #liveShards(): ShardProc[] {
+    return this.shards.filter((p) => p.alive && !p.paused);
+  }
+
+  #kill(p: ShardProc): void {
+    if (!p.alive) return;
+    for (const r of p.inFlight.values()) this.safety.finish(p.id, r.slot);
+    p.inFlight.clear();
+    p.queue.clear();
+    p.alive = false;
+    p.paused = false;
+    p.resumeAt = undefined;
+    p.wakeReal = undefined;
+  }
+
+  // ================================================================== shard I/O layer and runtime
+
+  #handle(p: ShardProc, input: ShardInput): void {
+    const effects = p.machine.handle(input);
+    const uid = p.machine.ownership.uid;
+    const g = p.machine.ownership.generation;
+    if (uid !== undefined && uid === p.appliedUid && g < p.appliedGeneration) {
+      throw new Violation(
+        "generation",
+        `${this.#describe(p.id)} applied generation ${g} of ${uid} after ${p.appliedGeneration}`,
+      );
+    }
+    if (uid !== undefined) {
+      p.appliedUid = uid;
+      p.appliedGeneration = g;
+    }
+    for (const e of effects) this.#effect(p, e);
+    const w = p.alive ? p.machine.nextWakeAt() : undefined;
+    p.wakeReal = w === undefined ? undefined : p.clock.realAt(w);
+  }
+
+  #effect(p: ShardProc, e: ShardEffect): void {
+    switch (e.type) {
+      case "writeLease":
+        this.requests.push({ id: ++this.#reqSeq, kind: "lease", from: p, effect: e, dueAt: this.#due() });
+        return;
+      case "slotsGained":
+        for (let k = 0; k < this.keySlots.length; k++) {
+          const s = this.keySlots[k]!;
+          if (e.ranges.some((r) => s >= r.start && s <= r.end)) p.queue.add(k);
+        }
+        return;
+      case "slotsLost":
+        for (const k of [...p.queue]) {
+          const s = this.keySlots[k]!;
+          if (e.ranges.some((r) => s >= r.start && s <= r.end)) p.queue.delete(k);
+        }
+        return;
+      case "abortInFlight":
+        for (const name of e.keys) {
+          const r = p.inFlight.get(Number(name.slice(1)));
+          if (r !== undefined && r.abortAt === undefined) {
+            r.abortAt = this.now + this.rng.next() * this.opts.abortLatencyMs;
+          }
+        }
+        return;
+      case "acked": {
+        const prev = p.acked.get(e.uid) ?? 0;
+        if (e.generation < prev) {
+          throw new Violation("ack", `${this.#describe(p.id)} acked ${e.uid}@${e.generation} after ${prev}`);
+        }
+        p.acked.set(e.uid, e.generation);
+        this.log(`${p.name}#${p.id} acked ${e.generation}`);
+        return;
+      }
+      case "stopped":
+        this.log(`${p.name}#${p.id} stopped`);
+        this.#kill(p);
+        return;
+      case "fenced":
+      case "unfenced":
+        this.log(`${p.name}#${p.id} ${e.type}${e.type === "fenced" ? ` (${e.reason})` : ""}`);
+        return;
+      case "log":
+        return;
+    }
+  }
+
+  #deliverShard(p: ShardProc, key: string, v: Version<SimSlotMap | SimLease>): void {
+    const now = this.#local(p);
+    if (key === SM_KEY) {
+      const sm = v.obj as SimSlotMap | null;
+      if (sm === null) this.#handle(p, { type: "slotMapDeleted", now, uid: v.uid });
+      else
+        this.#handle(p, {
+          type: "slotMapObserved",
+          now,
+          uid: sm.metadata.uid,
+          status: sm.status as ShardStatusView | undefined,
+        });
+    } else {
+      this.#handle(p, { type: "leaseObserved", now, lease: this.#leaseObj(v) });
+    }
+  }
+
+  #start(p: ShardProc, key: number): void {
+    if (!p.alive || p.paused || p.inFlight.has(key)) return;
+    p.queue.delete(key);
+    const slot = this.keySlots[key]!;
+    const now = this.#local(p);
+    if (!p.machine.mayStart(slot, now)) {
+      this.stats.startsRefused += 1;
+      return;
+    }
+    this.safety.start(p.id, slot, this.now);
+    this.stats.reconcilesStarted += 1;
+    if (!this.#settling) this.stats.faultPhaseStarts += 1;
+    p.inFlight.set(key, { key, slot, abortAt: undefined });
+    this.log(`${p.name}#${p.id} start k${key} slot ${slot}`);
+    this.#handle(p, { type: "reconcileStarted", now, slot, key: `k${key}` });
+  }
+
+  #finish(p: ShardProc, key: number): void {
+    const r = p.inFlight.get(key);
+    if (r === undefined || p.paused || !p.alive) return;
+    p.inFlight.delete(key);
+    this.safety.finish(p.id, r.slot);
+    this.log(`${p.name}#${p.id} finish k${key}`);
+    this.#handle(p, { type: "reconcileFinished", now: this.#local(p), slot: r.slot, key: `k${key}` });
+  }
+
+  // ================================================================== coordinator I/O layer
+
+  #coordinatorRelist(c: CoordProc): void {
+    const sv = this.server.versions(SM_KEY);
+    this.#setCursor(c, SM_KEY, sv.length - 1);
+    this.#deliverCoordinator(c, SM_KEY, sv.at(-1));
+    for (const key of this.server.leaseKeys()) {
+      const lv = this.server.versions(key);
+      this.#setCursor(c, key, lv.length - 1);
+      this.#deliverCoordinator(c, key, lv.at(-1));
+    }
+  }
+
+  #deliverCoordinator(c: CoordProc, key: string, v: Version<SimSlotMap | SimLease> | undefined): void {
+    if (key === SM_KEY) {
+      const sm = (v?.obj ?? null) as SimSlotMap | null;
+      if (sm === null || (c.sm !== null && c.sm.metadata.uid !== sm.metadata.uid)) {
+        // Deleted (or replaced): the I/O layer drops the memory of that SlotMap.
+        c.memory = undefined;
+        c.nextStepAt = undefined;
+      }
+      c.sm = sm;
+    } else {
+      const name = key.slice(LEASE_PREFIX.length);
+      const l = (v?.obj ?? null) as SimLease | null;
+      if (l === null) c.leases.delete(name);
+      else c.leases.set(name, l);
+    }
+    c.dirtyAt ??= this.now;
+  }
+
+  /** Steps the coordinator when its observation changed or a deadline passed (and it may). */
+  #coordinatorStep(): void {
+    const c = this.coordinator;
+    if (!c.alive || c.paused || c.sm === null || c.pending.size > 0) return;
+    const now = this.#local(c);
+    const due = c.nextStepAt !== undefined && now >= c.nextStepAt;
+    if (c.dirtyAt === undefined && !due) return;
+    let r: StepResult;
+    const input: StepInput = {
+      slotMap: c.sm,
+      leases: [...c.leases.values()],
+      now,
+      wallTime: new Date(WALL0 + this.now + c.clock.wallOffsetMs).toISOString(),
+      config: {
+        identity: `coordinator-${c.id}`,
+        ...(this.#coordinatorMutations.size > 0 ? { mutations: this.#coordinatorMutations } : {}),
+      },
+    };
+    try {
+      r = step(c.memory, input);
+    } catch (e) {
+      throw new Violation("core", `coordinator step threw: ${(e as Error).stack ?? String(e)}`);
+    }
+    if (this.opts.checkMemo) {
+      // The same step on unfrozen copies (no memo applies) must decide exactly the same.
+      const plain = step(c.memory === undefined ? undefined : structuredClone(c.memory), {
+        ...input,
+        slotMap: structuredClone(c.sm),
+        leases: structuredClone(input.leases),
+      });
+      if (JSON.stringify(plain) !== JSON.stringify(r)) {
+        throw new Violation(
+          "core",
+          "the memoised coordinator step decided differently from an unmemoised one",
+        );
+      }
+    }
+    this.stats.coordinatorSteps += 1;
+    c.memory = r.memory;
+    c.nextStepAt = r.nextStepAt;
+    if (r.nextStepAt !== undefined && r.nextStepAt <= now) {
+      // A deadline computed as `t + d` can round to <= now while `now - t >= d` is still false: the
+      // step asks to be stepped again at once. A real clock moves on; so does ours (1 µs). Counted.
+      this.stats.coordinatorSpins += 1;
+      c.nextStepAt = now + 0.001;
+    }
+    c.dirtyAt = undefined;
+    const observed = new Map([...c.leases].map(([n, l]) => [n, Number(l.metadata.resourceVersion)]));
+    for (const a of r.actions) {
+      if (a.type === "event") continue;
+      const id = ++this.#reqSeq;
+      this.requests.push({ id, kind: "coord", from: c, action: a, observed, dueAt: this.#due() });
+      c.pending.set(id, now + this.opts.coordinatorWriteTimeoutMs);
+      this.log(
+        `coordinator#${c.id} ${a.type}${a.type === "updateStatus" ? ` g=${a.status.assignmentGeneration}` : ` ${a.name}`}`,
+      );
+    }
+  }
+
+  // ================================================================== network
+
+  #apply(req: Request, reply: "deliver" | "lose" | "error"): void {
+    let r: Reply;
+    if (req.kind === "lease") {
+      const result = this.server.writeLease(req.effect);
+      this.log(
+        `apply r${req.id} ${req.from.name}#${req.from.id} ${req.effect.kind} rv=${req.effect.resourceVersion} -> ${result.outcome}`,
+      );
+      r = {
+        kind: "lease",
+        to: req.from,
+        writeId: req.effect.writeId,
+        result: reply === "error" ? { outcome: "error", message: "simulated: reply lost, 503" } : result,
+        dueAt: this.#due(),
+      };
+    } else {
+      const outcome = this.server.coordinatorWrite(req.action, req.observed);
+      if (req.action.type === "takeOverLease" && outcome === "ok") this.stats.takeovers += 1;
+      this.log(`apply coordinator#${req.from.id} ${req.action.type} -> ${outcome}`);
+      // An error reply (5xx after the write landed): the I/O layer re-reads and steps again, as after a 409.
+      r = {
+        kind: "coord",
+        to: req.from,
+        reqId: req.id,
+        outcome: reply === "error" ? "conflict" : outcome,
+        dueAt: this.#due(),
+      };
+    }
+    if (reply !== "lose") this.replies.push(r);
+  }
+
+  /** A request lost before the API server: with `error`, the client gets an error reply. */
+  #dropRequest(req: Request, error: boolean): void {
+    if (!error) return;
+    if (req.kind === "lease") {
+      this.replies.push({
+        kind: "lease",
+        to: req.from,
+        writeId: req.effect.writeId,
+        result: { outcome: "error", message: "simulated: connection reset" },
+        dueAt: this.#due(),
+      });
+    } else {
+      this.replies.push({
+        kind: "coord",
+        to: req.from,
+        reqId: req.id,
+        outcome: "conflict",
+        dueAt: this.#due(),
+      });
+    }
+  }
+
+  /** Network latency: mostly a few ms, sometimes up to 1 s, rarely up to 5 s. */
+  #latency(): number {
+    const x = this.rng.next();
+    if (x < 0.9) return 1 + this.rng.next() * 30;
+    if (x < 0.99) return 30 + this.rng.next() * 970;
+    return 1000 + this.rng.next() * 4000;
+  }
+
+  #due(): number {
+    return this.now + this.#latency();
+  }
+
+  /** When a blocked process can receive again (end of its pause, partition and watch stall). */
+  #unblockedAt(p: Proc, watch: boolean): number {
+    return Math.max(this.now, p.resumeAt ?? this.now, p.cutUntil, watch ? p.watchStallUntil : 0);
+  }
+
+  /** Watch keys of a process. */
+  #watchKeys(p: ShardProc | CoordProc): string[] {
+    return p.kind === "coordinator" ? [SM_KEY, ...this.server.leaseKeys()] : [SM_KEY, LEASE_PREFIX + p.name];
+  }
+
+  /** Gives every stream with undelivered versions a delivery time. */
+  #armStreams(): void {
+    const procs: Array<ShardProc | CoordProc> = this.shards.filter((p) => p.alive);
+    if (this.coordinator.alive) procs.push(this.coordinator);
+    for (const p of procs) {
+      for (const key of this.#watchKeys(p)) {
+        if (p.streamDue.has(key)) continue;
+        if ((p.cursors.get(key) ?? -1) < this.server.versions(key).length - 1)
+          p.streamDue.set(key, this.#due());
+      }
+    }
+  }
+
+  /** A stream's delivery time came: the next version (or, 1 in 4, the newest: coalesced). */
+  #fireStream(p: ShardProc | CoordProc, key: string): void {
+    p.streamDue.delete(key);
+    const last = this.server.versions(key).length - 1;
+    const cursor = p.cursors.get(key) ?? -1;
+    if (cursor >= last) return;
+    if (!this.#watching(p)) {
+      p.streamDue.set(key, this.#unblockedAt(p, true) + this.#latency());
+      return;
+    }
+    this.#deliverWatch(p, key, this.rng.next() < 0.25 ? last : cursor + 1, true);
+  }
+
+  #fireRequest(req: Request): void {
+    const i = this.requests.indexOf(req);
+    if (i >= 0) this.requests.splice(i, 1);
+    if (this.#reaches(req)) this.#apply(req, "deliver");
+  }
+
+  #fireReply(r: Reply): void {
+    if (!r.to.alive) {
+      this.replies.splice(this.replies.indexOf(r), 1);
+      return;
+    }
+    if (!this.#deliverable(r)) {
+      r.dueAt = this.#unblockedAt(r.to, false) + this.#latency();
+      return;
+    }
+    this.replies.splice(this.replies.indexOf(r), 1);
+    this.#deliverReply(r);
+  }
+
+  #deliverable(r: Reply): boolean {
+    return r.to.alive && !r.to.paused && this.now >= r.to.cutUntil;
+  }
+
+  /** Whether watch events can reach `p` now. */
+  #watching(p: Proc): boolean {
+    return p.alive && !p.paused && this.now >= p.cutUntil && this.now >= p.watchStallUntil;
+  }
+
+  /** Whether a request of `p` reaches the API server now (else it is lost in the partition). */
+  #reaches(req: Request): boolean {
+    return this.now >= req.from.cutUntil;
+  }
+
+  #deliverReply(r: Reply): void {
+    if (r.kind === "lease") {
+      if (process.env.SIMDEBUG) {
+        const st = r.to.machine.snapshot();
+        this.log(
+          `DEBUG reply w${r.writeId} ${r.result.outcome} cur=${r.result.outcome === "conflict" ? r.result.current?.metadata.resourceVersion : r.result.outcome === "ok" ? r.result.lease.metadata.resourceVersion : "-"} holder=${r.result.outcome === "conflict" ? r.result.current?.spec?.holderIdentity : ""} machine lease rv=${st.lease?.metadata.resourceVersion} max=${st.maxResourceVersion} write=${st.write?.id} id=${st.identity}`,
+        );
+      }
+      this.#handle(r.to, {
+        type: "leaseWriteResult",
+        now: this.#local(r.to),
+        writeId: r.writeId,
+        result: r.result,
+      });
+    } else {
+      const c = r.to;
+      if (!c.pending.delete(r.reqId)) return; // timed out already
+      if (r.outcome === "conflict") {
+        // 409 (or an error): re-read everything and step again.
+        this.#coordinatorRelist(c);
+      }
+    }
+  }
+
+  /** Reply list cleanup: replies to dead processes are never delivered. */
+  #pruneReplies(): void {
+    if (this.replies.some((r) => !r.to.alive)) this.replies = this.replies.filter((r) => r.to.alive);
+  }
+
+  /** Watch streams with undelivered versions that can be delivered now: [process, key]. */
+  #pendingWatches(): Array<[ShardProc | CoordProc, string]> {
+    const out: Array<[ShardProc | CoordProc, string]> = [];
+    const procs: Array<ShardProc | CoordProc> = [this.coordinator, ...this.#liveShards()];
+    for (const p of procs) {
+      if (!this.#watching(p)) continue;
+      for (const key of this.#watchKeys(p)) {
+        if ((p.cursors.get(key) ?? -1) < this.server.versions(key).length - 1) out.push([p, key]);
+      }
+    }
+    return out;
+  }
+
+  #deliverWatch(p: ShardProc | CoordProc, key: string, index: number, advanceCursor: boolean): void {
+    const v = this.server.versions(key)[index];
+    if (v === undefined) return;
+    if (advanceCursor) {
+      this.#setCursor(p, key, index);
+      p.streamDue.delete(key);
+    }
+    if (p.kind === "coordinator") this.#deliverCoordinator(p, key, v);
+    else this.#deliverShard(p, key, v);
+  }
+
+  #setCursor(p: Proc, key: string, index: number): void {
+    p.cursors.set(key, index);
+    if (!p.firstSeen.has(key)) p.firstSeen.set(key, Math.max(index, 0));
+  }
+
+  #relist(p: ShardProc | CoordProc): void {
+    if (p.kind === "coordinator") {
+      this.#coordinatorRelist(p);
+      return;
+    }
+    for (const key of [SM_KEY, LEASE_PREFIX + p.name]) {
+      const h = this.server.versions(key);
+      if (h.length === 0) continue;
+      this.#deliverWatch(p, key, h.length - 1, true);
+    }
+  }
+
+  /** Delivers every request, reply and watch event (newest versions) that can be delivered. */
+  flush(): void {
+    for (let round = 0; round < 4; round++) {
+      const reqs = this.requests;
+      this.requests = [];
+      for (const r of reqs) if (this.#reaches(r)) this.#apply(r, "deliver");
+      // (requests of a cut-off process are lost)
+      this.#pruneReplies();
+      const replies = this.replies;
+      this.replies = [];
+      for (const r of replies) {
+        if (this.#deliverable(r)) this.#deliverReply(r);
+        else if (r.to.alive) this.replies.push(r);
+      }
+      for (const [p, key] of this.#pendingWatches()) {
+        this.#deliverWatch(p, key, this.server.versions(key).length - 1, true);
+      }
+      if (this.requests.length === 0 && !this.replies.some((r) => this.#deliverable(r))) break;
+    }
+  }
+
+  // ================================================================== time
+
+  #timers(): Timer[] {
+    const out: Timer[] = [];
+    this.#armStreams();
+    for (const r of this.requests)
+      out.push({ at: r.dueAt, id: `req${r.id}`, fire: () => this.#fireRequest(r) });
+    for (const r of this.replies) {
+      out.push({ at: r.dueAt, id: `reply${r.kind}${r.to.id}`, fire: () => this.#fireReply(r) });
+    }
+    const procs: Array<ShardProc | CoordProc> = this.shards.filter((p) => p.alive);
+    if (this.coordinator.alive) procs.push(this.coordinator);
+    for (const p of procs) {
+      for (const [key, at] of p.streamDue)
+        out.push({ at, id: `watch${p.id}${key}`, fire: () => this.#fireStream(p, key) });
+    }
+    for (const p of this.shards) {
+      if (!p.alive) continue;
+      if (p.paused) {
+        if (p.resumeAt !== undefined)
+          out.push({ at: p.resumeAt, id: `resume${p.id}`, fire: () => this.#resume(p) });
+        continue;
+      }
+      if (p.wakeReal !== undefined) {
+        out.push({
+          at: p.wakeReal,
+          id: `tick${p.id}`,
+          fire: () => this.#handle(p, { type: "tick", now: this.#local(p) }),
+        });
+      }
+      for (const r of p.inFlight.values()) {
+        if (r.abortAt !== undefined) {
+          out.push({ at: r.abortAt, id: `abort${p.id}/${r.key}`, fire: () => this.#finish(p, r.key) });
+        }
+      }
+    }
+    const c = this.coordinator;
+    if (c.alive) {
+      if (c.paused) {
+        if (c.resumeAt !== undefined)
+          out.push({ at: c.resumeAt, id: "cresume", fire: () => this.#resume(c) });
+      } else if (c.pending.size > 0) {
+        let first: [number, number] | undefined;
+        for (const [id, at] of c.pending) if (first === undefined || at < first[1]) first = [id, at];
+        const [id, at] = first!;
+        out.push({
+          at: c.clock.realAt(at),
+          id: `ctimeout${id}`,
+          fire: () => {
+            c.pending.delete(id);
+            c.dirtyAt ??= this.now;
+          },
+        });
+      } else if (c.sm !== null) {
+        if (c.nextStepAt !== undefined) {
+          out.push({ at: c.clock.realAt(c.nextStepAt), id: "cstep", fire: () => this.#coordinatorStep() });
+        }
+        if (c.dirtyAt !== undefined) {
+          out.push({
+            at: c.dirtyAt + this.opts.coordinatorReactMs,
+            id: "creact",
+            fire: () => this.#coordinatorStep(),
+          });
+        }
+      }
+    }
+    return out;
+  }
+
+  /** Lets real time pass until `target`, firing every timer due on the way in order. */
+  advanceTo(target: number): void {
+    for (let guard = 0; ; guard++) {
+      if (guard > 1_000_000) throw new Violation("core", "simulator: timers do not advance");
+      let next: Timer | undefined;
+      for (const t of this.#timers()) if (next === undefined || t.at < next.at) next = t;
+      if (next === undefined || next.at > target) break;
+      if (next.at > this.now) this.now = next.at;
+      const fireKey = `${next.id}@${this.now}`;
+      if (fireKey === this.#lastFire) {
+        this.#sameFire += 1;
+        if (this.#sameFire > 50) {
+          throw new Violation("core", `timer ${next.id} fires repeatedly at T=${this.now} without progress`);
+        }
+      } else {
+        this.#lastFire = fireKey;
+        this.#sameFire = 0;
+      }
+      next.fire();
+    }
+    if (target > this.now) this.now = target;
+  }
+
+  #resume(p: ShardProc | CoordProc): void {
+    if (!p.paused) return;
+    p.paused = false;
+    p.resumeAt = undefined;
+    this.log(`resume ${p.kind === "shard" ? `${p.name}#${p.id}` : "coordinator"}`);
+    if (p.kind === "shard") this.#handle(p, { type: "tick", now: this.#local(p) });
+    else p.dirtyAt ??= this.now;
+  }
+
+  // ================================================================== commands
+
+  /** Runs one command of the random stream. */
+  exec(cmd: Command): void {
+    this.stats.steps += 1;
+    let kind = kindOf(cmd);
+    const [, a, b] = cmd;
+    if (
+      FAULT_KINDS.has(kind) &&
+      this.opts.faultLevel > 0 &&
+      (a + b) % FAULT_DIVISORS[this.opts.faultLevel]! !== 0
+    ) {
+      kind = "advance";
+    }
+    this.#exec(kind, a, b);
+  }
+
+  #pick<T>(xs: readonly T[], i: number): T | undefined {
+    return xs.length === 0 ? undefined : xs[i % xs.length];
+  }
+
+  #exec(kind: CommandKind, a: number, b: number): void {
+    switch (kind) {
+      case "advance":
+        this.advanceTo(this.now + 1 + (a % 500));
+        return;
+      case "advanceLong":
+        this.advanceTo(this.now + 1000 + (a % 20_000));
+        return;
+      case "watch":
+      case "watchSkip": {
+        const w = this.#pick(this.#pendingWatches(), a);
+        if (w === undefined) return;
+        const [p, key] = w;
+        const last = this.server.versions(key).length - 1;
+        this.#deliverWatch(p, key, kind === "watch" ? (p.cursors.get(key) ?? -1) + 1 : last, true);
+        return;
+      }
+      case "watchDup": {
+        const streams: Array<[ShardProc | CoordProc, string, number]> = [];
+        const c = this.coordinator;
+        if (this.#watching(c)) for (const [k, i] of c.cursors) if (i >= 0) streams.push([c, k, i]);
+        for (const p of this.#liveShards()) {
+          if (this.#watching(p)) for (const [k, i] of p.cursors) if (i >= 0) streams.push([p, k, i]);
+        }
+        const s = this.#pick(streams, a);
+        if (s === undefined) return;
+        // A late duplicate of a version this process already saw (one of the last three), or with
+        // `staleReads` any older version (a lagging API server cache).
+        const [p, key, cursor] = s;
+        const lowest = this.opts.staleReads ? 0 : (p.firstSeen.get(key) ?? cursor);
+        this.#deliverWatch(p, key, Math.max(lowest, cursor - (b % 3)), false);
+        return;
+      }
+      case "relist": {
+        const procs: Array<ShardProc | CoordProc> = this.#liveShards().filter((x) => this.#watching(x));
+        if (this.#watching(this.coordinator)) procs.push(this.coordinator);
+        const p = this.#pick(procs, a);
+        if (p !== undefined) this.#relist(p);
+        return;
+      }
+      case "request":
+      case "requestDrop":
+      case "requestLoseReply":
+      case "requestDup": {
+        if (this.requests.length === 0) return;
+        const i = a % this.requests.length;
+        const req = this.requests[i]!;
+        if (kind !== "requestDup") this.requests.splice(i, 1);
+        if (!this.#reaches(req)) return; // lost in a partition
+        if (kind === "request") this.#apply(req, "deliver");
+        else if (kind === "requestDrop") this.#dropRequest(req, b % 2 === 0);
+        else if (kind === "requestLoseReply") this.#apply(req, b % 2 === 0 ? "error" : "lose");
+        else this.#apply(req, "deliver");
+        return;
+      }
+      case "reply":
+      case "replyDrop": {
+        this.#pruneReplies();
+        const ok = this.replies.filter((r) => this.#deliverable(r));
+        const r = this.#pick(ok, a);
+        if (r === undefined) return;
+        this.replies.splice(this.replies.indexOf(r), 1);
+        if (kind === "reply") this.#deliverReply(r);
+        return;
+      }
+      case "delay": {
+        // One message (request, reply or watch stream) is held up 1..20 s more.
+        const ms = 1000 + (b % 20) * 1000;
+        const n = this.requests.length + this.replies.length;
+        const streams: Array<[Proc, string]> = [];
+        for (const p of [this.coordinator, ...this.shards])
+          for (const k of p.streamDue.keys()) streams.push([p, k]);
+        const i = a % Math.max(1, n + streams.length);
+        if (i < this.requests.length) this.requests[i]!.dueAt += ms;
+        else if (i < n) this.replies[i - this.requests.length]!.dueAt += ms;
+        else if (streams.length > 0) {
+          const [p, k] = streams[i - n]!;
+          p.streamDue.set(k, p.streamDue.get(k)! + ms);
+        }
+        return;
+      }
+      case "coordinatorStep":
+        this.#coordinatorStep();
+        return;
+      case "trigger": {
+        for (let i = 0; i < 4; i++) {
+          const key = (a + i) % this.keySlots.length;
+          for (const p of this.shards)
+            if (p.alive && p.machine.ownsSlot(this.keySlots[key]!)) p.queue.add(key);
+        }
+        return;
+      }
+      case "start": {
+        const p = this.#pick(
+          this.#liveShards().filter((s) => s.queue.size > 0),
+          a,
+        );
+        if (p === undefined) return;
+        const key = this.#pick([...p.queue], b);
+        if (key !== undefined) this.#start(p, key);
+        return;
+      }
+      case "finish": {
+        const all: Array<[ShardProc, number]> = [];
+        for (const p of this.#liveShards()) for (const k of p.inFlight.keys()) all.push([p, k]);
+        const f = this.#pick(all, a);
+        if (f !== undefined) this.#finish(f[0], f[1]);
+        return;
+      }
+      case "flush":
+        this.flush();
+        this.#coordinatorStep();
+        return;
+      case "join": {
+        const name = this.names[a % this.names.length]!;
+        if (this.#liveShards().some((p) => p.name === name)) return;
+        if (this.shards.filter((p) => p.alive).length >= 2 * this.names.length) return;
+        this.#join(name, b % 8 === 0 ? 0 : b % 8 === 1 ? 2 : undefined);
+        return;
+      }
+      case "leave": {
+        const p = this.#pick(this.#liveShards(), a);
+        if (p === undefined) return;
+        this.log(`leave ${p.name}#${p.id}`);
+        this.#handle(p, { type: "shutdown", now: this.#local(p), abortInFlight: b % 2 === 0 });
+        return;
+      }
+      case "crash": {
+        const p = this.#pick(
+          this.shards.filter((s) => s.alive),
+          a,
+        );
+        if (p === undefined) return;
+        this.stats.crashes += 1;
+        this.log(`crash ${p.name}#${p.id}`);
+        this.#kill(p);
+        return;
+      }
+      case "pause": {
+        const p = this.#pick(this.#liveShards(), a);
+        if (p === undefined) return;
+        let ms = 500 + (b % 60) * 1000;
+        // Documented assumption: work in flight ends within the margin after the fence, so a process
+        // is not frozen with reconciles in flight for longer than that (docs/verification.md).
+        if (p.inFlight.size > 0) ms = Math.min(ms, this.opts.pauseCapWithWorkMs);
+        p.paused = true;
+        p.resumeAt = this.now + ms;
+        this.stats.pauses += 1;
+        this.log(`pause ${p.name}#${p.id} for ${ms}ms`);
+        return;
+      }
+      case "resume": {
+        const procs: Array<ShardProc | CoordProc> = this.shards.filter((s) => s.alive && s.paused);
+        if (this.coordinator.paused) procs.push(this.coordinator);
+        const p = this.#pick(procs, a);
+        if (p !== undefined) this.#resume(p);
+        return;
+      }
+      case "weight": {
+        const name = this.names[a % this.names.length]!;
+        const weights = { ...(this.#spec.weights ?? {}) };
+        if (b % 5 === 4) delete weights[name];
+        else weights[name] = b % 4;
+        this.#spec = { ...this.#spec, weights };
+        this.server.updateSpec(this.#spec);
+        this.log(`spec.weights ${JSON.stringify(weights)}`);
+        return;
+      }
+      case "failover": {
+        this.stats.failovers += 1;
+        this.coordinator.alive = false;
+        this.coordinator = this.#newCoordinator();
+        this.log(`coordinator failover -> #${this.coordinator.id}`);
+        return;
+      }
+      case "partition": {
+        // The coordinator one time in three, else a shard.
+        const p = a % 3 === 0 ? this.coordinator : (this.#pick(this.#liveShards(), a) ?? this.coordinator);
+        const ms = 2000 + (b % 38) * 1000;
+        const watchOnly = b % 2 === 0;
+        if (watchOnly) p.watchStallUntil = this.now + ms;
+        else p.cutUntil = this.now + ms;
+        this.log(
+          `${watchOnly ? "watch stall" : "partition"} ${p.kind === "shard" ? `${p.name}#${p.id}` : "coordinator"} for ${ms}ms`,
+        );
+        return;
+      }
+      case "coordinatorPause": {
+        const c = this.coordinator;
+        if (c.paused) return;
+        c.paused = true;
+        c.resumeAt = this.now + 1000 + (a % 60) * 1000;
+        this.log(`pause coordinator until ${c.resumeAt}`);
+        return;
+      }
+      case "slotMap": {
+        if (this.server.slotMap() === null) {
+          this.server.createSlotMap(this.#spec);
+          this.log("SlotMap created");
+        } else if (a % 8 === 0) {
+          this.server.deleteSlotMap();
+          this.log("SlotMap deleted");
+        }
+        return;
+      }
+    }
+  }
+
+  // ================================================================== liveness
+
+  /** Why the cluster has not converged, or undefined when it has (cheap checks only). */
+  #notConverged(): string | undefined {
+    const sm = this.server.slotMap();
+    if (sm === null) return "no SlotMap";
+    if (sm.status === undefined) return "no status";
+    const { status, table } = checkedStatus(sm.status);
+    if (table.migrations.length > 0) return `${table.migrations.length} migrations pending`;
+    if (status.unassignedSlots !== "") return `unassigned slots ${status.unassignedSlots}`;
+    const counts = ownedCounts(table);
+    const ready = status.shards.filter((e) => e.state === "Ready");
+    for (const [name, n] of counts) {
+      if (n === 0) continue;
+      const e = status.shards.find((x) => x.name === name);
+      if (e?.state !== "Ready") return `${name} owns ${n} slots but is ${e?.state ?? "unlisted"}`;
+      const lease = this.server.lease(name);
+      if (lease?.spec.holderIdentity !== e.holderIdentity)
+        return `${name}: Lease holder is not the granted one`;
+      const p = this.#liveShards().find((x) => x.name === name && x.machine.identity() === e.holderIdentity);
+      if (p === undefined) return `${name}: no live process holds identity ${e.holderIdentity}`;
+      if (p.machine.phase() !== "active") return `${name}: process is ${p.machine.phase()}`;
+      if (p.machine.ownership.generation !== table.generation)
+        return `${name}: has not applied ${table.generation}`;
+    }
+    // Every shard with a live process takes part: one of its processes holds the Lease, is active,
+    // and the status lists it Ready with that holder.
+    for (const name of new Set(this.#liveShards().map((p) => p.name))) {
+      const procs = this.#liveShards().filter((p) => p.name === name);
+      if (procs.every((p) => p.machine.phase() === "draining")) continue;
+      const holder = this.server.lease(name)?.spec.holderIdentity;
+      const p = procs.find((x) => x.machine.identity() === holder && x.machine.phase() === "active");
+      if (p === undefined) return `${name}: no live process holds its Lease and is active`;
+      const e = status.shards.find((x) => x.name === name);
+      if (e?.state !== "Ready" || e.holderIdentity !== holder) return `${name}: not Ready for ${holder}`;
+    }
+    const weights = new Map(
+      ready.map((e) => {
+        const lease = this.server.lease(e.name);
+        const lw = parseShardLeaseAnnotations(lease?.metadata.annotations).weight;
+        return [e.name, effectiveWeight(sm.spec, e.name, lw)] as const;
+      }),
+    );
+    let sum = 0;
+    for (const w of weights.values()) sum += w;
+    if (sum === 0) return "no Ready shard with weight > 0";
+    for (const [name, w] of weights) {
+      const want = (SLOT_COUNT * w) / sum;
+      const have = counts.get(name) ?? 0;
+      if (Math.abs(have - want) >= 1 + 1e-9)
+        return `unbalanced: ${name} has ${have} slots, target ${want.toFixed(2)}`;
+    }
+    return undefined;
+  }
+
+  /** Expensive final check: each owner's machine owns exactly its slots of the table. */
+  #checkOwnershipMasks(): void {
+    const sm = this.server.slotMap()!;
+    const { status, table } = checkedStatus(sm.status);
+    for (let s = 0; s < SLOT_COUNT; s++) {
+      const o = table.owner[s]!;
+      const name = table.shards[o];
+      const e = status.shards.find((x) => x.name === name);
+      for (const p of this.#liveShards()) {
+        const should = p.name === name && p.machine.identity() === e?.holderIdentity;
+        if (p.machine.ownsSlot(s) !== should) {
+          throw new Violation(
+            "liveness",
+            `after settling, ${this.#describe(p.id)} ${should ? "does not own" : "owns"} slot ${s} (status: ${name})`,
+          );
+        }
+      }
+    }
+  }
+
+  /** Makes sure some live shard can take slots (weight > 0), as an operator would. */
+  #ensureCapacity(): void {
+    const alive = this.#liveShards().filter((p) => p.machine.phase() !== "draining");
+    // Whichever of a shard's processes ends up holding its Lease, its weight is positive.
+    const positive = (name: string): boolean => {
+      const w = this.#spec.weights?.[name];
+      if (w !== undefined) return w > 0;
+      // A process without a weight option leaves the Lease's annotation alone (e.g. a 0 left there).
+      const annotated = parseShardLeaseAnnotations(this.server.lease(name)?.metadata.annotations).weight;
+      return alive.filter((p) => p.name === name).every((p) => (p.weight ?? annotated) > 0);
+    };
+    if (alive.some((p) => positive(p.name))) return;
+    let p = alive[0];
+    if (p === undefined) {
+      const free =
+        this.names.find((n) => !this.shards.some((s) => s.alive && s.name === n)) ?? this.names[0]!;
+      p = this.#join(free, undefined);
+    }
+    this.#spec = { ...this.#spec, weights: { ...(this.#spec.weights ?? {}), [p.name]: 1 } };
+    this.server.updateSpec(this.#spec);
+  }
+
+  /**
+   * The fault-free phase: every paused process resumes, the network delivers everything promptly,
+   * reconciles keep starting and finish quickly. Asserts that within `settleLimitMs` of simulated
+   * time every slot is owned by a Ready shard whose live process owns it, balanced ±1 by weight,
+   * and that it stays so.
+   *
+   * @returns the simulated time it took to converge
+   */
+  settle(): number {
+    this.#settling = true;
+    try {
+      return this.#settle();
+    } finally {
+      this.#settling = false;
+    }
+  }
+
+  #settle(): number {
+    const start = this.now;
+    for (const p of this.shards) if (p.alive && p.paused) this.#resume(p);
+    if (this.coordinator.paused) this.#resume(this.coordinator);
+    for (const p of [...this.shards, this.coordinator]) {
+      p.cutUntil = 0;
+      p.watchStallUntil = 0;
+    }
+    if (this.server.slotMap() === null) this.server.createSlotMap(this.#spec);
+    this.#ensureCapacity();
+    let convergedAt: number | undefined;
+    let convergedGeneration = -1;
+    let why: string | undefined = "not checked";
+    const tickMs = 250;
+    while (this.now - start <= this.opts.settleLimitMs) {
+      this.flush();
+      this.#coordinatorStep();
+      this.flush();
+      for (const p of this.#liveShards()) for (const k of [...p.inFlight.keys()]) this.#finish(p, k);
+      for (let i = 0; i < 2; i++) {
+        const key = this.rng.int(this.keySlots.length);
+        for (const p of this.#liveShards()) if (p.machine.ownsSlot(this.keySlots[key]!)) p.queue.add(key);
+      }
+      for (const p of this.#liveShards()) for (const k of [...p.queue].slice(0, 3)) this.#start(p, k);
+      this.advanceTo(this.now + tickMs);
+      why = this.#notConverged();
+      // Converged means: it holds for 10 s in a row at one generation (a renewal that was failing
+      // when the faults stopped may still fence a shard for a moment).
+      if (why !== undefined) {
+        convergedAt = undefined;
+        continue;
+      }
+      const g = checkedStatus(this.server.slotMap()!.status).table.generation;
+      if (convergedAt === undefined || g !== convergedGeneration) {
+        convergedAt = this.now;
+        convergedGeneration = g;
+      } else if (this.now - convergedAt >= 10_000) {
+        this.#checkOwnershipMasks();
+        this.stats.settleMs = convergedAt - start;
+        return convergedAt - start;
+      }
+    }
+    throw new Violation(
+      "liveness",
+      `not converged within ${this.opts.settleLimitMs / 1000}s of fault-free time: ${why}; ${this.describeWorld()}`,
+    );
+  }
+
+  /** The SlotMap status, Leases and processes, for failure messages. */
+  describeWorld(): string {
+    const sm = this.server.slotMap();
+    const st = sm?.status;
+    const leases = this.names.map((n) => {
+      const l = this.server.lease(n);
+      return l === null
+        ? `${n}:absent`
+        : `${n}:${l.spec.holderIdentity || "-"}:${JSON.stringify(l.metadata.annotations)}`;
+    });
+    const procs = this.shards.filter((p) => p.alive).map((p) => this.#describe(p.id));
+    return `status ${st === undefined ? "none" : summary(st)} (uid ${sm?.metadata.uid ?? "-"}, conditions ${JSON.stringify(st?.conditions.map((c) => [c.type, c.status, c.reason]))}); leases ${leases.join(" ")}; processes ${procs.join(", ")}`;
+  }
+
+  /** Counters so far. */
+  result(): SimStats {
+    const sm = this.server.slotMap();
+    this.stats.statusWrites = this.server.statusWrites;
+    this.stats.conflicts = this.server.conflicts;
+    this.stats.migrationsToNotReady = this.server.migrationsToNotReady;
+    this.stats.generation = sm?.status?.assignmentGeneration ?? 0;
+    this.stats.simulatedMs = this.now;
+    return { ...this.stats };
+  }
+}
+
+/** Outcome of one scenario. */
+export interface ScenarioResult {
+  readonly stats: SimStats;
+  /** Command index at which a violation was found (commands.length: in the final settle). */
+  readonly failedAt?: number;
+}
+
+/**
+ * Runs a scenario: a warm-up settle (a balanced cluster to start from), the commands (faults),
+ * then the final settle (liveness). Throws a {@link Violation} on the first broken invariant, with
+ * `commandIndex` set.
+ */
+export function runScenario(opts: SimOptions, commands: readonly Command[]): SimStats {
+  const sim = new Simulation(opts);
+  let i = -1;
+  try {
+    sim.settle();
+    for (i = 0; i < commands.length; i++) sim.exec(commands[i]!);
+    sim.settle();
+  } catch (e) {
+    if (e instanceof Violation) {
+      Object.assign(e, { commandIndex: i, stats: sim.result(), trace: sim.trace() });
+    }
+    throw e;
+  }
+  return sim.result();
+}
