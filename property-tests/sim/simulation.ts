@@ -336,11 +336,11 @@ export class Simulation {
     return new ProcessClock(this.now, base, rate, wall);
   }
 
-  #newCoordinator(): CoordProc {
-    const c: CoordProc = {
-      kind: "coordinator",
-      id: ++this.#procSeq,
-      clock: this.#clock(),
+  /** What every process starts with: running, reachable, nothing seen yet. */
+  #procBase(id: number, clock: ProcessClock): Proc {
+    return {
+      id,
+      clock,
       alive: true,
       paused: false,
       resumeAt: undefined,
@@ -349,6 +349,13 @@ export class Simulation {
       cursors: new Map(),
       firstSeen: new Map(),
       streamDue: new Map(),
+    };
+  }
+
+  #newCoordinator(): CoordProc {
+    const c: CoordProc = {
+      ...this.#procBase(++this.#procSeq, this.#clock()),
+      kind: "coordinator",
       memory: undefined,
       nextStepAt: undefined,
       dirtyAt: this.now,
@@ -379,20 +386,11 @@ export class Simulation {
       ...(this.#shardMutations.length > 0 ? { mutations: this.#shardMutations } : {}),
     });
     const p: ShardProc = {
+      ...this.#procBase(id, clock),
       kind: "shard",
-      id,
       name,
-      clock,
       machine,
       weight,
-      alive: true,
-      paused: false,
-      resumeAt: undefined,
-      cutUntil: 0,
-      watchStallUntil: 0,
-      cursors: new Map(),
-      firstSeen: new Map(),
-      streamDue: new Map(),
       queue: new Set(),
       inFlight: new Map(),
       wakeReal: undefined,
