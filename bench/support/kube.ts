@@ -16,10 +16,12 @@ import { KubeHttp } from "../../src/kube/http.js";
 /**
  * Watch traffic this process received, by resource (`secrets`, `configmaps`, `slotmaps`, …):
  * events are counted as lines of the watch stream (BOOKMARKs included), bytes as received.
+ * `listBytes`: bytes of the (non-watch) collection GETs, i.e. list pages, by resource.
  */
 export interface WatchTally {
   events: Record<string, number>;
   bytes: Record<string, number>;
+  listBytes: Record<string, number>;
 }
 
 /** Resource of a watch request path (`/api/v1/namespaces/x/secrets?...`), or undefined if not a watch. */
@@ -30,22 +32,44 @@ export function watchedResource(path: string): string | undefined {
   return parts[parts.length - 1];
 }
 
-/** Counts the lines and bytes of watch responses passing through a dispatcher. */
+/**
+ * Resource of a GET of a collection that is not a watch (`/api/v1/secrets?limit=500`,
+ * `/apis/g/v/namespaces/ns/things`), or undefined (a single object, a watch, not an API path).
+ */
+export function listedResource(path: string): string | undefined {
+  const q = path.indexOf("?");
+  if (q >= 0 && /[?&]watch=(true|1)(&|$)/.test(path.slice(q))) return undefined;
+  const parts = (q < 0 ? path : path.slice(0, q)).split("/").filter(Boolean);
+  let rest: string[];
+  if (parts[0] === "api" && parts.length >= 2) rest = parts.slice(2);
+  else if (parts[0] === "apis" && parts.length >= 3) rest = parts.slice(3);
+  else return undefined;
+  if (rest.length === 1) return rest[0];
+  if (rest.length === 3 && rest[0] === "namespaces") return rest[2];
+  return undefined;
+}
+
+/** Counts the lines and bytes of watch responses (or the bytes of list responses) through a dispatcher. */
 class WatchCountingHandler extends DecoratorHandler {
   constructor(
     handler: Dispatcher.DispatchHandler,
     private readonly resource: string,
     private readonly tally: WatchTally,
+    private readonly list: boolean,
   ) {
     super(handler);
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     const t = this.tally;
-    let lines = 0;
-    for (let i = chunk.indexOf(10); i >= 0; i = chunk.indexOf(10, i + 1)) lines++;
-    t.events[this.resource] = (t.events[this.resource] ?? 0) + lines;
-    t.bytes[this.resource] = (t.bytes[this.resource] ?? 0) + chunk.length;
+    if (this.list) {
+      t.listBytes[this.resource] = (t.listBytes[this.resource] ?? 0) + chunk.length;
+    } else {
+      let lines = 0;
+      for (let i = chunk.indexOf(10); i >= 0; i = chunk.indexOf(10, i + 1)) lines++;
+      t.events[this.resource] = (t.events[this.resource] ?? 0) + lines;
+      t.bytes[this.resource] = (t.bytes[this.resource] ?? 0) + chunk.length;
+    }
     // DecoratorHandler declares the method; the cast keeps the subclass call typed.
     (DecoratorHandler.prototype as unknown as Dispatcher.DispatchHandler).onResponseData?.call(
       this,
@@ -59,7 +83,7 @@ class WatchCountingHandler extends DecoratorHandler {
 export class PooledKubeConfig extends KubeConfig {
   private agent: Dispatcher | undefined;
   /** Watch traffic received through this KubeConfig's pool. */
-  readonly watchTally: WatchTally = { events: {}, bytes: {} };
+  readonly watchTally: WatchTally = { events: {}, bytes: {}, listBytes: {} };
 
   constructor(private readonly connections = 64) {
     super();
@@ -104,10 +128,13 @@ export class PooledKubeConfig extends KubeConfig {
       },
     });
     return agent.compose((dispatch) => (opts, handler) => {
-      const resource = watchedResource(opts.path);
+      const watched = watchedResource(opts.path);
+      if (watched !== undefined)
+        return dispatch(opts, new WatchCountingHandler(handler, watched, tally, false));
+      const listed = (opts.method ?? "GET") === "GET" ? listedResource(opts.path) : undefined;
       return dispatch(
         opts,
-        resource === undefined ? handler : new WatchCountingHandler(handler, resource, tally),
+        listed === undefined ? handler : new WatchCountingHandler(handler, listed, tally, true),
       );
     });
   }
