@@ -12,19 +12,17 @@
  * Each figure is heapUsed after forced GCs with the shard synced, minus heapUsed before it started
  * (median of 3 runs): per foreign object = (W − F) / N, per owned object = (O − W) / N.
  */
-import { execFileSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { createShardMember, type ShardMember, startController } from "../../src/client/index.js";
 import { formatSlotRanges, keySlot, SLOT_COUNT, type SlotRange } from "../../src/slots/index.js";
-import { type ControlPlane, startControlPlane } from "../../test/support/controlplane.js";
+import { startControlPlane } from "../../test/support/controlplane.js";
 import type { Row, RunOptions, Scenario } from "../lib.js";
-import { connectKube, type Kube, runPool, sleep, waitUntil } from "../support/kube.js";
+import { connectKube, installCrds, type Kube, runPool, sleep, waitUntil } from "../support/kube.js";
 
-const REPO = resolve(import.meta.dirname, "../..");
 const NS = "bench-secrets";
 const LEASE_NS = "bench-shards";
 
@@ -38,24 +36,6 @@ async function heapAfterGc(): Promise<number> {
     await sleep(50); // let finalizers and pending I/O callbacks run
   }
   return process.memoryUsage().heapUsed;
-}
-
-function applyCrds(cp: ControlPlane): void {
-  execFileSync(cp.kubectlPath, ["--kubeconfig", cp.kubeconfig, "apply", "-f", join(REPO, "crds")], {
-    stdio: "pipe",
-  });
-  execFileSync(
-    cp.kubectlPath,
-    [
-      "--kubeconfig",
-      cp.kubeconfig,
-      "wait",
-      "--for=condition=established",
-      "--timeout=60s",
-      "crd/slotmaps.slotmap.dev",
-    ],
-    { stdio: "pipe" },
-  );
 }
 
 interface Measured {
@@ -180,7 +160,7 @@ async function run(opts: RunOptions): Promise<Row[]> {
   const cp = await startControlPlane({ controllers: false, logFile: join(runDir, "controlplane.log") });
   const kube = connectKube(cp.kubeconfig, 32);
   try {
-    applyCrds(cp);
+    installCrds(cp);
     for (const ns of [NS, LEASE_NS]) {
       await kube.http.request("POST", "/api/v1/namespaces", { body: { metadata: { name: ns } } });
     }

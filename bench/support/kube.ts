@@ -8,10 +8,13 @@
  * than the sharding protocol. {@link PooledKubeConfig} keeps client-node's authentication (token,
  * client certificates) and swaps in one shared Agent with the same TLS options.
  */
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { HttpMethod, KubeConfig, RequestContext } from "@kubernetes/client-node";
 import { Agent, DecoratorHandler, type Dispatcher, fetch } from "undici";
 import { KubeHttp } from "../../src/kube/http.js";
+import type { ControlPlane } from "../../test/support/controlplane.js";
 
 /**
  * Watch traffic this process received, by resource (`secrets`, `configmaps`, `slotmaps`, …):
@@ -242,4 +245,22 @@ export async function waitUntil<T>(
     }
     await sleep(intervalMs);
   }
+}
+
+/** Applies crds/ to a benchmark's control plane and waits until the SlotMap CRD is Established. */
+export function installCrds(cp: ControlPlane): void {
+  const crds = join(resolve(import.meta.dirname, "../.."), "crds");
+  execFileSync(cp.kubectlPath, ["--kubeconfig", cp.kubeconfig, "apply", "-f", crds], { stdio: "pipe" });
+  execFileSync(
+    cp.kubectlPath,
+    [
+      "--kubeconfig",
+      cp.kubeconfig,
+      "wait",
+      "--for=condition=established",
+      "--timeout=60s",
+      "crd/slotmaps.slotmap.dev",
+    ],
+    { stdio: "pipe" },
+  );
 }

@@ -21,7 +21,6 @@
  * (slot-based) and when each reconcile ends; the harness derives the moved objects, when each was
  * picked up and reconciled by its new owner, and its pause with no active owner.
  */
-import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -46,7 +45,7 @@ import { compileEntries } from "./build.js";
 import { Child, type GcMemory } from "./children.js";
 import { fit2, percentiles } from "./fit.js";
 import { type ChildMessage, type ChildStats, nowMs } from "./ipc.js";
-import { connectKube, type Kube, runPool, sleep, waitUntil } from "./kube.js";
+import { connectKube, installCrds, type Kube, runPool, sleep, waitUntil } from "./kube.js";
 import type { ProcSample } from "./proc.js";
 import type { SlotShardConfig } from "./slot-shard.js";
 
@@ -984,24 +983,6 @@ async function runApproach(run: ApproachRun, opts: RunOptions): Promise<Approach
   };
 }
 
-function applyCrds(cp: ControlPlane): void {
-  execFileSync(cp.kubectlPath, ["--kubeconfig", cp.kubeconfig, "apply", "-f", join(REPO, "crds")], {
-    stdio: "pipe",
-  });
-  execFileSync(
-    cp.kubectlPath,
-    [
-      "--kubeconfig",
-      cp.kubeconfig,
-      "wait",
-      "--for=condition=established",
-      "--timeout=60s",
-      "crd/slotmaps.slotmap.dev",
-    ],
-    { stdio: "pipe" },
-  );
-}
-
 /** Runs both approaches at one object count on a fresh control plane. */
 export async function runAtSize(
   objects: number,
@@ -1014,7 +995,7 @@ export async function runAtSize(
   const kube = connectKube(cp.kubeconfig, 64);
   const out: ApproachResult[] = [];
   try {
-    applyCrds(cp);
+    installCrds(cp);
     for (const a of approaches) {
       const run =
         a === "slot"
