@@ -11,7 +11,7 @@ import {
   DNS_SUBDOMAIN,
   type FlagOutput,
   type FlagSpec,
-  logLevel,
+  LOG_LEVEL_FLAG,
   parseFlags,
   STDIO,
 } from "../../src/config/flags.js";
@@ -141,14 +141,7 @@ const FLAGS: FlagSpec<keyof ChecksumConfig>[] = [
     schema: number(0, 3600, " seconds"),
     defaultValue: "25",
   },
-  {
-    key: "logLevel",
-    flag: "--log-level <level>",
-    env: ["SLOTMAP_LOG_LEVEL"],
-    help: "trace, debug, info, warn, error or fatal",
-    schema: logLevel,
-    defaultValue: "info",
-  },
+  LOG_LEVEL_FLAG,
 ];
 
 /**

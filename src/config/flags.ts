@@ -59,6 +59,16 @@ export const booleanFlag = z
 /** pino log levels. */
 export const logLevel = z.enum(["trace", "debug", "info", "warn", "error", "fatal"]);
 
+/** `--log-level` / `SLOTMAP_LOG_LEVEL`, the same for every slotmap process. */
+export const LOG_LEVEL_FLAG: FlagSpec<"logLevel"> = {
+  key: "logLevel",
+  flag: "--log-level <level>",
+  env: ["SLOTMAP_LOG_LEVEL"],
+  help: "trace, debug, info, warn, error or fatal",
+  schema: logLevel,
+  defaultValue: "info",
+};
+
 function optionName(flag: string): string {
   const long = flag.split(" ")[0]?.replace(/^--/, "") ?? "";
   return long.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());

@@ -13,7 +13,7 @@ import {
   DNS_SUBDOMAIN,
   type FlagOutput,
   type FlagSpec,
-  logLevel,
+  LOG_LEVEL_FLAG,
   parseFlags,
   STDIO,
 } from "../config/flags.js";
@@ -118,14 +118,7 @@ const FLAGS: FlagSpec<keyof CoordinatorConfig>[] = [
     schema: seconds(0, 86400),
     defaultValue: "60",
   },
-  {
-    key: "logLevel",
-    flag: "--log-level <level>",
-    env: ["SLOTMAP_LOG_LEVEL"],
-    help: "trace, debug, info, warn, error or fatal",
-    schema: logLevel,
-    defaultValue: "info",
-  },
+  LOG_LEVEL_FLAG,
 ];
 
 /**
