@@ -2,15 +2,13 @@
 // shard membership (Lease acquire, acks, self-fencing, release), ownership following the SlotMap
 // status, handoffs that wait for in-flight reconciles, and the checksum example controller.
 import net from "node:net";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { KubeConfig } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startChecksumController } from "../../examples/checksum-controller/app.js";
 import { parseChecksumConfig } from "../../examples/checksum-controller/config.js";
 import { secretChecksum } from "../../examples/checksum-controller/reconciler.js";
-import { CRD_NAME, parseSlotMapStatus, type SlotMapStatus } from "../../src/api/index.js";
+import { parseSlotMapStatus, type SlotMapStatus } from "../../src/api/index.js";
 import {
   createShardMember,
   type ReconcileRequest,
@@ -27,9 +25,8 @@ import { KubeHttp, type KubeObject } from "../../src/kube/http.js";
 import { keySlot } from "../../src/slots/hash.js";
 import { parseSlotRanges } from "../../src/slots/ranges.js";
 import { SLOT_COUNT } from "../../src/slots/types.js";
-import { freshNamespace, kubeConfig, kubectl, waitFor } from "../support/cluster.js";
-
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+import { freshNamespace, kubeConfig, waitFor } from "../support/cluster.js";
+import { ensureCrd } from "./coordinator-harness.js";
 
 /** Short timings so that expiry and fencing happen within a test. */
 const TIMING = { leaseDurationSeconds: 4, renewDeadlineSeconds: 3, retryPeriodSeconds: 0.5 } as const;
@@ -56,22 +53,7 @@ function testLogger(name: string): ShardLogger {
 
 beforeAll(async () => {
   http = new KubeHttp(kubeConfig());
-  // Server-side apply with force: other test files may install the same CRD.
-  const r = await kubectl(["apply", "--server-side", "--force-conflicts", "-f", path.join(repoRoot, "crds")]);
-  expect(r.code, r.stderr).toBe(0);
-  await waitFor(
-    async () =>
-      (
-        await kubectl([
-          "get",
-          "crd",
-          CRD_NAME,
-          "-o",
-          'jsonpath={.status.conditions[?(@.type=="Established")].status}',
-        ])
-      ).stdout.trim() === "True",
-    { timeoutMs: 60_000, description: "the SlotMap CRD to be Established" },
-  );
+  await ensureCrd();
   const config = parseCoordinatorConfig(
     [
       "--leader-elect",
