@@ -109,16 +109,10 @@ export interface AuditInput {
 }
 
 /** A reconcile as shown in a violation. */
-export interface ReconcileRef {
-  process: string;
-  shard: string;
-  identity: string;
-  key: string;
-  slot: number;
-  generation: number;
-  start: number;
-  end: number;
-}
+export type ReconcileRef = Pick<
+  ReconcileRecord,
+  "process" | "shard" | "identity" | "key" | "slot" | "generation" | "start" | "end"
+>;
 
 /** A line of a log that claims to be a reconcile record but is not a valid one. */
 export interface MalformedLine {
