@@ -39,8 +39,10 @@ describe("process harness", () => {
   it("writes stdout to a file, followed line by line, and ends gracefully on SIGTERM", async () => {
     const p = group.start({ name: "graceful", script: FIXTURE });
     const tail = new LineTail(p.stdoutPath);
+    // poll() returns only the lines written since the previous call: collect them all.
+    const lines: string[] = [];
     const seen = await waitFor(() => {
-      const lines = tail.poll();
+      lines.push(...tail.poll());
       return lines.length >= 3 ? lines : undefined;
     });
     expect(JSON.parse(seen[0]!)).toMatchObject({ event: "tick", n: 0, pid: p.pid });
