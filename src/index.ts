@@ -19,6 +19,9 @@
  * @packageDocumentation
  */
 
+// First: on an unsupported Node.js, fail with a plain message before any dependency is evaluated.
+import "./runtime/guard.js";
+
 export * from "./api/index.js";
 // Client library: shard membership (Lease renew, ack, self-fence), O(1) ownership lookup and
 // the sharded controller runtime.

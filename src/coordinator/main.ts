@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First: on an unsupported Node.js, one line and exit 1 before any dependency is evaluated.
+import "../runtime/guard-bin.js";
 import { randomBytes } from "node:crypto";
 import { realpathSync } from "node:fs";
 import { delimiter } from "node:path";
