@@ -5,8 +5,14 @@
 #   docker run --entrypoint node IMAGE dist/examples/checksum-controller/main.js
 #   docker run --entrypoint node IMAGE dist/src/cli/kubectl-slotmap.js keyslot /Secret/default/db
 # (Kubernetes: set `command:`, as deploy/examples/checksum does; `args:` go to the coordinator.)
+#
+# BASE_IMAGE: any image with Node.js >= 22.12, npm and /bin/sh at the usual places. The default
+# comes from a registry; tools/image builds a local one from the npm `node` package instead:
+#   buildah bud --build-arg BASE_IMAGE=localhost/slotmap-node-base:<tag> .
 
-FROM node:24-slim AS build
+ARG BASE_IMAGE=node:24-slim
+
+FROM ${BASE_IMAGE} AS build
 WORKDIR /app
 # Dependencies first, so that source changes reuse the cached layer.
 COPY package.json package-lock.json ./
@@ -16,7 +22,7 @@ COPY src ./src
 COPY examples ./examples
 RUN npm run build
 
-FROM node:24-slim AS runtime
+FROM ${BASE_IMAGE} AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./
