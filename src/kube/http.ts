@@ -1,5 +1,10 @@
-import { HttpMethod, type KubeConfig, RequestContext } from "@kubernetes/client-node";
-import { type Dispatcher, fetch } from "undici";
+import { createHash } from "node:crypto";
+import type { RequestOptions as HttpsRequestOptions } from "node:https";
+// Type only: client-node's runtime loads every generated API model (about 1 s and 80 MiB), and
+// this module needs nothing from it at run time but the KubeConfig instance it is handed.
+import type { KubeConfig } from "@kubernetes/client-node";
+import { Agent, type Dispatcher, fetch, ProxyAgent } from "undici";
+import { PACKAGE_VERSION } from "../runtime/version.js";
 
 /**
  * A small JSON client for the Kubernetes REST API, authenticated exactly as
@@ -93,19 +98,130 @@ export interface RequestOptions {
   /** Content type of the body; JSON by default, e.g. `application/merge-patch+json` for PATCH. */
   contentType?: string;
   signal?: AbortSignal;
+  /**
+   * Abort the request when no complete answer came within this many ms (a stalled connection
+   * otherwise waits for undici's 300 s headers timeout); the error names the timeout.
+   */
+  timeoutMs?: number;
+}
+
+/** Who writes: sent as User-Agent and, on writes, as `fieldManager` (managedFields show it). */
+export interface ClientIdentity {
+  /** `name/version`, e.g. `slotmap-coordinator/0.1.0`. Default {@link DEFAULT_IDENTITY}'s. */
+  userAgent?: string;
+  /** `fieldManager` of POST, PUT and PATCH requests; default: the User-Agent's name. */
+  fieldManager?: string;
+}
+
+/**
+ * Identity of a KubeHttp made without one: the shard side (the client library's member and
+ * controller). The binaries pass their own (`slotmap-coordinator`, `kubectl-slotmap`).
+ */
+export const DEFAULT_IDENTITY: Required<ClientIdentity> = {
+  userAgent: `slotmap-shard/${PACKAGE_VERSION}`,
+  fieldManager: "slotmap-shard",
+};
+
+/** The connection pool of one set of TLS material, and the fingerprint it was made from. */
+interface Transport {
+  readonly key: string;
+  readonly dispatcher: Dispatcher;
+}
+
+/** Headers, credentials and TLS options of the current context, as client-node computes them. */
+async function connectionOptions(kc: KubeConfig): Promise<HttpsRequestOptions> {
+  const opts: HttpsRequestOptions = {};
+  await kc.applyToHTTPSOptions(opts);
+  return opts;
+}
+
+/** TLS options for undici from client-node's https options (only what a kubeconfig sets). */
+function tlsOptions(o: HttpsRequestOptions) {
+  return {
+    ...(o.ca === undefined ? {} : { ca: o.ca }),
+    ...(o.cert === undefined ? {} : { cert: o.cert }),
+    ...(o.key === undefined ? {} : { key: o.key }),
+    ...(o.pfx === undefined ? {} : { pfx: o.pfx }),
+    ...(o.passphrase === undefined ? {} : { passphrase: o.passphrase }),
+    ...(o.rejectUnauthorized === undefined ? {} : { rejectUnauthorized: o.rejectUnauthorized }),
+    ...(o.servername === undefined ? {} : { servername: o.servername }),
+  };
+}
+
+/** A fingerprint of everything a pool is built from: a rotated certificate or CA changes it. */
+function transportKey(server: string, proxyUrl: string | undefined, tls: Record<string, unknown>): string {
+  const h = createHash("sha256").update(`${server}\n${proxyUrl ?? ""}\n`);
+  for (const [k, v] of Object.entries(tls).sort(([a], [b]) => a.localeCompare(b))) {
+    h.update(`${k}=`);
+    h.update(Buffer.isBuffer(v) ? v : String(v));
+    h.update("\n");
+  }
+  return h.digest("hex");
+}
+
+/**
+ * A pool speaking HTTP/1.1 only. undici 8 negotiates HTTP/2 by default, and its HTTP/2 idle
+ * timeout can destroy a session while a stream has no 'error' listener, an uncaught exception
+ * that killed shards (issue 13); HTTP/1.1 against the API server was measured no slower for
+ * slotmap's traffic (docs/client.md, "Transport"). TCP keep-alive probes after 30 s, as
+ * client-go and client-node do, so a dead peer behind a load balancer is noticed.
+ */
+function makeDispatcher(proxyUrl: string | undefined, tls: ReturnType<typeof tlsOptions>): Dispatcher {
+  const connect = { ...tls, keepAlive: true, keepAliveInitialDelay: 30_000 };
+  if (proxyUrl === undefined || proxyUrl === "") return new Agent({ allowH2: false, connect });
+  if (!/^https?:/.test(proxyUrl)) {
+    throw new Error(
+      `kubeconfig proxy-url ${JSON.stringify(proxyUrl)}: only http:// and https:// proxies are supported`,
+    );
+  }
+  return new ProxyAgent({ uri: proxyUrl, allowH2: false, requestTls: tls, connect });
 }
 
 /** Thin REST client bound to a KubeConfig's current context. */
 export class KubeHttp {
-  // client-node builds a new connection pool for every request (a TLS handshake each time);
-  // the first one is kept so requests and watches share keep-alive connections.
-  private dispatcher: Dispatcher | undefined;
+  /** The pool for the current TLS material; requests and watches share its keep-alive connections. */
+  private transport: Transport | undefined;
+  readonly identity: Required<ClientIdentity>;
 
-  constructor(readonly kc: KubeConfig) {}
+  constructor(
+    readonly kc: KubeConfig,
+    identity: ClientIdentity = {},
+  ) {
+    const userAgent = identity.userAgent ?? DEFAULT_IDENTITY.userAgent;
+    this.identity = { userAgent, fieldManager: identity.fieldManager ?? userAgent.split("/")[0]! };
+  }
 
-  private pool(ctx: RequestContext): Dispatcher | undefined {
-    this.dispatcher ??= ctx.getDispatcher();
-    return this.dispatcher;
+  /**
+   * Credentials and pool of one request. client-node re-reads certificate, key and CA files on
+   * each call (and runs exec plugins as their expiry says), so a rotated file changes the
+   * fingerprint: a new pool takes the new material and the old one closes once its requests and
+   * watches end.
+   */
+  private async prepare(): Promise<{ headers: Record<string, string>; dispatcher: Dispatcher }> {
+    const o = await connectionOptions(this.kc);
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(o.headers ?? {})) {
+      if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(", ") : String(v);
+    }
+    if (o.auth) headers.Authorization = `Basic ${Buffer.from(o.auth).toString("base64")}`;
+    headers["User-Agent"] = this.identity.userAgent;
+    const tls = tlsOptions(o);
+    const proxyUrl = this.kc.getCurrentCluster()?.proxyUrl;
+    const key = transportKey(this.server, proxyUrl, tls);
+    if (this.transport?.key !== key) {
+      const old = this.transport;
+      this.transport = { key, dispatcher: makeDispatcher(proxyUrl, tls) };
+      // Graceful: requests and watches under way finish on the old pool.
+      old?.dispatcher.close().catch(() => {});
+    }
+    return { headers, dispatcher: this.transport.dispatcher };
+  }
+
+  /** Closes the connection pool (idle keep-alive sockets otherwise keep a process alive). */
+  async close(): Promise<void> {
+    const t = this.transport;
+    this.transport = undefined;
+    await t?.dispatcher.close();
   }
 
   /** The API server URL of the current context. */
@@ -122,26 +238,34 @@ export class KubeHttp {
     opts: RequestOptions = {},
   ): Promise<T> {
     const url = new URL(this.server + path);
-    for (const [k, v] of Object.entries(opts.query ?? {})) {
+    const writes = method === "POST" || method === "PUT" || method === "PATCH";
+    const query = writes ? { fieldManager: this.identity.fieldManager, ...opts.query } : opts.query;
+    for (const [k, v] of Object.entries(query ?? {})) {
       if (v !== undefined) url.searchParams.set(k, String(v));
     }
-    const ctx = new RequestContext(url.toString(), HttpMethod[method]);
-    await this.kc.applySecurityAuthentication(ctx);
-    const headers: Record<string, string> = { ...ctx.getHeaders(), Accept: "application/json" };
+    const { headers, dispatcher } = await this.prepare();
+    headers.Accept = "application/json";
     let body: string | undefined;
     if (opts.body !== undefined) {
       headers["Content-Type"] = opts.contentType ?? "application/json";
       body = JSON.stringify(opts.body);
     }
-    const res = await this.send(method, url, {
-      headers,
-      body,
-      dispatcher: this.pool(ctx),
-      signal: opts.signal,
-    });
-    const text = await res.text();
-    if (res.status < 200 || res.status > 299) throw errorFromAnswer(res, text, method, url);
-    return (text ? JSON.parse(text) : undefined) as T;
+    const timeout = opts.timeoutMs === undefined ? undefined : AbortSignal.timeout(opts.timeoutMs);
+    const signal =
+      timeout && opts.signal ? AbortSignal.any([opts.signal, timeout]) : (timeout ?? opts.signal);
+    try {
+      const res = await this.send(method, url, { headers, body, dispatcher, signal });
+      const text = await res.text();
+      if (res.status < 200 || res.status > 299) throw errorFromAnswer(res, text, method, url);
+      return (text ? JSON.parse(text) : undefined) as T;
+    } catch (err) {
+      if (timeout?.aborted && !opts.signal?.aborted) {
+        throw new Error(`${method} ${url.origin}${url.pathname}: no answer within ${opts.timeoutMs} ms`, {
+          cause: err,
+        });
+      }
+      throw err;
+    }
   }
 
   /**
@@ -160,16 +284,15 @@ export class KubeHttp {
       if (v !== undefined) url.searchParams.set(k, String(v));
     }
     url.searchParams.set("watch", "true");
-    const ctx = new RequestContext(url.toString(), HttpMethod.GET);
-    await this.kc.applySecurityAuthentication(ctx);
+    const { headers, dispatcher } = await this.prepare();
     const local = new AbortController();
     const timer =
       opts.deadlineMs === undefined ? undefined : setTimeout(() => local.abort(), opts.deadlineMs);
     const signal = opts.signal ? AbortSignal.any([opts.signal, local.signal]) : local.signal;
     try {
       const res = await this.send("GET", url, {
-        headers: { ...ctx.getHeaders(), Accept: "application/json" },
-        dispatcher: this.pool(ctx),
+        headers: { ...headers, Accept: "application/json" },
+        dispatcher,
         signal,
       });
       if (res.status < 200 || res.status > 299) throw errorFromAnswer(res, await res.text(), "GET", url);
@@ -205,7 +328,7 @@ export class KubeHttp {
     init: {
       headers: Record<string, string>;
       body?: string | undefined;
-      dispatcher: Dispatcher | undefined;
+      dispatcher: Dispatcher;
       signal?: AbortSignal | undefined;
     },
   ) {
