@@ -1,24 +1,51 @@
-// The RBAC of deploy/ against a real API server: render each kustomize base, apply its
-// ServiceAccounts, Roles and bindings, then ask the authorizer (kubectl auth can-i, impersonating
-// each ServiceAccount) what it may and may not do. The workloads must pass a server-side dry run,
-// including Pod Security "restricted" (the namespaces enforce it).
+// deploy/'s RBAC and admission policies against a real API server. Each kustomize base is
+// rendered; its ServiceAccounts, RBAC, admission policies, namespaces and SlotMap are applied
+// (the workloads only pass a server-side dry run, Pod Security "restricted" included). Then every
+// case of rbac-cases.ts is sent for real AS the ServiceAccount (impersonation headers, with the
+// pod-name extra of a pod-bound token) and the answer is sorted: allowed, denied by RBAC, or
+// denied by which admission policy. docs/operations.md carries the same table.
+//
+// SLOTMAP_DEPLOY_ROOT=<dir> renders <dir>/deploy instead (e.g. an older commit's manifests), and
+// SLOTMAP_RBAC_RECORD=<file> writes what each case got as JSON: that is how the before/after
+// figures of the attacks were taken.
+import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseAllDocuments, stringify } from "yaml";
-import { kubectl, waitFor } from "../support/cluster.js";
+import { KubeHttp, type KubeObject } from "../../src/kube/http.js";
+import { kubeConfig, kubectl, waitFor } from "../support/cluster.js";
+import { type Answer, Impersonator, type ServiceAccountIdentity } from "../support/impersonate.js";
+import {
+  type AccessCase,
+  type Actor,
+  CASES,
+  type CaseEnv,
+  type CaseRequest,
+  FOREIGN_NAMESPACE,
+  fixtureLeases,
+  LEADER,
+  type LeaseBody,
+  type Outcome,
+  OWN,
+  SHARDED_NAMESPACE,
+  SLOTMAP,
+  shardLease,
+  VICTIM_CONFIGMAP,
+} from "./rbac-cases.js";
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const COORDINATOR = "system:serviceaccount:slotmap-system:slotmap-coordinator";
-const SHARD = "system:serviceaccount:checksums-system:checksum-controller";
-const RBAC_KINDS = new Set([
-  "Namespace",
-  "ServiceAccount",
-  "Role",
-  "RoleBinding",
-  "ClusterRole",
-  "ClusterRoleBinding",
-]);
+const repoRoot =
+  process.env.SLOTMAP_DEPLOY_ROOT ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const WORKLOAD_KINDS = new Set(["Deployment", "StatefulSet", "Service", "PodDisruptionBudget"]);
+const IDENTITIES: Record<Actor, ServiceAccountIdentity> = {
+  shard: { namespace: "checksums-system", name: "checksum-controller", pod: OWN },
+  "shard-no-pod": { namespace: "checksums-system", name: "checksum-controller" },
+  coordinator: {
+    namespace: "slotmap-system",
+    name: "slotmap-coordinator",
+    pod: "slotmap-coordinator-5d8f7-x2x9q",
+  },
+};
 
 interface Doc {
   kind: string;
@@ -34,18 +61,79 @@ async function render(dir: string): Promise<Doc[]> {
 const yamlOf = (docs: Doc[]) => docs.map((d) => `---\n${stringify(d)}`).join("");
 const rendered: Record<string, Doc[]> = {};
 const applied: Doc[] = [];
+const admin = () => new KubeHttp(kubeConfig("admin"));
+const impersonator = () => new Impersonator(kubeConfig("admin"));
+const results: Array<{
+  actor: Actor;
+  what: string;
+  expect: Outcome;
+  got: string;
+  status: number;
+  message: string;
+}> = [];
 
-/** `kubectl auth can-i` as `user`: true for yes, false for no; anything else fails the test. */
-async function can(user: string, verb: string, resource: string, namespace?: string): Promise<boolean> {
-  // "slotmaps.slotmap.dev/status" would read as the object named "status": pass --subresource.
-  const [res, sub] = resource.split("/");
-  const args = ["auth", "can-i", verb, res!, "--as", user, ...(sub ? [`--subresource=${sub}`] : [])];
-  args.push(...(namespace ? ["-n", namespace] : ["--all-namespaces"]));
-  const r = await kubectl(args);
-  const answer = r.stdout.trim();
-  if (answer !== "yes" && answer !== "no")
-    throw new Error(`kubectl ${args.join(" ")}: ${r.stdout}${r.stderr}`);
-  return answer === "yes";
+/**
+ * Who answered: allowed, RBAC, or the admission policy named in the denial. Every denial must be
+ * a 403 (the policies set `reason: Forbidden`, as RBAC answers); 404 means authorized.
+ */
+function outcomeOf(a: Answer): string {
+  if (a.status < 300 || a.status === 404) return "allowed";
+  const policy = /ValidatingAdmissionPolicy '([^']+)'/.exec(a.message);
+  if (a.status === 403) return policy ? policy[1]! : "RBAC";
+  return `error ${a.status}${policy ? ` from ${policy[1]}` : ""}`;
+}
+
+async function deleteIfPresent(p: string): Promise<void> {
+  await admin()
+    .request("DELETE", p)
+    .catch(() => {});
+}
+
+/** The state every case starts from: the fixture Leases as created, the victim ConfigMap. */
+async function resetFixtures(): Promise<void> {
+  const http = admin();
+  for (const l of fixtureLeases()) {
+    const base = `/apis/coordination.k8s.io/v1/namespaces/${l.metadata.namespace}/leases`;
+    await deleteIfPresent(`${base}/${l.metadata.name}`);
+    await http.request("POST", base, { body: l });
+  }
+  const cms = "/api/v1/namespaces/kube-system/configmaps";
+  await deleteIfPresent(`${cms}/${VICTIM_CONFIGMAP}`);
+  await http.request("POST", cms, {
+    body: { apiVersion: "v1", kind: "ConfigMap", metadata: { name: VICTIM_CONFIGMAP }, data: { a: "b" } },
+  });
+}
+
+/** Sends one case's request as its actor (an update reads the object as the admin first). */
+async function send(c: AccessCase, env: CaseEnv): Promise<Answer> {
+  const r: CaseRequest = c.request(env);
+  const as = IDENTITIES[c.actor];
+  const imp = impersonator();
+  switch (r.op) {
+    case "get":
+    case "list":
+      return imp.send(as, { method: "GET", path: r.path, query: r.query });
+    case "delete":
+      return imp.send(as, { method: "DELETE", path: r.path, query: r.query });
+    case "patch":
+      return imp.send(as, {
+        method: "PATCH",
+        path: r.path,
+        body: r.body,
+        contentType: "application/merge-patch+json",
+      });
+    case "create": {
+      // A create starts from no object of that name.
+      const name = (r.body as { metadata?: { name?: string } }).metadata?.name;
+      if (name !== undefined) await deleteIfPresent(`${r.path}/${name}`);
+      return imp.send(as, { method: "POST", path: r.path, body: r.body, query: r.query });
+    }
+    case "update": {
+      const current = await admin().request<LeaseBody>("GET", r.path);
+      r.mutate(current);
+      return imp.send(as, { method: "PUT", path: r.path, body: current, query: r.query });
+    }
+  }
 }
 
 beforeAll(async () => {
@@ -60,24 +148,70 @@ beforeAll(async () => {
     description: "the SlotMap API to be served",
   });
   for (const dir of ["coordinator", "examples/checksum"]) {
-    const rbac = rendered[dir]!.filter((d) => RBAC_KINDS.has(d.kind));
-    const r = await kubectl(["apply", "-f", "-"], { input: yamlOf(rbac) });
+    const docs = rendered[dir]!.filter(
+      (d) => !WORKLOAD_KINDS.has(d.kind) && d.kind !== "CustomResourceDefinition",
+    );
+    const r = await kubectl(["apply", "-f", "-"], { input: yamlOf(docs) });
     expect(r.code, r.stderr).toBe(0);
-    applied.push(...rbac);
+    applied.push(...docs);
   }
-  // RBAC is effective once the authorizer's informers see the bindings.
+  for (const ns of [SHARDED_NAMESPACE, FOREIGN_NAMESPACE]) {
+    await kubectl(["create", "namespace", ns]);
+  }
+  // RBAC is effective once the authorizer's informers see the bindings, admission once the
+  // policy's informers see the policy and its binding (and its param, the SlotMap).
+  const imp = impersonator();
   await waitFor(
     async () =>
-      (await can(SHARD, "list", "secrets", "default")) &&
-      (await can(COORDINATOR, "list", "leases", "default")),
-    {
-      timeoutMs: 30_000,
-      description: "the new bindings to take effect",
-    },
+      (
+        await imp.send(IDENTITIES.shard, {
+          method: "GET",
+          path: `/apis/slotmap.dev/v1alpha1/slotmaps/${SLOTMAP}`,
+        })
+      ).status === 200,
+    { timeoutMs: 30_000, description: "the new bindings to take effect" },
   );
+  if (applied.some((d) => d.kind === "ValidatingAdmissionPolicyBinding")) {
+    await waitFor(
+      async () => {
+        const a = await imp.send(IDENTITIES.shard, {
+          method: "POST",
+          path: "/apis/coordination.k8s.io/v1/namespaces/checksums-system/leases",
+          body: shardLease("admission-probe", { durationSeconds: 3600 }),
+        });
+        if (a.status < 300)
+          await deleteIfPresent(
+            "/apis/coordination.k8s.io/v1/namespaces/checksums-system/leases/admission-probe",
+          );
+        return outcomeOf(a) === "shard-leases.slotmap.dev";
+      },
+      { timeoutMs: 30_000, description: "the admission policies to take effect" },
+    );
+  }
 });
 
 afterAll(async () => {
+  const record = process.env.SLOTMAP_RBAC_RECORD;
+  if (record) writeFileSync(record, `${JSON.stringify(results, null, 2)}\n`);
+  const http = admin();
+  for (const l of fixtureLeases()) {
+    await deleteIfPresent(
+      `/apis/coordination.k8s.io/v1/namespaces/${l.metadata.namespace}/leases/${l.metadata.name}`,
+    );
+  }
+  await deleteIfPresent(`/apis/coordination.k8s.io/v1/namespaces/${LEADER.namespace}/leases/${LEADER.name}`);
+  await deleteIfPresent(`/api/v1/namespaces/kube-system/configmaps/${VICTIM_CONFIGMAP}`);
+  await http
+    .request("DELETE", "/api/v1/namespaces/default/events", { query: { fieldSelector: "reason=Probe" } })
+    .catch(() => {});
+  await kubectl([
+    "delete",
+    "namespace",
+    "--ignore-not-found",
+    "--wait=false",
+    SHARDED_NAMESPACE,
+    FOREIGN_NAMESPACE,
+  ]);
   if (applied.length === 0) return;
   await kubectl(["delete", "--ignore-not-found", "--wait=false", "-f", "-"], { input: yamlOf(applied) });
 });
@@ -94,14 +228,20 @@ describe("deploy/ renders", () => {
     expect(names("coordinator")).toEqual(
       [
         "ClusterRole/slotmap-coordinator",
+        "ClusterRole/slotmap-coordinator-lease-namespace",
         "ClusterRoleBinding/slotmap-coordinator",
         "CustomResourceDefinition/slotmaps.slotmap.dev",
         "Deployment/slotmap-coordinator",
         "Namespace/slotmap-system",
         "PodDisruptionBudget/slotmap-coordinator",
+        "Role/slotmap-coordinator-events",
         "Role/slotmap-coordinator-leader-election",
+        "RoleBinding/slotmap-coordinator-events",
         "RoleBinding/slotmap-coordinator-leader-election",
         "ServiceAccount/slotmap-coordinator",
+        "ValidatingAdmissionPolicy/coordinator-leases.slotmap.dev",
+        "ValidatingAdmissionPolicy/shard-leases.slotmap.dev",
+        "ValidatingAdmissionPolicyBinding/coordinator-leases.slotmap.dev",
       ].sort(),
     );
     expect(names("examples/checksum")).toEqual(
@@ -111,16 +251,18 @@ describe("deploy/ renders", () => {
         "Namespace/checksums-system",
         "Role/checksum-controller-leases",
         "RoleBinding/checksum-controller-leases",
+        "RoleBinding/slotmap-coordinator",
         "Service/checksums",
         "ServiceAccount/checksum-controller",
         "SlotMap/checksums",
         "StatefulSet/checksums",
+        "ValidatingAdmissionPolicy/checksum-configmaps.slotmap.dev",
+        "ValidatingAdmissionPolicyBinding/checksum-configmaps.slotmap.dev",
+        "ValidatingAdmissionPolicyBinding/checksums-shard-leases.slotmap.dev",
       ].sort(),
     );
     for (const dir of ["coordinator", "examples/checksum"]) {
-      const rest = rendered[dir]!.filter(
-        (d) => !RBAC_KINDS.has(d.kind) && d.kind !== "CustomResourceDefinition",
-      );
+      const rest = rendered[dir]!.filter((d) => WORKLOAD_KINDS.has(d.kind));
       const r = await kubectl(["apply", "--dry-run=server", "--validate=strict", "-f", "-"], {
         input: yamlOf(rest),
       });
@@ -131,78 +273,63 @@ describe("deploy/ renders", () => {
   });
 });
 
-describe("coordinator RBAC (least privilege)", () => {
-  it.each([
-    ["get", "slotmaps.slotmap.dev"],
-    ["list", "slotmaps.slotmap.dev"],
-    ["watch", "slotmaps.slotmap.dev"],
-    ["update", "slotmaps.slotmap.dev/status"],
-    ["patch", "slotmaps.slotmap.dev/status"],
-  ])("may %s %s", async (verb, resource) => {
-    expect(await can(COORDINATOR, verb, resource)).toBe(true);
-  });
-
-  it.each(["get", "list", "watch", "update", "delete"])(
-    "may %s shard Leases in any namespace",
-    async (verb) => {
-      expect(await can(COORDINATOR, verb, "leases.coordination.k8s.io", "checksums-system")).toBe(true);
-      expect(await can(COORDINATOR, verb, "leases.coordination.k8s.io", "some-other-namespace")).toBe(true);
-    },
-  );
-
-  it("may create its leader-election Lease in slotmap-system only, and record Events", async () => {
-    expect(await can(COORDINATOR, "create", "leases.coordination.k8s.io", "slotmap-system")).toBe(true);
-    expect(await can(COORDINATOR, "create", "leases.coordination.k8s.io", "checksums-system")).toBe(false);
-    expect(await can(COORDINATOR, "create", "events", "default")).toBe(true);
-    expect(await can(COORDINATOR, "patch", "events.events.k8s.io", "default")).toBe(true);
-  });
-
-  it.each([
-    ["get", "secrets", "default"],
-    ["list", "secrets", undefined],
-    ["list", "configmaps", undefined],
-    ["create", "slotmaps.slotmap.dev", undefined],
-    ["update", "slotmaps.slotmap.dev", undefined],
-    ["delete", "slotmaps.slotmap.dev", undefined],
-    ["create", "pods", "slotmap-system"],
-    ["update", "customresourcedefinitions.apiextensions.k8s.io", undefined],
-  ])("may not %s %s", async (verb, resource, ns) => {
-    expect(await can(COORDINATOR, verb, resource, ns)).toBe(false);
+describe("the impersonated identities are what a pod's token would be", () => {
+  it("a shard: its ServiceAccount, groups and pod-name extra (SelfSubjectReview)", async () => {
+    const a = await impersonator().send(IDENTITIES.shard, {
+      method: "POST",
+      path: "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+      body: { apiVersion: "authentication.k8s.io/v1", kind: "SelfSubjectReview" },
+    });
+    expect(a.status, a.message).toBe(201);
+    const user = (a.body as { status: { userInfo: { username: string; groups: string[]; extra: object } } })
+      .status.userInfo;
+    expect(user.username).toBe("system:serviceaccount:checksums-system:checksum-controller");
+    expect(user.groups).toEqual(
+      expect.arrayContaining([
+        "system:serviceaccounts",
+        "system:serviceaccounts:checksums-system",
+        "system:authenticated",
+      ]),
+    );
+    expect(user.extra).toEqual({ "authentication.kubernetes.io/pod-name": [OWN] });
   });
 });
 
-describe("checksum shard RBAC (least privilege)", () => {
-  it.each([
-    ["get", "secrets"],
-    ["list", "secrets"],
-    ["watch", "secrets"],
-    ["create", "configmaps"],
-    ["update", "configmaps"],
-    ["patch", "configmaps"],
-    ["delete", "configmaps"],
-    ["list", "slotmaps.slotmap.dev"],
-    ["watch", "slotmaps.slotmap.dev"],
-    ["create", "events"],
-  ])("may %s %s", async (verb, resource) => {
-    const ns = resource.startsWith("slotmaps") ? undefined : "default";
-    expect(await can(SHARD, verb, resource, ns)).toBe(true);
+describe.each([
+  ["shard", (c: AccessCase) => c.actor !== "coordinator"],
+  ["coordinator", (c: AccessCase) => c.actor === "coordinator"],
+] as const)("as the %s, for real", (_name, pick) => {
+  let env: CaseEnv;
+
+  beforeAll(async () => {
+    const http = admin();
+    const sm = await http.request<KubeObject>("GET", `/apis/slotmap.dev/v1alpha1/slotmaps/${SLOTMAP}`);
+    const ids = await http.request<{ items: KubeObject[] }>(
+      "GET",
+      "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases",
+      {
+        query: { labelSelector: "apiserver.kubernetes.io/identity=kube-apiserver" },
+      },
+    );
+    expect(ids.items.length, "the kube-apiserver identity Lease").toBeGreaterThan(0);
+    env = { slotmapUid: sm.metadata!.uid!, apiserverLease: ids.items[0]!.metadata!.name! };
   });
 
-  it.each(["get", "list", "watch", "create", "update"])("may %s Leases in checksums-system", async (verb) => {
-    expect(await can(SHARD, verb, "leases.coordination.k8s.io", "checksums-system")).toBe(true);
-  });
-
-  it.each([
-    ["update", "slotmaps.slotmap.dev/status", undefined],
-    ["patch", "slotmaps.slotmap.dev/status", undefined],
-    ["update", "slotmaps.slotmap.dev", undefined],
-    ["delete", "leases.coordination.k8s.io", "checksums-system"],
-    ["create", "leases.coordination.k8s.io", "default"],
-    ["update", "leases.coordination.k8s.io", "slotmap-system"],
-    ["update", "secrets", "default"],
-    ["create", "secrets", "default"],
-    ["list", "pods", "default"],
-  ])("may not %s %s", async (verb, resource, ns) => {
-    expect(await can(SHARD, verb, resource, ns)).toBe(false);
-  });
+  it.each(CASES.filter(pick).map((c) => [`${c.actor}: ${c.what}: ${c.expect}`, c] as const))(
+    "%s",
+    async (_title, c) => {
+      await resetFixtures();
+      const answer = await send(c, env);
+      const got = outcomeOf(answer);
+      results.push({
+        actor: c.actor,
+        what: c.what,
+        expect: c.expect,
+        got,
+        status: answer.status,
+        message: answer.message,
+      });
+      expect(got, `${answer.status} ${answer.message}`).toBe(c.expect);
+    },
+  );
 });
