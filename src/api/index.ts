@@ -10,6 +10,7 @@ export {
 } from "./errors.js";
 export {
   ANNOTATION_OBSERVED_GENERATION,
+  ANNOTATION_RELEASED_BY,
   ANNOTATION_SLOTMAP_UID,
   ANNOTATION_WEIGHT,
   ackedGeneration,

@@ -22,6 +22,13 @@ export const LABEL_SLOTMAP = "slotmap.dev/slotmap";
 export const ANNOTATION_OBSERVED_GENERATION = "slotmap.dev/observed-generation";
 /** Annotation: UID of the SlotMap instance the observed generation refers to. */
 export const ANNOTATION_SLOTMAP_UID = "slotmap.dev/slotmap-uid";
+/**
+ * Annotation a shard writes together with a graceful release (holderIdentity cleared): the
+ * holderIdentity it released. The coordinator treats a cleared Lease as released, and its slots as
+ * free at once, only when this names the incarnation the slots were granted to; a holder cleared by
+ * hand (no marker) is waited out for a full lease duration like an expiry (DESIGN "Trust").
+ */
+export const ANNOTATION_RELEASED_BY = "slotmap.dev/released-by";
 /** Optional annotation: the shard's weight (default 1; 0 drains the shard). */
 export const ANNOTATION_WEIGHT = "slotmap.dev/weight";
 /** Weight of a shard without a valid weight annotation or `spec.weights` entry. */
@@ -145,4 +152,29 @@ export function effectiveWeight(
 export function microTime(at: Date | number = new Date()): string {
   const d = typeof at === "number" ? new Date(Math.floor(at)) : at;
   return d.toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
+}
+
+/** The Lease spec fields that say who holds it and whether it is renewed. */
+export interface LeaseHolderFields {
+  readonly holderIdentity?: string | null | undefined;
+  readonly renewTime?: string | null | undefined;
+  readonly leaseDurationSeconds?: number | null | undefined;
+}
+
+/**
+ * What changes when a holder acquires or renews a Lease: holder and renewTime, and nothing else.
+ * resourceVersion is left out on purpose: a label or annotation written by a person or a tool is
+ * not a renewal, and must not keep a dead shard alive.
+ */
+export function leaseFingerprint(spec: LeaseHolderFields | null | undefined): string {
+  return JSON.stringify([spec?.holderIdentity ?? "", spec?.renewTime ?? ""]);
+}
+
+/**
+ * `spec.leaseDurationSeconds` in ms, or `fallbackMs` when absent or not a positive finite number
+ * (the API server requires a positive duration; junk falls back rather than expiring at once).
+ */
+export function leaseDurationMs(spec: LeaseHolderFields | null | undefined, fallbackMs: number): number {
+  const s = spec?.leaseDurationSeconds;
+  return typeof s === "number" && Number.isFinite(s) && s > 0 ? s * 1000 : fallbackMs;
 }

@@ -60,6 +60,8 @@ export const LIMITS = {
   maxWeight: 1_000_000,
   /** Node timers overflow past 2^31 ms (24.8 days); one day is plenty for a handoff. */
   maxHandoffTimeoutSeconds: 86_400,
+  /** Upper bound of `spec.policy.maxLeaseDurationSeconds`: one hour. */
+  maxLeaseDurationSeconds: 3_600,
   shards: 1024,
   migrations: 1024,
   /**
@@ -294,6 +296,14 @@ export const SlotMapPolicySchema = z
       .max(LIMITS.maxHandoffTimeoutSeconds)
       .default(30)
       .describe("Time the old owner has to ack a handoff before it is fenced by Lease expiry."),
+    maxLeaseDurationSeconds: z
+      .int()
+      .min(1)
+      .max(LIMITS.maxLeaseDurationSeconds)
+      .default(60)
+      .describe(
+        "Shard Leases with a longer spec.leaseDurationSeconds get no slots (a Warning Event names them): a rogue or mistaken Lease could otherwise hold slots unreconciled for its whole duration.",
+      ),
   })
   .prefault({});
 
@@ -355,21 +365,23 @@ export const SlotMapSpecSchema = z
     });
   });
 
-/** One shard in `status.shards`. */
+/**
+ * One shard in `status.shards`: only what a shard needs to decide what it owns, so the object
+ * every shard watches stays small (docs/design-decisions.md "A compact, quiet status"). Acks are
+ * not copied here (they live in the Leases); `kubectl slotmap get` joins them in.
+ */
 export const ShardStatusSchema = z.object({
   name: shardName().describe("Shard name = name of its Lease."),
-  state: z.enum(["Ready", "Expired", "Dead"]).describe("Lease state as judged by the coordinator."),
-  slots: slotRangesString(LIMITS.shardSlotsLength).default("").describe("Slots this shard owns."),
-  observedGeneration: z
-    .int()
-    .min(0)
+  state: z
+    .enum(["Ready", "Expired", "Dead"])
     .optional()
-    .describe("Assignment generation acknowledged by the shard (from its Lease)."),
+    .describe("Lease state as judged by the coordinator; absent means Ready."),
+  slots: slotRangesString(LIMITS.shardSlotsLength).default("").describe("Slots this shard owns."),
   holderIdentity: z
     .string()
     .max(LIMITS.holderIdentityLength)
     .optional()
-    .describe("spec.holderIdentity of the shard's Lease: the process instance running the shard."),
+    .describe("The Lease holder (process incarnation) the slots are granted to."),
 });
 
 /** One entry of `status.migrations`: slots owned by nobody until `from` acks `generation`. */

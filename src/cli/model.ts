@@ -3,12 +3,16 @@
  * the field), its status decoded into a slot table, and per-shard summaries for display.
  */
 import {
+  ackedGeneration,
   formatFieldErrors,
+  LABEL_SLOTMAP,
+  parseShardLeaseAnnotations,
   parseSlotMap,
   type ShardStatus,
   type SlotMap,
   type SlotMapStatus,
 } from "../api/index.js";
+import { isStatus } from "../kube/http.js";
 import {
   countSlots,
   emptyTable,
@@ -69,15 +73,65 @@ export async function fetchSlotMap(client: CliClient, name: string): Promise<Loa
   return readSlotMap(raw);
 }
 
+/** What a shard's Lease says: the status no longer copies acks (they live in the Leases). */
+export interface ShardLeaseView {
+  /** `spec.holderIdentity` now ("" when released). */
+  holder: string;
+  /** The generation acknowledged for this SlotMap instance, or undefined. */
+  acked: number | undefined;
+  /** The weight annotation (default 1). */
+  weight: number;
+  /** Malformed annotations, as "field: message". */
+  warnings: string[];
+}
+
+/** Leases of a SlotMap by shard name; `forbidden` when the caller may not list them. */
+export interface ShardLeases {
+  byName: Map<string, ShardLeaseView>;
+  forbidden: boolean;
+}
+
+/** Reads the shard Leases of a SlotMap (label slotmap.dev/slotmap=<name> in its lease namespace). */
+export async function fetchShardLeases(client: CliClient, l: LoadedSlotMap): Promise<ShardLeases> {
+  const byName = new Map<string, ShardLeaseView>();
+  let leases: KubeObject[];
+  try {
+    leases = await client.listLeases(l.sm.spec.leaseNamespace, `${LABEL_SLOTMAP}=${l.name}`);
+  } catch (err) {
+    if (!isStatus(err, 403)) throw err;
+    return { byName, forbidden: true };
+  }
+  const uid = l.sm.metadata.uid;
+  for (const lease of leases) {
+    const name = lease.metadata?.name;
+    if (name === undefined) continue;
+    const parsed = parseShardLeaseAnnotations(lease.metadata?.annotations);
+    const spec = (lease as { spec?: { holderIdentity?: string | null } }).spec;
+    const acked = parsed.observedGeneration !== undefined ? ackedGeneration(parsed, uid) : undefined;
+    byName.set(name, {
+      holder: spec?.holderIdentity ?? "",
+      acked: acked === 0 && parsed.slotmapUid !== uid ? undefined : acked,
+      weight: parsed.weight,
+      warnings: parsed.errors.map((e) => `${e.field}: ${e.message}`),
+    });
+  }
+  return { byName, forbidden: false };
+}
+
+/** A status entry's state: the coordinator omits it for Ready shards. */
+export function shardState(s: Pick<ShardStatus, "state">): NonNullable<ShardStatus["state"]> {
+  return s.state ?? "Ready";
+}
+
 /** One shard as `get` shows it. */
 export interface ShardSummary {
   name: string;
-  state: ShardStatus["state"] | "Unknown";
+  state: NonNullable<ShardStatus["state"]> | "Unknown";
   /** Slots owned. */
   slots: number;
   /** Owned ranges, canonical. */
   ranges: string;
-  /** The generation the shard acknowledged (its Lease, echoed by the coordinator). */
+  /** The generation the shard acknowledged (from its Lease; undefined without one or unread). */
   observedGeneration: number | undefined;
   /** Whether it acknowledged the current assignment generation. */
   acked: boolean;
@@ -85,11 +139,17 @@ export interface ShardSummary {
   migratingOut: number;
   /** Slots coming to this shard. */
   migratingIn: number;
+  /** The holder the status grants the slots to. */
   holderIdentity: string | undefined;
+  /** The Lease's holder now, when the Leases were read. */
+  leaseHolder: string | undefined;
 }
 
 /** Per-shard summary of a SlotMap's status, in status order (shards named only by migrations last). */
-export function summarizeShards(loaded: LoadedSlotMap): ShardSummary[] {
+export function summarizeShards(
+  loaded: LoadedSlotMap,
+  leases: ReadonlyMap<string, ShardLeaseView> = new Map(),
+): ShardSummary[] {
   const { table } = loaded;
   const counts = ownedCounts(table);
   const ranges = rangesByShard(table);
@@ -107,16 +167,18 @@ export function summarizeShards(loaded: LoadedSlotMap): ShardSummary[] {
       if (m.from === name) out_ += countSlots(m.slots);
       if (m.to === name) in_ += countSlots(m.slots);
     }
+    const lease = leases.get(name);
     out.push({
       name,
-      state: st?.state ?? "Unknown",
+      state: st !== undefined ? shardState(st) : "Unknown",
       slots: counts.get(name) ?? 0,
       ranges: formatSlotRanges(ranges.get(name) ?? []),
-      observedGeneration: st?.observedGeneration,
-      acked: st?.observedGeneration !== undefined && st.observedGeneration >= table.generation,
+      observedGeneration: lease?.acked,
+      acked: lease?.acked !== undefined && lease.acked >= table.generation,
       migratingOut: out_,
       migratingIn: in_,
       holderIdentity: st?.holderIdentity,
+      leaseHolder: lease?.holder,
     });
   }
   return out;

@@ -94,6 +94,14 @@ export interface ShardMemberOptions {
   handoffAbortAfterSeconds?: number | undefined;
   /** Structured logger (pino works). Default: silent. */
   logger?: ShardLogger | undefined;
+  /**
+   * Called when a reconcile on slots this shard lost ignored its abort for the SlotMap's
+   * `spec.policy.handoffTimeoutSeconds`: the member has stopped renewing its Lease, and the process
+   * must end that reconcile by exiting (without releasing: the coordinator fences the shard by Lease
+   * expiry, then completes the handoff). Default: log at fatal/error and `process.exit(70)`, as a
+   * leader that loses its election exits in controller-runtime.
+   */
+  onEscalate?: ((stuckKeys: readonly string[]) => void) | undefined;
 }
 
 /** Receives membership events; every method is optional. Calls are synchronous and in order. */
@@ -235,6 +243,7 @@ export class ShardMember {
     handoffAbortAfterMs: number | undefined;
   };
   readonly #leaseNamespaceOption: string | undefined;
+  readonly #onEscalate: ((stuckKeys: readonly string[]) => void) | undefined;
   #machine: ShardMachine | undefined;
   #ownership: Ownership = EMPTY_OWNERSHIP;
   #leaseNamespace: string | undefined;
@@ -293,6 +302,7 @@ export class ShardMember {
     this.shard = o.shard;
     this.#leaseNamespaceOption = o.leaseNamespace;
     this.#log = options.logger ?? silentLogger;
+    this.#onEscalate = options.onEscalate;
     this.#machineOptions = {
       holderIdentityPrefix: o.identityPrefix ?? o.shard,
       incarnationSalt: randomBytes(4).toString("hex"),
@@ -658,10 +668,26 @@ export class ShardMember {
       case "stopped":
         this.#resolveStopped?.();
         return;
+      case "escalate":
+        this.#escalated(e.keys, e.sinceMs);
+        return;
       case "log":
         this.#log[e.level](e.fields, e.msg);
         return;
     }
+  }
+
+  #escalated(keys: readonly string[], sinceMs: number): void {
+    const hook = this.#onEscalate;
+    if (hook !== undefined) {
+      this.#call(() => hook(keys));
+      return;
+    }
+    this.#log.error(
+      { ...this.#fields(), keys: keys.slice(0, 10), sinceMs },
+      "a reconcile on lost slots ignored its abort past the handoff timeout: exiting without releasing the Lease",
+    );
+    process.exit(70);
   }
 
   #emit(fn: (l: ShardMemberListener) => void): void {
@@ -731,7 +757,12 @@ export class ShardMember {
     }
     if (this.#machine === undefined) return;
     if (obj.status === undefined) {
-      this.#feed({ type: "slotMapObserved", uid, status: undefined });
+      this.#feed({
+        type: "slotMapObserved",
+        uid,
+        status: undefined,
+        resourceVersion: obj.metadata?.resourceVersion,
+      });
       this.#maybeReady();
       return;
     }
@@ -744,7 +775,13 @@ export class ShardMember {
       );
       return;
     }
-    this.#feed({ type: "slotMapObserved", uid, status: status.value });
+    this.#feed({
+      type: "slotMapObserved",
+      uid,
+      status: status.value,
+      resourceVersion: obj.metadata?.resourceVersion,
+      handoffTimeoutSeconds: spec.ok ? spec.value.policy.handoffTimeoutSeconds : undefined,
+    });
     this.#maybeReady();
   }
 

@@ -89,6 +89,13 @@ export class CoordinatorMetrics {
     labelNames: ["slotmap"] as const,
     registers: [this.registry],
   });
+  /** Shards beyond the supported count (they get no slots). */
+  readonly shardsOverLimit = new Gauge({
+    name: "slotmap_shards_over_limit",
+    help: "Shards of the SlotMap beyond the supported count (1024): they get no slots until others leave. 0 normally.",
+    labelNames: ["slotmap"] as const,
+    registers: [this.registry],
+  });
   /** Duration of one decision step including its API writes. */
   readonly stepDuration = new Histogram({
     name: "slotmap_coordinator_step_duration_seconds",
@@ -137,6 +144,7 @@ export class CoordinatorMetrics {
     this.specValid.set({ slotmap }, m.specValid ? 1 : 0);
     this.statusValid.set({ slotmap }, m.statusValid ? 1 : 0);
     this.handoffsTimedOut.set({ slotmap }, m.handoffsTimedOut);
+    this.shardsOverLimit.set({ slotmap }, m.shardsOverLimit);
     for (const h of m.handoffs) {
       this.handoffDuration.observe({ slotmap, outcome: h.outcome }, h.durationMs / 1000);
     }
@@ -155,6 +163,7 @@ export class CoordinatorMetrics {
       this.specValid,
       this.statusValid,
       this.handoffsTimedOut,
+      this.shardsOverLimit,
     ]) {
       g.remove({ slotmap });
     }

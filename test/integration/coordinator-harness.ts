@@ -145,10 +145,15 @@ function ownerMap(status: SlotMapStatus): Map<number, string> {
 /**
  * Problems of a transition between two consecutive status versions of one SlotMap instance: a slot
  * may change owner only if its previous owner is fenced in the new status (Dead, gone, or another
- * holder) or it went through a migration whose source acknowledged (its observedGeneration in the
- * new status reaches the migration's generation) or is fenced.
+ * holder) or it went through a migration whose source acknowledged (`ackOf`: the highest
+ * generation the harness wrote into the source's Lease, since the status no longer copies acks) or
+ * is fenced.
  */
-export function transitionErrors(before: SlotMapStatus, after: SlotMapStatus): string[] {
+export function transitionErrors(
+  before: SlotMapStatus,
+  after: SlotMapStatus,
+  ackOf: (shard: string) => number = () => 0,
+): string[] {
   const errors: string[] = [];
   const prevOwner = ownerMap(before);
   const nextOwner = ownerMap(after);
@@ -169,11 +174,7 @@ export function transitionErrors(before: SlotMapStatus, after: SlotMapStatus): s
       errors.push(`slot ${slot} moved directly from live ${from} to ${to}`);
     }
     const m = migrationOf.get(slot);
-    if (
-      m !== undefined &&
-      !fenced(m.from) &&
-      (nextEntry.get(m.from)?.observedGeneration ?? 0) < m.generation
-    ) {
+    if (m !== undefined && !fenced(m.from) && ackOf(m.from) < m.generation) {
       errors.push(`slot ${slot} left the migration ${m.from}->${m.to}@${m.generation} without an ack`);
     }
     if (errors.length >= 5) break;
@@ -216,6 +217,9 @@ export class StatusObserver {
     return this.reflector.stop();
   }
 
+  /** The highest generation acked for `uid` by a shard (set by the fixture that writes acks). */
+  ackOf: (shard: string, uid: string) => number = () => 0;
+
   latest(): Observed | undefined {
     return this.versions.at(-1);
   }
@@ -234,7 +238,7 @@ export class StatusObserver {
       if (p.ok) status = p.value;
     }
     if (prev?.status !== undefined && status !== undefined && prev.uid === m.uid) {
-      const errs = transitionErrors(prev.status, status);
+      const errs = transitionErrors(prev.status, status, (shard) => this.ackOf(shard, m.uid ?? ""));
       if (errs.length > 0) this.violations.push(`rv ${prev.resourceVersion} -> ${rv}: ${errs.join("; ")}`);
     }
     this.versions.push({
@@ -276,6 +280,8 @@ export class FakeShard {
   lost = false;
   /** Last ack written: generation and SlotMap uid. */
   acked: { generation: number; uid: string } | undefined;
+  /** Highest ack ever written, per SlotMap uid (the status no longer copies acks). */
+  readonly ackedMax = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private chain: Promise<unknown> = Promise.resolve();
 
@@ -339,6 +345,7 @@ export class FakeShard {
   /** Writes the ack annotations (generation, SlotMap uid). */
   ack(generation: number, uid: string): Promise<void> {
     this.acked = { generation, uid };
+    this.ackedMax.set(uid, Math.max(this.ackedMax.get(uid) ?? 0, generation));
     return this.update((l) => {
       l.metadata.annotations = {
         ...l.metadata.annotations,
@@ -529,6 +536,7 @@ export class SlotMapFixture {
     track.observers.push(observer);
     await observer.start();
     const t = new SlotMapFixture(http, track, name, ns, observer);
+    observer.ackOf = (shard, uid) => t.maxAck(shard, uid);
     for (const n of shardNames) await t.join(n, annotations[n]);
     track.slotMaps.push(name);
     const sm = await createSlotMap(http, name, {
@@ -538,6 +546,13 @@ export class SlotMapFixture {
     });
     t.uid = sm.metadata.uid;
     return t;
+  }
+
+  /** Highest generation any fake shard named `shard` wrote as an ack for `uid`. */
+  maxAck(shard: string, uid: string): number {
+    let max = 0;
+    for (const s of this.track.shards) if (s.name === shard) max = Math.max(max, s.ackedMax.get(uid) ?? 0);
+    return max;
   }
 
   async join(shard: string, annotations: Record<string, string> = {}): Promise<FakeShard> {

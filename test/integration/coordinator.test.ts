@@ -164,7 +164,8 @@ describe("coordinator", () => {
       expect(v.status?.assignmentGeneration).toBe(g + 1);
       expect(v.status?.migrations).toHaveLength(3);
     }
-    expect(t.latest()?.shards.find((x) => x.name === "a")?.observedGeneration).toBe(g);
+    // The status does not copy acks (a write caused only by an ack would reach every watcher).
+    expect(t.latest()?.shards.find((x) => x.name === "a")).not.toHaveProperty("observedGeneration");
 
     const ackedAt = Date.now();
     await Promise.all(["a", "b", "c"].map((n) => t.shards[n]!.ack(g + 1, t.uid)));

@@ -16,7 +16,7 @@ import { notFoundAs } from "../client.js";
 import type { CommandContext } from "../context.js";
 import { checkName, formatDuration } from "../format.js";
 import { CliError } from "../io.js";
-import { fetchSlotMap, type LoadedSlotMap, readSlotMap } from "../model.js";
+import { fetchSlotMap, type LoadedSlotMap, readSlotMap, shardState } from "../model.js";
 import { type DrainProgress, ProgressReporter } from "../progress.js";
 
 /** Where the weight 0 is written. */
@@ -128,7 +128,7 @@ export async function runDrain(ctx: CommandContext, shardArg: string, opts: Drai
       `shard ${JSON.stringify(shard)} is not in slotmap ${smName} (shards: ${known.join(", ") || "none"})`,
     );
   }
-  const others = (l.status?.shards ?? []).filter((s) => s.name !== shard && s.state === "Ready");
+  const others = (l.status?.shards ?? []).filter((s) => s.name !== shard && shardState(s) === "Ready");
   if (others.length === 0) {
     io.stderr.write(
       `warning: no other shard of slotmap ${smName} is Ready: the slots cannot move until one is\n`,

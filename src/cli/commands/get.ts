@@ -3,7 +3,14 @@ import { countSlots, formatSlotRanges } from "../../slots/index.js";
 import type { CommandContext } from "../context.js";
 import { ageOf, checkName, type OutputFormat, table, writeStructured } from "../format.js";
 import { CliError } from "../io.js";
-import { fetchSlotMap, type LoadedSlotMap, readSlotMap, summarizeShards } from "../model.js";
+import {
+  fetchShardLeases,
+  fetchSlotMap,
+  type LoadedSlotMap,
+  readSlotMap,
+  type ShardLeases,
+  summarizeShards,
+} from "../model.js";
 
 /** Options of `get`. */
 export interface GetOptions {
@@ -60,11 +67,24 @@ export async function runGet(ctx: CommandContext, name: string | undefined, opts
     writeStructured(io.stdout, opts.output, l.raw);
     return;
   }
-  io.stdout.write(describeSlotMap(l, io.now()));
+  io.stdout.write(describeSlotMap(l, io.now(), await fetchShardLeases(ctx.client(), l)));
+}
+
+/** The Lease holder, and the granted one when they differ (a new incarnation waiting). */
+function holderColumn(s: { holderIdentity: string | undefined; leaseHolder: string | undefined }): string {
+  const lease = s.leaseHolder ?? s.holderIdentity ?? "-";
+  if (s.holderIdentity === undefined || s.leaseHolder === undefined || s.leaseHolder === s.holderIdentity) {
+    return lease || "(released)";
+  }
+  return `${lease || "(released)"} (slots granted to ${s.holderIdentity})`;
 }
 
 /** The human-readable description of one SlotMap (what `get NAME` prints). */
-export function describeSlotMap(l: LoadedSlotMap, now: number): string {
+export function describeSlotMap(
+  l: LoadedSlotMap,
+  now: number,
+  leases: ShardLeases = { byName: new Map(), forbidden: false },
+): string {
   const { table: t, status, sm } = l;
   const lines: string[] = [];
   const owned = t.owner.reduce((n, o) => (o === 0xffff ? n : n + 1), 0);
@@ -100,7 +120,8 @@ export function describeSlotMap(l: LoadedSlotMap, now: number): string {
   if (status.unassignedSlots !== "") lines.push(`Unassigned:            ${status.unassignedSlots}`);
   lines.push("");
 
-  const shards = summarizeShards(l);
+  const shards = summarizeShards(l, leases.byName);
+  if (leases.forbidden) lines.push("(cannot list the shard Leases: acks and holders unknown)");
   if (shards.length === 0) {
     lines.push("No shards.");
   } else {
@@ -111,8 +132,9 @@ export function describeSlotMap(l: LoadedSlotMap, now: number): string {
       s.ranges || "-",
       `${s.observedGeneration ?? "-"}/${t.generation}${s.acked ? "" : " (behind)"}`,
       s.migratingOut > 0 ? `-${s.migratingOut}` : s.migratingIn > 0 ? `+${s.migratingIn}` : "",
+      holderColumn(s),
     ]);
-    lines.push(table(["SHARD", "STATE", "SLOTS", "RANGES", "ACK", "MIGRATING"], rows).trimEnd());
+    lines.push(table(["SHARD", "STATE", "SLOTS", "RANGES", "ACK", "MIGRATING", "HOLDER"], rows).trimEnd());
   }
 
   if (t.migrations.length > 0) {

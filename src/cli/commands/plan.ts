@@ -5,15 +5,7 @@
  * step by step, assuming every Ready shard acknowledges each generation, until nothing changes.
  * Nothing is written.
  */
-import {
-  ANNOTATION_WEIGHT,
-  DEFAULT_WEIGHT,
-  effectiveWeight,
-  LABEL_SLOTMAP,
-  LIMITS,
-  parseShardLeaseAnnotations,
-} from "../../api/index.js";
-import { isStatus } from "../../kube/http.js";
+import { ANNOTATION_WEIGHT, DEFAULT_WEIGHT, effectiveWeight, LIMITS } from "../../api/index.js";
 import {
   countSlots,
   diffTables,
@@ -31,7 +23,13 @@ import {
 import type { CommandContext } from "../context.js";
 import { align, checkName, type OutputFormat, plural, table, writeStructured } from "../format.js";
 import { UsageError } from "../io.js";
-import { fetchSlotMap, type LoadedSlotMap } from "../model.js";
+import {
+  fetchShardLeases,
+  fetchSlotMap,
+  type LoadedSlotMap,
+  type ShardLeaseView,
+  shardState,
+} from "../model.js";
 
 /** Hypothetical changes to apply before planning. */
 export interface PlanChanges {
@@ -147,16 +145,17 @@ function stepOf(r: PlanResult): PlanStep {
  */
 export function buildShardInfos(
   l: LoadedSlotMap,
-  leaseWeights: ReadonlyMap<string, number>,
+  leases: ReadonlyMap<string, Pick<ShardLeaseView, "weight" | "acked">>,
   changes: PlanChanges,
 ): ShardInfo[] {
   const infos = new Map<string, ShardInfo>();
   for (const s of l.status?.shards ?? []) {
+    const lease = leases.get(s.name);
     infos.set(s.name, {
       name: s.name,
-      state: s.state,
-      weight: effectiveWeight(l.sm.spec, s.name, leaseWeights.get(s.name) ?? DEFAULT_WEIGHT),
-      ackedGeneration: s.observedGeneration ?? 0,
+      state: shardState(s),
+      weight: effectiveWeight(l.sm.spec, s.name, lease?.weight ?? DEFAULT_WEIGHT),
+      ackedGeneration: lease?.acked ?? 0,
     });
   }
   const known = () => [...infos.keys()].join(", ") || "none";
@@ -337,25 +336,17 @@ export async function runPlan(ctx: CommandContext, name: string, opts: PlanOptio
   };
   const client = ctx.client();
   const l = await fetchSlotMap(client, smName);
-  const leaseWeights = new Map<string, number>();
   const ns = l.sm.spec.leaseNamespace;
-  try {
-    const leases = await client.listLeases(ns, `${LABEL_SLOTMAP}=${l.name}`);
-    for (const lease of leases) {
-      const leaseName = lease.metadata?.name;
-      if (leaseName === undefined) continue;
-      const parsed = parseShardLeaseAnnotations(lease.metadata?.annotations);
-      for (const e of parsed.errors)
-        ctx.io.stderr.write(`warning: lease ${ns}/${leaseName}: ${e.field}: ${e.message}\n`);
-      leaseWeights.set(leaseName, parsed.weight);
-    }
-  } catch (err) {
-    if (!isStatus(err, 403)) throw err;
+  const leases = await fetchShardLeases(client, l);
+  if (leases.forbidden) {
     ctx.io.stderr.write(
       `warning: cannot list Leases in namespace ${ns} (forbidden): assuming ${ANNOTATION_WEIGHT} ${DEFAULT_WEIGHT} unless spec.weights says otherwise\n`,
     );
   }
-  const infos = buildShardInfos(l, leaseWeights, changes);
+  for (const [leaseName, v] of leases.byName) {
+    for (const w of v.warnings) ctx.io.stderr.write(`warning: lease ${ns}/${leaseName}: ${w}\n`);
+  }
+  const infos = buildShardInfos(l, leases.byName, changes);
   const sim = simulate(l, infos, changes, opts.maxSteps);
   if (opts.output !== undefined) {
     writeStructured(ctx.io.stdout, opts.output, sim);

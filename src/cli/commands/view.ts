@@ -3,7 +3,7 @@ import fs from "node:fs";
 import type { CommandContext } from "../context.js";
 import { checkName } from "../format.js";
 import { CliError, UsageError } from "../io.js";
-import { fetchSlotMap, type LoadedSlotMap } from "../model.js";
+import { fetchSlotMap, type LoadedSlotMap, shardState } from "../model.js";
 import { pictureOf, type SlotPicture } from "../render/colors.js";
 import { renderTerminal } from "../render/grid.js";
 import { renderSvg } from "../render/svg.js";
@@ -24,7 +24,7 @@ export function pictureOfSlotMap(l: LoadedSlotMap): SlotPicture {
   return pictureOf(
     l.table,
     shards.map((s) => s.name),
-    new Map(shards.map((s) => [s.name, s.state])),
+    new Map(shards.map((s) => [s.name, shardState(s)])),
   );
 }
 

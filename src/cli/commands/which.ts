@@ -19,7 +19,7 @@ import { notFoundAs } from "../client.js";
 import type { CommandContext } from "../context.js";
 import { checkName, checkNamespace, type OutputFormat, writeStructured } from "../format.js";
 import { CliError, UsageError } from "../io.js";
-import { fetchSlotMap, type LoadedSlotMap, readSlotMap } from "../model.js";
+import { fetchShardLeases, fetchSlotMap, type LoadedSlotMap, readSlotMap, shardState } from "../model.js";
 
 /** Options of `which`. */
 export interface WhichOptions {
@@ -42,7 +42,7 @@ export interface Placement {
   xxh64?: string;
   /** Owning shard, absent when the slot is migrating or unassigned. */
   owner?: string;
-  ownerState?: ShardStatus["state"] | "Unknown";
+  ownerState?: NonNullable<ShardStatus["state"]> | "Unknown";
   migration?: { from: string; to: string; generation: number };
 }
 
@@ -99,7 +99,8 @@ export function placeObject(
   const owner = ownerOf(l.table, slot);
   if (owner !== undefined) {
     p.owner = owner;
-    p.ownerState = l.status?.shards.find((s) => s.name === owner)?.state ?? "Unknown";
+    const entry = l.status?.shards.find((s) => s.name === owner);
+    p.ownerState = entry !== undefined ? shardState(entry) : "Unknown";
   }
   const m = migrationOf(l.table, slot);
   if (m !== undefined) p.migration = { from: m.from, to: m.to, generation: m.generation };
@@ -216,7 +217,8 @@ export async function runWhich(
   const lines = [`Object:   ${gr}/${name}${namespace ? ` in namespace ${namespace}` : ""}`];
   for (const [i, p] of placements.entries()) {
     const l = maps[i]!;
-    const acks = new Map((l.status?.shards ?? []).map((s) => [s.name, s.observedGeneration]));
+    const leases = await fetchShardLeases(client, l);
+    const acks = new Map([...leases.byName].map(([n, v]) => [n, v.acked]));
     lines.push(...describePlacement(p, acks));
   }
   ctx.io.stdout.write(`${lines.join("\n")}\n`);

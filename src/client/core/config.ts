@@ -13,7 +13,17 @@ import { LIMITS, PATTERNS, parseWith } from "../../api/v1alpha1.js";
  * - `ignoreFencing`: keep starting (and never abort) reconciles after renewDeadline passed.
  * - `acceptStaleGeneration`: apply a status older than the newest one applied.
  */
-export const SHARD_MUTATIONS = ["ackBeforeDrain", "ignoreFencing", "acceptStaleGeneration"] as const;
+export const SHARD_MUTATIONS = [
+  "ackBeforeDrain",
+  "ignoreFencing",
+  "acceptStaleGeneration",
+  // A status whose generation went down (restored) is ignored like a stale one: grants kept.
+  "trustRegressedStatus",
+  // A Lease someone held and that disappeared is re-created at once.
+  "recreateLeaseAtOnce",
+  // A drain stuck past the handoff timeout waits forever (never stops renewing).
+  "neverEscalate",
+] as const;
 
 /** One of {@link SHARD_MUTATIONS}. */
 export type ShardMutation = (typeof SHARD_MUTATIONS)[number];
@@ -67,6 +77,11 @@ export const ShardMachineOptionsSchema = z
       .max(LIMITS.maxWeight)
       .optional()
       .describe("Written as slotmap.dev/weight when set; left alone when not."),
+    handoffEscalateAfterMs: positiveMs()
+      .default(30_000)
+      .describe(
+        "A reconcile on lost slots still running this long after the loss: stop renewing and emit `escalate` (the process exits), so the coordinator fences the shard by Lease expiry and the handoff completes. The SlotMap's spec.policy.handoffTimeoutSeconds overrides it when the I/O layer passes it.",
+      ),
     handoffAbortAfterMs: positiveMs()
       .optional()
       .describe("Abort in-flight reconciles on lost slots after this long (default: never, wait for them)."),

@@ -10,6 +10,7 @@
  */
 import {
   ANNOTATION_OBSERVED_GENERATION,
+  ANNOTATION_RELEASED_BY,
   ANNOTATION_SLOTMAP_UID,
   ANNOTATION_WEIGHT,
   LABEL_SLOTMAP,
@@ -98,8 +99,19 @@ export interface ShardMachineState {
   /** No write attempt before this time (backoff after a failed attempt). */
   retryAt: number;
 
+  /** The Lease was seen held by a process: once gone, it is re-created only a lease duration later. */
+  everHeld: boolean;
+  /** Stopped renewing for good after a stuck drain (see the `escalate` effect). */
+  escalated: boolean;
+  /** `spec.policy.handoffTimeoutSeconds` in ms, when the I/O layer passed it. */
+  handoffTimeoutMs: number | undefined;
+
   /** Newest applied status: mutated in place (the {@link Ownership} view reads it). */
   status: { uid: string | undefined; generation: number };
+  /** resourceVersion of the newest applied status (undefined when the I/O layer gave none). */
+  statusResourceVersion: string | undefined;
+  /** The status went down (restored) at this resourceVersion: we own nothing until a higher generation. */
+  regressedAt: string | undefined;
   /** Our entry in that status. */
   entry: { slots: SlotRange[]; holderIdentity: string | undefined } | undefined;
   /** UIDs of deleted or replaced SlotMaps: their statuses are never applied again. */
@@ -199,6 +211,9 @@ export class ShardMachine implements ShardMachineView {
   readonly #ackBeforeDrain: boolean;
   readonly #ignoreFencing: boolean;
   readonly #acceptStaleGeneration: boolean;
+  readonly #trustRegressedStatus: boolean;
+  readonly #recreateLeaseAtOnce: boolean;
+  readonly #neverEscalate: boolean;
 
   /**
    * @param options - see {@link ShardMachineOptions}; validated (throws ShardConfigError naming the field).
@@ -210,6 +225,9 @@ export class ShardMachine implements ShardMachineView {
     this.#ackBeforeDrain = mutations.includes("ackBeforeDrain");
     this.#ignoreFencing = mutations.includes("ignoreFencing");
     this.#acceptStaleGeneration = mutations.includes("acceptStaleGeneration");
+    this.#trustRegressedStatus = mutations.includes("trustRegressedStatus");
+    this.#recreateLeaseAtOnce = mutations.includes("recreateLeaseAtOnce");
+    this.#neverEscalate = mutations.includes("neverEscalate");
     this.#s = state === undefined ? initialState() : structuredClone(state);
     this.ownership = new Ownership(this.#s.owned, this.#s.status);
   }
@@ -345,7 +363,10 @@ export class ShardMachine implements ShardMachineView {
         this.#writeResult(input.writeId, input.result);
         break;
       case "slotMapObserved":
-        this.#observeSlotMap(input.uid, input.status);
+        if (typeof input.handoffTimeoutSeconds === "number" && input.handoffTimeoutSeconds > 0) {
+          this.#s.handoffTimeoutMs = input.handoffTimeoutSeconds * 1000;
+        }
+        this.#observeSlotMap(input.uid, input.status, input.resourceVersion);
         break;
       case "slotMapDeleted":
         this.#slotMapDeleted(input.uid);
@@ -390,6 +411,7 @@ export class ShardMachine implements ShardMachineView {
     this.#syncFence();
     this.#updateAck();
     this.#handoffAborts();
+    this.#escalate();
     this.#pump();
   }
 
@@ -414,6 +436,7 @@ export class ShardMachine implements ShardMachineView {
     if (changed) s.leaseChangedAt = s.now;
 
     const holder = holderOf(lease);
+    if (holder !== "" && holder !== TAKEOVER_HOLDER) s.everHeld = true;
     if (s.identity !== undefined) {
       if (holder !== s.identity) {
         this.#lose(
@@ -537,7 +560,7 @@ export class ShardMachine implements ShardMachineView {
   /** The write the machine wants next and when, or undefined. */
   #plannedWrite(): { kind: LeaseWriteKind; at: number } | undefined {
     const s = this.#s;
-    if (s.stopped || s.write !== undefined || !s.leaseKnown) return undefined;
+    if (s.stopped || s.escalated || s.write !== undefined || !s.leaseKnown) return undefined;
     if (s.identity !== undefined) {
       if (s.shutdown && s.inFlight.size === 0) return { kind: "release", at: Math.max(s.retryAt, s.now) };
       const cadence = this.#ackDirty() ? s.now : s.lastRenewSentAt + this.config.retryPeriodMs;
@@ -545,10 +568,14 @@ export class ShardMachine implements ShardMachineView {
     }
     if (s.shutdown) return undefined;
     const lease = s.lease;
+    // A Lease someone held and that vanished (deleted by a person or a tool) is waited out like an
+    // expiry: its holder may still run reconciles until its own renew deadline (DESIGN "Trust").
+    const vanished = lease === null && s.everHeld && !this.#recreateLeaseAtOnce;
     const at =
-      lease === null || isFree(lease)
+      (lease === null && !vanished) || (lease !== null && isFree(lease))
         ? s.now
-        : s.leaseChangedAt + Math.max(this.config.leaseDurationMs, recordDurationMs(lease));
+        : s.leaseChangedAt +
+          Math.max(this.config.leaseDurationMs, lease === null ? 0 : recordDurationMs(lease));
     return { kind: "acquire", at: Math.max(s.retryAt, at) };
   }
 
@@ -613,6 +640,10 @@ export class ShardMachine implements ShardMachineView {
       delete annotations[ANNOTATION_OBSERVED_GENERATION];
       delete annotations[ANNOTATION_SLOTMAP_UID];
     }
+    // The release marker names the incarnation that released: only that makes a cleared holder a
+    // release to the coordinator (a holder cleared by hand is waited out like an expiry).
+    if (kind === "release") annotations[ANNOTATION_RELEASED_BY] = identity;
+    else delete annotations[ANNOTATION_RELEASED_BY];
     if (cfg.weight !== undefined) annotations[ANNOTATION_WEIGHT] = String(cfg.weight);
     const labels: Record<string, string> = { ...(base?.metadata.labels ?? {}), [LABEL_SLOTMAP]: cfg.slotmap };
     const metadata: LeaseObject["metadata"] =
@@ -659,6 +690,7 @@ export class ShardMachine implements ShardMachineView {
     const active =
       s.identity !== undefined &&
       !s.stopped &&
+      !s.escalated &&
       (this.#ignoreFencing || s.now < s.lastRenewSentAt + this.config.renewDeadlineMs);
     if (active === !s.fenced) return;
     s.fenced = !active;
@@ -676,7 +708,7 @@ export class ShardMachine implements ShardMachineView {
 
   // ---------------------------------------------------------------- SlotMap status
 
-  #observeSlotMap(uid: string, status: ShardStatusView | undefined): void {
+  #observeSlotMap(uid: string, status: ShardStatusView | undefined, resourceVersion?: string): void {
     const s = this.#s;
     if (typeof uid !== "string" || uid === "") {
       this.#log("error", "SlotMap without metadata.uid ignored", { uid });
@@ -703,6 +735,7 @@ export class ShardMachine implements ShardMachineView {
       ? generation === s.status.generation
       : generation <= s.status.generation;
     if (!reset && s.status.uid === uid && stale) {
+      if (this.#regressed(generation, status, resourceVersion)) return;
       if (generation < s.status.generation) {
         this.#log("debug", "stale SlotMap status ignored", { observed: generation });
       }
@@ -737,12 +770,50 @@ export class ShardMachine implements ShardMachineView {
     }
     s.status.uid = uid;
     s.status.generation = generation;
+    s.statusResourceVersion = resourceVersion;
+    s.regressedAt = undefined;
     s.entry = entry;
     this.#log("info", "applying assignment generation", {
       uid,
       grantedToUs: entry !== undefined && entry.holderIdentity === s.identity && s.identity !== undefined,
     });
     this.#refreshOwnership(reset ? "reset" : "assignment");
+  }
+
+  /**
+   * A status of our SlotMap at or below the generation we applied, written after it (a newer
+   * resourceVersion): restored from a backup, or edited. Its table is not ours to act on: own
+   * nothing until a higher generation arrives; our ack (the generation we applied) tells the
+   * coordinator, which resets the table above it. Returns whether it was such a status.
+   */
+  #regressed(
+    generation: number,
+    status: ShardStatusView | undefined,
+    resourceVersion: string | undefined,
+  ): boolean {
+    const s = this.#s;
+    if (this.#trustRegressedStatus || resourceVersion === undefined || s.statusResourceVersion === undefined)
+      return false;
+    const newer = compareResourceVersions(resourceVersion, s.statusResourceVersion);
+    if (newer === undefined || newer <= 0) return false;
+    if (generation === s.status.generation && sameEntry(s.entry, ownEntry(status, this.config.shard))) {
+      s.statusResourceVersion = resourceVersion; // a rewrite of the same table (conditions)
+      return false;
+    }
+    if (s.regressedAt === resourceVersion) return true;
+    s.regressedAt = resourceVersion;
+    s.statusResourceVersion = resourceVersion;
+    this.#log(
+      "error",
+      "SlotMap status went back below the generation we applied: owning nothing until a higher one",
+      {
+        observed: generation,
+        resourceVersion,
+      },
+    );
+    s.entry = undefined;
+    this.#refreshOwnership("reset");
+    return true;
   }
 
   #slotMapDeleted(uid: string): void {
@@ -857,6 +928,32 @@ export class ShardMachine implements ShardMachineView {
     this.#abort((f) => s.granted[f.slot] !== 1, "handoffTimeout");
   }
 
+  /**
+   * A drain that outlives the handoff timeout (a reconcile that never returns, abort ignored):
+   * stop renewing for good and ask the process to exit. Releasing instead would let the slots move
+   * while that reconcile still runs; an expiry fences it by the clock, and the exit ends it.
+   */
+  #escalate(): void {
+    const s = this.#s;
+    if (this.#neverEscalate || s.escalated || s.outsideSince === undefined || s.identity === undefined)
+      return;
+    const after = s.handoffTimeoutMs ?? this.config.handoffEscalateAfterMs;
+    if (s.now < s.outsideSince + after) return;
+    s.escalated = true;
+    const keys = [...s.inFlight.values()].filter((f) => s.granted[f.slot] !== 1).map((f) => f.key);
+    this.#abort((f) => s.granted[f.slot] !== 1, "handoffTimeout");
+    this.#log(
+      "error",
+      "a reconcile on lost slots did not return within the handoff timeout: stop renewing and exit",
+      {
+        keys: keys.slice(0, 10).join(","),
+        sinceMs: s.now - s.outsideSince,
+      },
+    );
+    this.#syncFence();
+    this.#out.push({ type: "escalate", keys, sinceMs: s.now - s.outsideSince });
+  }
+
   #abort(which: (f: InFlight) => boolean, reason: AbortReason): void {
     const keys = new Set<string>();
     for (const f of this.#s.inFlight.values()) {
@@ -885,6 +982,22 @@ export class ShardMachine implements ShardMachineView {
   }
 }
 
+/** Our entry in a status, parsed; undefined when absent or malformed. */
+function ownEntry(status: ShardStatusView | undefined, shard: string): ShardMachineState["entry"] {
+  const e = status?.shards.find((x) => x.name === shard);
+  if (e === undefined) return undefined;
+  try {
+    return { slots: parseSlotRanges(e.slots, "slots"), holderIdentity: e.holderIdentity ?? undefined };
+  } catch {
+    return undefined;
+  }
+}
+
+function sameEntry(a: ShardMachineState["entry"], b: ShardMachineState["entry"]): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return a.holderIdentity === b.holderIdentity && JSON.stringify(a.slots) === JSON.stringify(b.slots);
+}
+
 /** Duration the Lease itself declares, in ms (0 when absent or invalid). */
 function recordDurationMs(lease: LeaseObject): number {
   const d = lease.spec?.leaseDurationSeconds;
@@ -909,7 +1022,12 @@ function initialState(): ShardMachineState {
     nextWriteId: 1,
     write: undefined,
     retryAt: Number.NEGATIVE_INFINITY,
+    everHeld: false,
+    escalated: false,
+    handoffTimeoutMs: undefined,
     status: { uid: undefined, generation: 0 },
+    statusResourceVersion: undefined,
+    regressedAt: undefined,
     entry: undefined,
     retiredUids: [],
     ackTarget: undefined,

@@ -75,7 +75,20 @@ export type ShardInput =
    * The SlotMap as seen by a watch (possibly stale, duplicated or out of order): its `metadata.uid`
    * and its status (`undefined` when it has none yet).
    */
-  | { type: "slotMapObserved"; now: number; uid: string; status: ShardStatusView | undefined }
+  | {
+      type: "slotMapObserved";
+      now: number;
+      uid: string;
+      status: ShardStatusView | undefined;
+      /**
+       * `metadata.resourceVersion` of the SlotMap: tells a stale observation (older, ignored) from
+       * a status whose generation went down by a write (newer: restored, refused). Optional: without
+       * it every lower generation is taken as stale.
+       */
+      resourceVersion?: string | undefined;
+      /** `spec.policy.handoffTimeoutSeconds`: overrides the `handoffEscalateAfterMs` option. */
+      handoffTimeoutSeconds?: number | undefined;
+    }
   /** The SlotMap with this uid was deleted. */
   | { type: "slotMapDeleted"; now: number; uid: string }
   /** A reconcile of `key` (an object in `slot`) started; call only after `mayStart(slot, now)`. */
@@ -147,6 +160,12 @@ export type ShardEffect =
   | { type: "acked"; uid: string; generation: number }
   /** Shutdown finished: the Lease is released (or was not ours); nothing more will be written. */
   | { type: "stopped" }
+  /**
+   * A reconcile on lost slots outlived the handoff timeout and ignored its abort: the machine
+   * stopped renewing (fenced for good). The process must exit now, ending that reconcile, without
+   * releasing the Lease: the coordinator then fences the shard by expiry and completes the handoff.
+   */
+  | { type: "escalate"; keys: string[]; sinceMs: number }
   | LogEffect;
 
 /** Coarse state of the machine, for metrics, logs and tests. */

@@ -5,9 +5,15 @@
  */
 
 export { microTime } from "../../api/lease.js";
+export { REASONS } from "./conditions.js";
 export type { ShardObservation, StatusShardHint } from "./leases.js";
 export { metaTime } from "./status.js";
-export { REASONS, step } from "./step.js";
+export {
+  DEFAULT_COMMIT_BATCH_MS,
+  DEFAULT_HEARTBEAT_MS,
+  DEFAULT_MAX_OBSERVATION_GAP_MS,
+  step,
+} from "./step.js";
 export {
   COORDINATOR_MUTATIONS,
   type CoordinatorAction,

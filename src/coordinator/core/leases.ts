@@ -2,23 +2,38 @@
  * The shard Lease state machine, judged by the coordinator's own observation clock (DESIGN "The
  * shard Lease"): never by the renewTime a shard writes, whose clock may be skewed.
  *
- *   Ready ──(no change seen for leaseDuration)──▶ Expired ──(takeover observed)──▶ Dead
+ *   Ready ──(no renewal seen for leaseDuration)──▶ Expired ──(takeover observed)──▶ Dead
  *   Dead ──(orphanAfterMs)──▶ Lease deleted
- *   any ──(holder cleared: graceful release)──▶ Dead at once
- *   Lease absent ──▶ Expired until leaseDuration has passed, then Dead
+ *   any ──(released by the holder the slots were granted to)──▶ Dead at once
+ *   Lease absent, or holder cleared or replaced by hand ──▶ Expired until the granted holder has not
+ *     been seen renewing for leaseDuration, then Dead (its slots may move)
  *
- * A "change" is any change of holderIdentity, renewTime or resourceVersion. A Lease first observed
- * (new leader, reappeared, recreated with a new uid) starts its clock at that observation, which
+ * A renewal is a change of holderIdentity or renewTime, nothing else: a label or annotation written
+ * by a person or a tool does not keep a dead shard alive (DESIGN "Trust").
+ *
+ * Incarnations: the status grants a shard's slots to one holder (process incarnation). Another
+ * holder in the Lease (a restarted process, a standby that won the Lease, a hand edit) gets nothing
+ * until the granted holder has been seen unrenewed for a full leaseDuration, released the Lease, or
+ * was taken over: until then the shard keeps its slots and counts as Expired. A Lease first
+ * observed (new leader, reappeared, recreated) starts its clocks at that observation, and so does
+ * every Lease after a blind period (the coordinator did not step for `maxObservationGapMs`): both
  * can only delay a takeover, never hasten it.
  */
 import type { FieldError } from "../../api/errors.js";
-import { ackedGeneration, parseShardLeaseAnnotations } from "../../api/lease.js";
+import {
+  ANNOTATION_RELEASED_BY,
+  ackedGeneration,
+  leaseDurationMs,
+  leaseFingerprint,
+  parseShardLeaseAnnotations,
+} from "../../api/lease.js";
 import type { ShardState } from "../../slots/types.js";
 import { type CoordinatorMutation, type ObservedLease, type ShardMemory, TAKEOVER_HOLDER } from "./types.js";
 
 /** What the status says about a shard, used when a Lease is first observed or absent. */
 export interface StatusShardHint {
   readonly state: ShardState | undefined;
+  /** The holder the shard's slots and migrations are granted to. */
   readonly holderIdentity: string | undefined;
   /** Owns slots or takes part in a migration in the status table: its absence must be waited out. */
   readonly involved: boolean;
@@ -27,6 +42,7 @@ export interface StatusShardHint {
 /** The coordinator's view of one shard in this step. */
 export interface ShardObservation {
   readonly name: string;
+  /** The state the planner uses (and the status shows). */
   readonly state: ShardState;
   /** The observed Lease; undefined when the shard has no Lease (deleted, or not yet created). */
   readonly lease: ObservedLease | undefined;
@@ -34,11 +50,28 @@ export interface ShardObservation {
   readonly holder: string;
   /** A process identity: neither empty nor {@link TAKEOVER_HOLDER}. */
   readonly realHolder: boolean;
-  /** Ack for this SlotMap instance (0 without a Lease, a matching uid, or a valid annotation). */
+  /**
+   * The holder the shard's grants belong to after this step: the status's holder while that
+   * incarnation may still run, else the current holder (undefined when there is none).
+   */
+  readonly grantHolder: string | undefined;
+  /**
+   * The status granted slots to another holder, and that incarnation is now known to have stopped
+   * (unrenewed for a full lease duration, released, or taken over): its grants are fenced.
+   */
+  readonly previousGrantFenced: boolean;
+  /**
+   * Ack for this SlotMap instance, counted only from the holder the slots are granted to and only
+   * up to `statusGeneration` (0 otherwise).
+   */
   readonly ackedGeneration: number;
+  /** The Lease's observed-generation for this SlotMap uid, whoever wrote it (regression check). */
+  readonly rawAck: number;
   /** Weight from the Lease annotation (default 1). */
   readonly leaseWeight: number;
   readonly annotationErrors: readonly FieldError[];
+  /** The Lease asks for a longer duration than the policy allows: it gets no slots. */
+  readonly refusedDurationMs: number | undefined;
   /** Expired by a full lease duration of our clock: take the Lease over. */
   readonly takeoverDue: boolean;
   /** Dead for `orphanAfterMs`: delete the Lease. */
@@ -58,8 +91,14 @@ export interface ObserveShardsInput {
   /** Shards named by the observed status (empty when the status is unusable). */
   readonly statusShards: ReadonlyMap<string, StatusShardHint>;
   readonly slotMapUid: string;
+  /** `status.assignmentGeneration`: acks above it are for a generation that does not exist. */
+  readonly statusGeneration: number;
   readonly now: number;
+  /** The previous step was longer ago than the observation gap: restart every clock. */
+  readonly blind: boolean;
   readonly defaultLeaseDurationMs: number;
+  /** `spec.policy.maxLeaseDurationSeconds` in ms; undefined while the spec is invalid. */
+  readonly maxLeaseDurationMs: number | undefined;
   readonly orphanAfterMs: number;
   /** Simulator-only protocol bugs (see {@link CoordinatorMutation}); absent in production. */
   readonly mutations?: ReadonlySet<CoordinatorMutation> | undefined;
@@ -67,18 +106,47 @@ export interface ObserveShardsInput {
   readonly wallMs?: number | undefined;
 }
 
-function leaseDurationMs(lease: ObservedLease, fallback: number): number {
-  const s = lease.spec?.leaseDurationSeconds;
-  // The API server requires a positive duration; anything else falls back rather than expiring at once.
-  return typeof s === "number" && Number.isFinite(s) && s > 0 ? s * 1000 : fallback;
+/**
+ * When the granted holder was last seen renewing, carried across steps: while it holds the Lease,
+ * its last renewal; afterwards the value from the memory; never seen (new leader, restart): now.
+ */
+function grantClockOf(
+  grant: string | undefined,
+  holder: string,
+  lastChangeAt: number,
+  pm: ShardMemory | undefined,
+  now: number,
+): ShardMemory["grantClock"] {
+  if (grant === undefined) return null;
+  if (holder === grant) return { holder: grant, renewedAt: lastChangeAt };
+  if (pm?.grantClock?.holder === grant) return pm.grantClock;
+  if (pm?.holder === grant) return { holder: grant, renewedAt: pm.lastChangeAt };
+  return { holder: grant, renewedAt: now };
 }
 
-function fingerprint(lease: ObservedLease): string {
-  return JSON.stringify([
-    lease.spec?.holderIdentity ?? "",
-    lease.spec?.renewTime ?? "",
-    lease.metadata.resourceVersion,
-  ]);
+interface LeaseClock {
+  readonly fresh: boolean;
+  readonly changed: boolean;
+  readonly lastChangeAt: number;
+}
+
+function clockOf(
+  lease: ObservedLease,
+  fp: string,
+  pm: ShardMemory | undefined,
+  input: ObserveShardsInput,
+): LeaseClock {
+  const { now } = input;
+  // First observation: no memory, recreated (new uid), or reappearing after an absence (uid null).
+  const fresh = pm === undefined || pm.leaseUid !== lease.metadata.uid;
+  const changed = fresh || pm.fingerprint !== fp;
+  let lastChangeAt = changed || input.blind ? now : pm.lastChangeAt;
+  if (input.mutations?.has("trustRenewTime") && input.wallMs !== undefined) {
+    // Mutation: trusts the shard's (skewed) wall clock instead of our own observation clock.
+    const renewed = Date.parse(lease.spec?.renewTime ?? "");
+    if (Number.isFinite(renewed)) lastChangeAt = now - (input.wallMs - renewed);
+  }
+  return { fresh, changed, lastChangeAt };
 }
 
 function observeLease(
@@ -88,63 +156,105 @@ function observeLease(
   input: ObserveShardsInput,
 ): ShardObservation {
   const { now } = input;
-  const name = lease.metadata.name;
+  const mutations = input.mutations;
   const holder = lease.spec?.holderIdentity ?? "";
   const realHolder = holder !== "" && holder !== TAKEOVER_HOLDER;
-  const durationMs = leaseDurationMs(lease, input.defaultLeaseDurationMs);
-  const fp = fingerprint(lease);
-  // First observation: no memory, recreated (new uid), or reappearing after an absence (uid null).
-  const fresh = pm === undefined || pm.leaseUid !== lease.metadata.uid;
-  const changed = fresh || pm.fingerprint !== fp;
-  let lastChangeAt = changed ? now : pm.lastChangeAt;
-  if (input.mutations?.has("trustRenewTime") && input.wallMs !== undefined) {
-    // Mutation: trusts the shard's (skewed) wall clock instead of our own observation clock.
-    const renewed = Date.parse(lease.spec?.renewTime ?? "");
-    if (Number.isFinite(renewed)) lastChangeAt = now - (input.wallMs - renewed);
-  }
-  const suspect = fresh
-    ? realHolder && hint?.state === "Expired" && hint.holderIdentity === holder
-    : !changed && pm.suspect;
-
+  const durationMs = leaseDurationMs(lease.spec, input.defaultLeaseDurationMs);
+  const fp = mutations?.has("fingerprintResourceVersion")
+    ? JSON.stringify([leaseFingerprint(lease.spec), lease.metadata.resourceVersion])
+    : leaseFingerprint(lease.spec);
+  const { fresh, changed, lastChangeAt } = clockOf(lease, fp, pm, input);
+  // The memory of the same Lease (undefined on a first observation).
+  const same = fresh ? undefined : pm;
+  const suspect =
+    same === undefined
+      ? realHolder && hint?.state === "Expired" && hint.holderIdentity === holder
+      : !changed && same.suspect;
   const parsed = parseShardLeaseAnnotations(lease.metadata.annotations);
+
+  // The grant: the holder the status gave this shard's slots to (only if it is involved at all).
+  const granted = hint?.involved ? hint.holderIdentity : undefined;
+  const otherHolder = granted !== undefined && holder !== granted;
+  const grantClock = grantClockOf(granted, holder, lastChangeAt, pm, now);
+  const waitMs = Math.max(durationMs, pm?.leaseDurationMs ?? 0);
+  const releasedByGrant =
+    holder === "" &&
+    granted !== undefined &&
+    lease.metadata.annotations?.[ANNOTATION_RELEASED_BY] === granted;
+  const grantStopped =
+    !otherHolder ||
+    holder === TAKEOVER_HOLDER ||
+    releasedByGrant ||
+    pm?.state === "Dead" ||
+    mutations?.has("fenceOnHolderChange") === true ||
+    (holder === "" && mutations?.has("trustClearedHolder") === true) ||
+    (grantClock !== null && now - grantClock.renewedAt >= waitMs);
+  const cap = input.maxLeaseDurationMs;
+  const refused =
+    realHolder && cap !== undefined && durationMs > cap && mutations?.has("uncappedLeaseDuration") !== true;
+
   let state: ShardState;
   let deadSince: number | null = null;
   let takeoverDue = false;
   let deleteDue = false;
   let deadline: number | undefined;
-  if (!realHolder) {
-    // Released (holder cleared) or taken over by us: nobody can renew it, its process is gone.
+  if (!realHolder && grantStopped) {
+    // Released by its incarnation, taken over by us, or cleared long enough ago: nobody runs it.
     state = "Dead";
-    deadSince = !fresh && pm.deadSince !== null ? pm.deadSince : now;
+    deadSince = same?.deadSince ?? now;
     deleteDue = now - deadSince >= input.orphanAfterMs;
     if (!deleteDue) deadline = deadSince + input.orphanAfterMs;
+  } else if (!realHolder) {
+    // Cleared without the granted holder's release marker: wait it out like an expiry.
+    state = "Expired";
+    deadline = grantClock!.renewedAt + waitMs;
   } else if (now - lastChangeAt >= durationMs) {
     state = "Expired";
     takeoverDue = true;
+  } else if (!grantStopped) {
+    // Another incarnation holds the Lease; the granted one may still run: keep its slots, add none.
+    state = "Expired";
+    deadline = Math.min(lastChangeAt + durationMs, grantClock!.renewedAt + waitMs);
   } else {
-    state = suspect ? "Expired" : "Ready";
+    state = suspect || refused ? "Expired" : "Ready";
     deadline = lastChangeAt + durationMs;
   }
+  const previousGrantFenced = otherHolder && grantStopped;
+  const grantHolder =
+    previousGrantFenced || granted === undefined ? (realHolder ? holder : undefined) : granted;
+  const rawAck = ackedGeneration(parsed, input.slotMapUid);
+  const ackCounts =
+    (grantHolder === undefined || grantHolder === holder || mutations?.has("ackFromAnyHolder") === true) &&
+    (rawAck <= input.statusGeneration || mutations?.has("acceptRegressedStatus") === true);
   const memory: ShardMemory = {
     leaseUid: lease.metadata.uid,
     fingerprint: fp,
+    holder,
     lastChangeAt,
     leaseDurationMs: durationMs,
+    grantClock: previousGrantFenced ? null : grantClock,
+    confirmed: same !== undefined && !input.blind && (same.confirmed || changed),
     deadSince,
     suspect: suspect && state === "Expired",
     state,
   };
   return {
-    name,
+    name: lease.metadata.name,
     state,
     lease,
     holder,
     realHolder,
-    ackedGeneration: input.mutations?.has("skipUidCheck")
+    grantHolder,
+    previousGrantFenced,
+    ackedGeneration: mutations?.has("skipUidCheck")
       ? (parsed.observedGeneration ?? 0)
-      : ackedGeneration(parsed, input.slotMapUid),
+      : ackCounts
+        ? rawAck
+        : 0,
+    rawAck,
     leaseWeight: parsed.weight,
     annotationErrors: parsed.errors,
+    refusedDurationMs: refused ? durationMs : undefined,
     takeoverDue,
     deleteDue,
     deadline,
@@ -164,7 +274,7 @@ function observeAbsent(
   // Absence is "not renewing": its clock starts when the absence is first observed. A shard already
   // judged Dead (by us, or by the leader that wrote the status) stays Dead: it was fenced.
   const wasDead = pm !== undefined ? pm.state === "Dead" : hint?.state === "Dead";
-  const lastChangeAt = pm !== undefined && pm.leaseUid === null ? pm.lastChangeAt : now;
+  const lastChangeAt = pm !== undefined && pm.leaseUid === null && !input.blind ? pm.lastChangeAt : now;
   let state: ShardState;
   let deadSince: number | null = null;
   let deadline: number | undefined;
@@ -175,15 +285,20 @@ function observeAbsent(
     state = "Expired";
     deadline = lastChangeAt + durationMs;
   }
+  const granted = hint?.involved ? hint.holderIdentity : undefined;
   return {
     name,
     state,
     lease: undefined,
     holder: "",
     realHolder: false,
+    grantHolder: state === "Dead" ? undefined : granted,
+    previousGrantFenced: false,
     ackedGeneration: 0,
+    rawAck: 0,
     leaseWeight: 1,
     annotationErrors: [],
+    refusedDurationMs: undefined,
     takeoverDue: false,
     deleteDue: false,
     deadline,
@@ -191,8 +306,11 @@ function observeAbsent(
     memory: {
       leaseUid: null,
       fingerprint: null,
+      holder: pm?.holder ?? "",
       lastChangeAt,
       leaseDurationMs: durationMs,
+      grantClock: state === "Dead" ? null : grantClockOf(granted, "", lastChangeAt, pm, now),
+      confirmed: false,
       deadSince,
       suspect: false,
       state,

@@ -5,6 +5,8 @@
  * Everything here is plain data. Memory is JSON-serializable, so a simulator can snapshot, compare
  * and replay it. See docs/dev/coordinator-core.md for the semantics of every field.
  */
+
+import type { leaseFingerprint } from "../../api/lease.js";
 import type { SlotMapStatus } from "../../api/v1alpha1.js";
 import type { ShardState } from "../../slots/types.js";
 
@@ -69,6 +71,20 @@ export interface CoordinatorConfig {
   readonly orphanAfterMs?: number | undefined;
   /** Lease duration assumed for a Lease without `spec.leaseDurationSeconds`. Default 15000. */
   readonly defaultLeaseDurationMs?: number | undefined;
+  /**
+   * A step later than this after the previous one means the coordinator was blind (paused,
+   * starved, partitioned from its own clock): every Lease clock restarts, so nothing is judged
+   * expired from a stale observation. Default 5000; steps come at least every
+   * {@link CoordinatorConfig.heartbeatMs}.
+   */
+  readonly maxObservationGapMs?: number | undefined;
+  /** `nextStepAt` is never later than this after a step. Default 1000. */
+  readonly heartbeatMs?: number | undefined;
+  /**
+   * Acked migrations wait up to this long for the other sources' acks, so that a join or a leave
+   * commits in one status write rather than one per ack. Default 250.
+   */
+  readonly commitBatchMs?: number | undefined;
   /** Deliberate protocol bugs for the simulator's teeth tests; never set in production. */
   readonly mutations?: ReadonlySet<CoordinatorMutation> | undefined;
 }
@@ -82,12 +98,30 @@ export interface CoordinatorConfig {
  *   Lease acking a previous instance either).
  * - `trustRenewTime`: judge expiry from the Lease's renewTime against our wall clock instead of
  *   waiting a full leaseDuration of our own clock.
+ * - `fenceOnHolderChange`: a new holder in the Lease fences the granted incarnation at once.
+ * - `trustClearedHolder`: a holder cleared without the release marker counts as a release.
+ * - `fingerprintResourceVersion`: any write to the Lease (a label touch) counts as a renewal.
+ * - `uncappedLeaseDuration`: Leases longer than `policy.maxLeaseDurationSeconds` get slots.
+ * - `ackFromAnyHolder`: an ack counts whoever holds the Lease.
+ * - `acceptRegressedStatus`: a status whose generation is below the shards' acks is planned on.
+ * - `barrierTrustsUnacked`: the drain barrier waits only for Leases acking another SlotMap uid.
+ * - `ignoreObservationGap`: after a blind period, Lease clocks keep running.
+ * - `skipSettle`: plan before every live Lease was seen renewing once (a new leader, a restore).
  */
 export const COORDINATOR_MUTATIONS = [
   "commitBeforeAck",
   "reassignExpired",
   "skipUidCheck",
   "trustRenewTime",
+  "fenceOnHolderChange",
+  "trustClearedHolder",
+  "fingerprintResourceVersion",
+  "uncappedLeaseDuration",
+  "ackFromAnyHolder",
+  "acceptRegressedStatus",
+  "barrierTrustsUnacked",
+  "ignoreObservationGap",
+  "skipSettle",
 ] as const;
 
 /** One of {@link COORDINATOR_MUTATIONS}. */
@@ -112,12 +146,25 @@ export interface StepInput {
 export interface ShardMemory {
   /** `metadata.uid` of the Lease last observed, or null while no Lease is observed. */
   readonly leaseUid: string | null;
-  /** Holder, renewTime and resourceVersion of the Lease last observed; null while absent. */
+  /** Holder and renewTime of the Lease last observed ({@link leaseFingerprint}); null while absent. */
   readonly fingerprint: string | null;
+  /** holderIdentity last observed ("" when cleared, kept while the Lease is absent). */
+  readonly holder: string;
   /** When the fingerprint last changed, the Lease was first observed, or its absence began. */
   readonly lastChangeAt: number;
   /** Lease duration last observed (or the default), in ms. */
   readonly leaseDurationMs: number;
+  /**
+   * The holder the status grants this shard's slots to, and when it was last seen renewing (our
+   * clock): another incarnation gets them only a full lease duration after that. Null when the
+   * shard has no grant to protect.
+   */
+  readonly grantClock: { readonly holder: string; readonly renewedAt: number } | null;
+  /**
+   * A renewal (or another holder) was observed since this leader first observed the Lease, or
+   * since its last blind period: only then are its acks known to be current.
+   */
+  readonly confirmed: boolean;
   /** When the shard was first judged Dead; null while not Dead. */
   readonly deadSince: number | null;
   /**
@@ -140,6 +187,8 @@ export interface HandoffMemory {
   readonly timedOut: boolean;
   /** The commit was observed as a metric (once, even if the step is re-run on the same observation). */
   readonly committed: boolean;
+  /** When `from`'s ack was first seen (our clock), or null: it waits for a batch of commits. */
+  readonly ackedAt: number | null;
 }
 
 /**
@@ -261,6 +310,8 @@ export interface SlotMapMetrics {
   readonly unassignedSlots: number;
   /** Pending handoffs whose source has not acked within `handoffTimeoutSeconds`. */
   readonly handoffsTimedOut: number;
+  /** Shards beyond the supported count: they get no slots (0 normally). */
+  readonly shardsOverLimit: number;
   readonly handoffs: readonly HandoffObservation[];
 }
 

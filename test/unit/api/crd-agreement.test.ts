@@ -243,9 +243,10 @@ describe("CRD", () => {
     );
   });
 
-  it("keys the lists that are keyed by name", () => {
+  it("keys the lists that are keyed by name; the status's shard list is atomic (compact managedFields)", () => {
     const list = (s: Schema) => [s["x-kubernetes-list-type"], s["x-kubernetes-list-map-keys"]];
-    expect(list(crdStatus.properties!.shards!)).toEqual(["map", ["name"]]);
+    expect(list(crdStatus.properties!.shards!)).toEqual(["atomic", undefined]);
+    expect(list(crdStatus.properties!.migrations!)).toEqual(["atomic", undefined]);
     expect(list(crdStatus.properties!.conditions!)).toEqual(["map", ["type"]]);
     expect(list(crdSpec.properties!.resources!)).toEqual(["map", ["group", "resource"]]);
     expect(list(crdSpec.properties!.resources!.items!.properties!.controlledResources!)).toEqual([

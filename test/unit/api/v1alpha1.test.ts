@@ -54,7 +54,11 @@ describe("defaults", () => {
     });
     expect(v.apiVersion).toBe("slotmap.dev/v1alpha1");
     expect(v.kind).toBe("SlotMap");
-    expect(v.spec.policy).toEqual({ maxMigratingSlots: 16384, handoffTimeoutSeconds: 30 });
+    expect(v.spec.policy).toEqual({
+      maxMigratingSlots: 16384,
+      handoffTimeoutSeconds: 30,
+      maxLeaseDurationSeconds: 60,
+    });
     expect(v.spec.resources).toEqual([{ group: "", resource: "secrets" }]);
     expect(v.spec.weights).toBeUndefined();
     expect(v.spec.namespaceSelector).toBeUndefined();
@@ -65,10 +69,12 @@ describe("defaults", () => {
     expect(ok(withSpec({ policy: { maxMigratingSlots: 10 } })).spec.policy).toEqual({
       maxMigratingSlots: 10,
       handoffTimeoutSeconds: 30,
+      maxLeaseDurationSeconds: 60,
     });
     expect(ok(withSpec({ policy: { handoffTimeoutSeconds: 5 } })).spec.policy).toEqual({
       maxMigratingSlots: 16384,
       handoffTimeoutSeconds: 5,
+      maxLeaseDurationSeconds: 60,
     });
   });
 

@@ -7,6 +7,14 @@ function client(): FakeClient {
   const c = new FakeClient();
   c.addSlotMap(fixture("with-status.yaml"));
   c.addSlotMap(fixture("minimal.yaml"));
+  // The status does not copy acks: `get` joins them in from the shard Leases.
+  const ack = (g: number) => ({
+    "slotmap.dev/observed-generation": String(g),
+    "slotmap.dev/slotmap-uid": "uid-with-status",
+  });
+  c.addLease("checksums-system", "checksums-0", "with-status", ack(42));
+  c.addLease("checksums-system", "checksums-1", "with-status", ack(41));
+  c.addLease("checksums-system", "checksums-2", "with-status", ack(40));
   return c;
 }
 
@@ -46,7 +54,14 @@ describe("get", () => {
         .split("\n")
         .find((l) => l.startsWith(name))!
         .split(/\s{3,}/);
-    expect(shardRow("checksums-0")).toEqual(["checksums-0", "Ready", "5462", "0-5461", "42/42"]);
+    expect(shardRow("checksums-0")).toEqual([
+      "checksums-0",
+      "Ready",
+      "5462",
+      "0-5461",
+      "42/42",
+      "checksums-0-pod",
+    ]);
     expect(shardRow("checksums-1")).toEqual([
       "checksums-1",
       "Ready",
@@ -54,8 +69,17 @@ describe("get", () => {
       "5462-10922",
       "41/42 (behind)",
       "+5461",
+      "checksums-1-pod",
     ]);
-    expect(shardRow("checksums-2")).toEqual(["checksums-2", "Expired", "0", "-", "40/42 (behind)", "-5461"]);
+    expect(shardRow("checksums-2")).toEqual([
+      "checksums-2",
+      "Expired",
+      "0",
+      "-",
+      "40/42 (behind)",
+      "-5461",
+      "checksums-2-pod",
+    ]);
     expect(out).toMatch(
       /checksums-2 → checksums-1\s+5461\s+10923-16383\s+42\s+waiting for checksums-2 to ack 42 \(acked 40\)/,
     );

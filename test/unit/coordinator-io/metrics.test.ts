@@ -18,6 +18,7 @@ function sample(over: Partial<SlotMapMetrics> = {}): SlotMapMetrics {
     migratingSlots: 192,
     unassignedSlots: 0,
     handoffsTimedOut: 0,
+    shardsOverLimit: 0,
     handoffs: [{ from: "c", to: "b", generation: 6, slots: 10, durationMs: 1500, outcome: "acked" }],
     ...over,
   };

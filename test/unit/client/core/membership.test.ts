@@ -287,14 +287,25 @@ describe("losing the Lease", () => {
     expect(w.resourceVersion).toBe(released.metadata.resourceVersion);
   });
 
-  it("treats a deleted Lease as lost and creates it again as a new incarnation", () => {
+  it("treats a deleted Lease as lost and re-creates it a lease duration later as a new incarnation", () => {
     const d = new Driver();
     d.at(0).acquire();
     d.api.lease = null;
     d.at(500).observeLease(null);
     expect(d.m.phase()).toBe("candidate");
+    // Someone held it: its holder may still run reconciles until its renew deadline (DESIGN "Trust").
+    expect(d.pending).toEqual([]);
+    d.tick(500 + 15_000);
     expect(d.onlyPending()).toMatchObject({ verb: "create" });
     expect(d.pending[0]!.lease.spec?.holderIdentity).toBe(ident(2));
+  });
+
+  it("with the recreateLeaseAtOnce mutation re-creates a vanished Lease at once (what the rule prevents)", () => {
+    const d = new Driver({ mutations: ["recreateLeaseAtOnce"] });
+    d.at(0).acquire();
+    d.api.lease = null;
+    d.at(500).observeLease(null);
+    expect(d.onlyPending()).toMatchObject({ verb: "create" });
   });
 
   it("adopts its own unconfirmed acquire (reply lost) only after a successful renew", () => {
