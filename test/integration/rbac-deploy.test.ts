@@ -9,12 +9,18 @@
 // SLOTMAP_RBAC_RECORD=<file> writes what each case got as JSON: that is how the before/after
 // figures of the attacks were taken.
 import { writeFileSync } from "node:fs";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseAllDocuments, stringify } from "yaml";
 import { KubeHttp, type KubeObject } from "../../src/kube/http.js";
-import { kubeConfig, kubectl, waitFor } from "../support/cluster.js";
+import { kubeConfig, kubectl } from "../support/cluster.js";
+import {
+  type AppliedDeploy,
+  applyDeployAccess,
+  COORDINATOR_ACCOUNT,
+  deleteIfPresent,
+  SHARD_ACCOUNT,
+  WORKLOAD_KINDS,
+  yamlOf,
+} from "../support/deploy.js";
 import { type Answer, Impersonator, type ServiceAccountIdentity } from "../support/impersonate.js";
 import {
   type AccessCase,
@@ -30,37 +36,15 @@ import {
   OWN,
   SHARDED_NAMESPACE,
   SLOTMAP,
-  shardLease,
   VICTIM_CONFIGMAP,
 } from "./rbac-cases.js";
 
-const repoRoot =
-  process.env.SLOTMAP_DEPLOY_ROOT ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const WORKLOAD_KINDS = new Set(["Deployment", "StatefulSet", "Service", "PodDisruptionBudget"]);
 const IDENTITIES: Record<Actor, ServiceAccountIdentity> = {
-  shard: { namespace: "checksums-system", name: "checksum-controller", pod: OWN },
-  "shard-no-pod": { namespace: "checksums-system", name: "checksum-controller" },
-  coordinator: {
-    namespace: "slotmap-system",
-    name: "slotmap-coordinator",
-    pod: "slotmap-coordinator-5d8f7-x2x9q",
-  },
+  shard: SHARD_ACCOUNT,
+  "shard-no-pod": { namespace: SHARD_ACCOUNT.namespace, name: SHARD_ACCOUNT.name },
+  coordinator: COORDINATOR_ACCOUNT,
 };
-
-interface Doc {
-  kind: string;
-  metadata: { name: string; namespace?: string };
-}
-
-async function render(dir: string): Promise<Doc[]> {
-  const r = await kubectl(["kustomize", path.join(repoRoot, "deploy", dir)]);
-  expect(r.code, r.stderr).toBe(0);
-  return parseAllDocuments(r.stdout).map((d) => d.toJS() as Doc);
-}
-
-const yamlOf = (docs: Doc[]) => docs.map((d) => `---\n${stringify(d)}`).join("");
-const rendered: Record<string, Doc[]> = {};
-const applied: Doc[] = [];
+let deploy: AppliedDeploy;
 const admin = () => new KubeHttp(kubeConfig("admin"));
 const impersonator = () => new Impersonator(kubeConfig("admin"));
 const results: Array<{
@@ -81,12 +65,6 @@ function outcomeOf(a: Answer): string {
   const policy = /ValidatingAdmissionPolicy '([^']+)'/.exec(a.message);
   if (a.status === 403) return policy ? policy[1]! : "RBAC";
   return `error ${a.status}${policy ? ` from ${policy[1]}` : ""}`;
-}
-
-async function deleteIfPresent(p: string): Promise<void> {
-  await admin()
-    .request("DELETE", p)
-    .catch(() => {});
 }
 
 /** The state every case starts from: the fixture Leases as created, the victim ConfigMap. */
@@ -137,57 +115,8 @@ async function send(c: AccessCase, env: CaseEnv): Promise<Answer> {
 }
 
 beforeAll(async () => {
-  for (const dir of ["crd", "coordinator", "examples/checksum"]) rendered[dir] = await render(dir);
-  // CRD first (the example has a SlotMap), server-side with force: other test files install it too.
-  const crd = await kubectl(["apply", "--server-side", "--force-conflicts", "-f", "-"], {
-    input: yamlOf(rendered.crd!),
-  });
-  expect(crd.code, crd.stderr).toBe(0);
-  await waitFor(async () => (await kubectl(["get", "slotmaps.slotmap.dev"])).code === 0, {
-    timeoutMs: 60_000,
-    description: "the SlotMap API to be served",
-  });
-  for (const dir of ["coordinator", "examples/checksum"]) {
-    const docs = rendered[dir]!.filter(
-      (d) => !WORKLOAD_KINDS.has(d.kind) && d.kind !== "CustomResourceDefinition",
-    );
-    const r = await kubectl(["apply", "-f", "-"], { input: yamlOf(docs) });
-    expect(r.code, r.stderr).toBe(0);
-    applied.push(...docs);
-  }
-  for (const ns of [SHARDED_NAMESPACE, FOREIGN_NAMESPACE]) {
-    await kubectl(["create", "namespace", ns]);
-  }
-  // RBAC is effective once the authorizer's informers see the bindings, admission once the
-  // policy's informers see the policy and its binding (and its param, the SlotMap).
-  const imp = impersonator();
-  await waitFor(
-    async () =>
-      (
-        await imp.send(IDENTITIES.shard, {
-          method: "GET",
-          path: `/apis/slotmap.dev/v1alpha1/slotmaps/${SLOTMAP}`,
-        })
-      ).status === 200,
-    { timeoutMs: 30_000, description: "the new bindings to take effect" },
-  );
-  if (applied.some((d) => d.kind === "ValidatingAdmissionPolicyBinding")) {
-    await waitFor(
-      async () => {
-        const a = await imp.send(IDENTITIES.shard, {
-          method: "POST",
-          path: "/apis/coordination.k8s.io/v1/namespaces/checksums-system/leases",
-          body: shardLease("admission-probe", { durationSeconds: 3600 }),
-        });
-        if (a.status < 300)
-          await deleteIfPresent(
-            "/apis/coordination.k8s.io/v1/namespaces/checksums-system/leases/admission-probe",
-          );
-        return outcomeOf(a) === "shard-leases.slotmap.dev";
-      },
-      { timeoutMs: 30_000, description: "the admission policies to take effect" },
-    );
-  }
+  deploy = await applyDeployAccess();
+  for (const ns of [SHARDED_NAMESPACE, FOREIGN_NAMESPACE]) await kubectl(["create", "namespace", ns]);
 });
 
 afterAll(async () => {
@@ -212,19 +141,19 @@ afterAll(async () => {
     SHARDED_NAMESPACE,
     FOREIGN_NAMESPACE,
   ]);
-  if (applied.length === 0) return;
-  await kubectl(["delete", "--ignore-not-found", "--wait=false", "-f", "-"], { input: yamlOf(applied) });
+  await deploy?.remove();
 });
 
 describe("deploy/ renders", () => {
   it("crd: exactly the CRD of crds/", async () => {
-    expect(rendered.crd!.map((d) => `${d.kind}/${d.metadata.name}`)).toEqual([
+    expect(deploy.rendered.crd.map((d) => `${d.kind}/${d.metadata.name}`)).toEqual([
       "CustomResourceDefinition/slotmaps.slotmap.dev",
     ]);
   });
 
   it("coordinator and example: their objects, workloads accepted by a server-side dry run under PSS restricted", async () => {
-    const names = (dir: string) => rendered[dir]!.map((d) => `${d.kind}/${d.metadata.name}`).sort();
+    const names = (dir: "coordinator" | "examples/checksum") =>
+      deploy.rendered[dir].map((d) => `${d.kind}/${d.metadata.name}`).sort();
     expect(names("coordinator")).toEqual(
       [
         "ClusterRole/slotmap-coordinator",
@@ -261,8 +190,8 @@ describe("deploy/ renders", () => {
         "ValidatingAdmissionPolicyBinding/checksums-shard-leases.slotmap.dev",
       ].sort(),
     );
-    for (const dir of ["coordinator", "examples/checksum"]) {
-      const rest = rendered[dir]!.filter((d) => WORKLOAD_KINDS.has(d.kind));
+    for (const dir of ["coordinator", "examples/checksum"] as const) {
+      const rest = deploy.rendered[dir].filter((d) => WORKLOAD_KINDS.has(d.kind));
       const r = await kubectl(["apply", "--dry-run=server", "--validate=strict", "-f", "-"], {
         input: yamlOf(rest),
       });
