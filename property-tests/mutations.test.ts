@@ -68,6 +68,54 @@ const EXPECTED: Record<Mutation, Expectation> = {
     invariants: ["generation", "safety"],
     why: "a late watch event would hand back slots already given away",
   },
+  fenceOnHolderChange: {
+    invariants: ["safety"],
+    why: "the granted incarnation may still run when another holder appears in its Lease",
+  },
+  trustClearedHolder: {
+    invariants: ["safety"],
+    why: "a holder cleared by hand is no release: the granted incarnation may still run",
+  },
+  fingerprintResourceVersion: {
+    invariants: ["liveness"],
+    why: "a label touch is no renewal: a dead shard whose Lease is touched must still expire",
+  },
+  uncappedLeaseDuration: {
+    invariants: ["liveness"],
+    why: "a rogue Lease of an hour would hold slots unreconciled for an hour",
+  },
+  ackFromAnyHolder: {
+    invariants: ["safety"],
+    why: "an ack written by another holder says nothing about the granted incarnation's reconciles",
+  },
+  acceptRegressedStatus: {
+    invariants: ["generation", "safety", "liveness"],
+    why: "a status restored below the shards' acks reuses generations they applied",
+  },
+  barrierTrustsUnacked: {
+    invariants: ["safety"],
+    why: "a live shard that acked nothing may still run slots of an earlier table",
+  },
+  ignoreObservationGap: {
+    invariants: ["safety", "liveness", "dead"],
+    why: "after a blind period the Lease clocks measured nothing",
+  },
+  skipSettle: {
+    invariants: ["safety"],
+    why: "an ack seen by a new leader may predate what its process runs now",
+  },
+  trustRegressedStatus: {
+    invariants: ["safety", "generation"],
+    why: "a shard keeping grants of a generation the status no longer has overlaps the new table",
+  },
+  recreateLeaseAtOnce: {
+    invariants: ["safety"],
+    why: "a shard re-creating a deleted Lease at once runs beside the incarnation that held it",
+  },
+  neverEscalate: {
+    invariants: ["liveness"],
+    why: "a reconcile that never returns must not hold a migration forever",
+  },
 };
 
 // Scenarios searched per mutation before giving up. The slowest catch seen over 6 seeds needed
