@@ -3,6 +3,9 @@ import { defineConfig } from "vitest/config";
 // Three suites: pure unit tests, integration tests against a real kube-apiserver
 // (started once per run by the global setup), and fast-check property tests.
 export default defineConfig({
+  // "slotmap" and its subpaths resolve to src/ through tsconfig.json's paths (the examples import
+  // the package by name, as its users do).
+  resolve: { tsconfigPaths: true },
   test: {
     reporters: ["default", "./test/support/summary-reporter.ts"],
     projects: [

@@ -1,29 +1,94 @@
 /**
  * slotmap: Redis-Cluster-style slot sharding for Kubernetes controllers.
  *
- * The package root (`import … from "slotmap"`). It gathers the public API:
+ * The package root (`import … from "slotmap"`) holds what a controller author uses:
  *
- * - the slot core (`src/slots`, also published alone as `slotmap/slots`): {@link keySlot} and the
- *   other hash functions, the key rules (`shardingKey`, `objectSlot`), the slot range codec, the
- *   slot table and the planner. Pure, no I/O.
- * - the SlotMap API (`src/api`): the `slotmap.dev/v1alpha1` names and constants, the zod schemas
- *   and parsers of the custom resource, and the shard Lease annotation codec.
+ * - shard membership ({@link createShardMember}) and the sharded controller runtime
+ *   ({@link startController}), their options, records and errors, {@link ShardMetrics} and the
+ *   `/healthz`/`/readyz` checks ({@link shardChecks});
+ * - the REST client a reconciler writes with ({@link KubeHttp}, {@link ApiError}, {@link isStatus});
+ * - the key rules: which slot an object hashes to ({@link keySlot}, {@link objectSlot},
+ *   {@link shardingKey}) and the SlotMap resource's names and types.
  *
- * Importing this module instantiates xxhash-wasm once (top-level await in `src/slots/hash.ts`),
- * so `keySlot` is synchronous and ready as soon as the import resolves.
+ * More lives in subpaths: `slotmap/slots` (slot core: ranges, tables, planner; no I/O),
+ * `slotmap/api` (the SlotMap zod schemas, parsers, limits and the Lease annotation codec),
+ * `slotmap/kube` (REST client, ops server, kubeconfig loader) and `slotmap/flags` (the
+ * flag-and-environment parser of the shipped processes). test/unit/package-root.test.ts pins
+ * this list; docs/client.md describes it.
  *
- * The two groups are re-exported with `export *`: a name exported by both would be a TypeScript
- * error here (TS2308) and would silently vanish at runtime, so test/unit/package-root.test.ts
- * checks that every export of both reaches the root.
+ * ESM only: `require("slotmap")` fails with ERR_REQUIRE_ASYNC_MODULE, because the slot core
+ * instantiates xxhash-wasm with a top-level await so that {@link keySlot} is synchronous.
  *
  * @packageDocumentation
  */
-
 // First: on an unsupported Node.js, fail with a plain message before any dependency is evaluated.
 import "./runtime/guard.js";
 
-export * from "./api/index.js";
-// Client library: shard membership (Lease renew, ack, self-fence), O(1) ownership lookup and
-// the sharded controller runtime.
-export * from "./client/index.js";
-export * from "./slots/index.js";
+export {
+  ANNOTATION_WEIGHT,
+  API_VERSION,
+  DEFAULT_WEIGHT,
+  GROUP,
+  KIND,
+  LABEL_SLOTMAP,
+  type LabelSelector,
+  PLURAL,
+  type ResourceSpec,
+  type ShardStatus,
+  type SlotMap,
+  type SlotMapSpec,
+  type SlotMapStatus,
+  VERSION,
+} from "./api/index.js";
+export {
+  type BackoffOptions,
+  type ControllerOptions,
+  type ControllerStats,
+  createShardMember,
+  DiscoveryError,
+  type FenceReason,
+  type GroupResourceRef,
+  type Ownership,
+  type OwnershipChangeReason,
+  type ReconcileRecord,
+  type ReconcileRequest,
+  type ReconcileResult,
+  type Reconciler,
+  type ReconcileTicket,
+  type ResolvedResource,
+  runController,
+  type ShardedController,
+  type ShardLogger,
+  ShardMember,
+  ShardMemberConfigError,
+  type ShardMemberListener,
+  type ShardMemberOptions,
+  type ShardMemberStatus,
+  ShardMetrics,
+  type ShardPhase,
+  type SlotChange,
+  type SlotRules,
+  type StopOptions,
+  shardChecks,
+  silentLogger,
+  startController,
+} from "./client/index.js";
+export {
+  ApiError,
+  type ClientIdentity,
+  isStatus,
+  KubeHttp,
+  type KubeObject,
+  type RequestOptions,
+} from "./kube/http.js";
+export {
+  HASH_KEY_ANNOTATION,
+  KeyError,
+  type KubeObjectLike,
+  keySlot,
+  objectKey,
+  objectSlot,
+  type ShardingKey,
+  SLOT_COUNT,
+  shardingKey,
+} from "./slots/index.js";

@@ -4,15 +4,14 @@
  * the coordinator writes at 1000 shards, balanced and after churn.
  */
 import { Buffer } from "node:buffer";
+import { LIMITS, parseSlotMapStatus } from "../../src/api/index.js";
 import {
   emptyTable,
   keySlot,
-  LIMITS,
   NO_OWNER,
   ownershipMask,
   type PlanPolicy,
   type PlanResult,
-  parseSlotMapStatus,
   parseSlotRanges,
   plan,
   type ShardInfo,
@@ -20,7 +19,7 @@ import {
   tableToStatus,
   xxh64,
   xxh64Bytes,
-} from "../../src/index.js";
+} from "../../src/slots/index.js";
 import { type Body, measure, prng, type Row, type RunOptions, type Scenario } from "../lib.js";
 
 const POLICY: PlanPolicy = { maxMigratingSlots: 16384 };

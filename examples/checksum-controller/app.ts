@@ -3,20 +3,23 @@
  * checksum reconciler, metrics and health endpoints, one JSON log line per reconcile.
  * `main.ts` runs it as a process; tests run it in-process.
  */
-import { KubeConfig } from "@kubernetes/client-node";
 import {
   createShardMember,
+  KubeHttp,
   type ReconcileRecord,
   type ShardedController,
   type ShardLogger,
   type ShardMember,
+  ShardMetrics,
+  shardChecks,
   startController,
-} from "../../src/client/index.js";
-import { ShardMetrics } from "../../src/client/metrics.js";
-import { KubeHttp } from "../../src/kube/http.js";
-import { type OpsServer, startOpsServer } from "../../src/kube/ops-server.js";
+} from "slotmap";
+import { type KubeConfig, loadKubeConfig, type OpsServer, startOpsServer } from "slotmap/kube";
 import type { ChecksumConfig } from "./config.js";
 import { checksumReconciler } from "./reconciler.js";
+
+/** Version of the example, in its User-Agent. */
+const EXAMPLE_VERSION = "0.1.0";
 
 /** A running checksum controller. */
 export interface ChecksumController {
@@ -41,22 +44,48 @@ export async function startChecksumController(
   logger: ChecksumLogger,
   kubeConfig?: KubeConfig,
 ): Promise<ChecksumController> {
-  const kc = kubeConfig ?? loadKubeConfig(config.kubeconfig);
-  const member = createShardMember({
-    kubeConfig: kc,
-    slotMap: config.slotMap,
-    shard: config.shard,
-    leaseNamespace: config.leaseNamespace,
-    leaseDurationSeconds: config.leaseDurationSeconds,
-    renewDeadlineSeconds: config.renewDeadlineSeconds,
-    retryPeriodSeconds: config.retryPeriodSeconds,
-    weight: config.weight,
-    handoffAbortAfterSeconds: config.handoffAbortAfterSeconds,
-    logger,
-  });
-  const metrics = new ShardMetrics(member);
+  const kc = kubeConfig ?? (await loadKubeConfig(config.kubeconfig));
+  let metrics: ShardMetrics | undefined;
+  // The ops server binds before the member starts: a bad or busy --metrics-address ends the
+  // process before it takes a Lease. Its checks see the member once it exists.
+  let checks: ReturnType<typeof shardChecks> | undefined;
+  const pending = (): string => "shard member not started yet";
+  let ops: OpsServer | undefined;
+  if (config.metricsAddress !== undefined) {
+    ops = await startOpsServer({
+      address: config.metricsAddress,
+      field: "--metrics-address",
+      registry: () => metrics?.registry,
+      healthz: { member: () => (checks ? checks.healthz.member!() : undefined) },
+      readyz: {
+        lease: () => (checks ? checks.readyz.lease!() : pending()),
+        informers: () => (checks ? checks.readyz.informers!() : pending()),
+      },
+    });
+    logger.info({ port: ops.port }, "serving /metrics, /healthz and /readyz");
+  }
+  let member: ShardMember;
+  try {
+    member = createShardMember({
+      kubeConfig: kc,
+      slotMap: config.slotMap,
+      shard: config.shard,
+      leaseNamespace: config.leaseNamespace,
+      leaseDurationSeconds: config.leaseDurationSeconds,
+      renewDeadlineSeconds: config.renewDeadlineSeconds,
+      retryPeriodSeconds: config.retryPeriodSeconds,
+      weight: config.weight,
+      handoffAbortAfterSeconds: config.handoffAbortAfterSeconds,
+      logger,
+    });
+  } catch (err) {
+    await ops?.close();
+    throw err;
+  }
+  const shardMetrics = new ShardMetrics(member);
+  metrics = shardMetrics;
   const onReconcile = (r: ReconcileRecord) => {
-    metrics.observe(r);
+    shardMetrics.observe(r);
     // The audit line: one per reconcile, on stdout with the other logs.
     logger.info(
       {
@@ -75,36 +104,16 @@ export async function startChecksumController(
       "reconcile",
     );
   };
+  const http = new KubeHttp(kc, { userAgent: `checksum-controller/${EXAMPLE_VERSION}` });
   const controller = startController({
     member,
-    reconcile: checksumReconciler(new KubeHttp(kc), logger),
+    reconcile: checksumReconciler(http, logger),
     concurrency: config.concurrency,
     logger,
     onReconcile,
   });
-  metrics.attach(controller);
-  let synced = false;
-  void controller.synced.then(() => {
-    synced = true;
-  });
-  let ops: OpsServer | undefined;
-  if (config.metricsAddress !== undefined) {
-    ops = await startOpsServer({
-      address: config.metricsAddress,
-      registry: metrics.registry,
-      healthz: {
-        member: () => (member.status().phase === "stopped" ? "stopped" : undefined),
-      },
-      readyz: {
-        lease: () => {
-          const phase = member.status().phase;
-          return phase === "active" ? undefined : `shard Lease phase is ${phase}`;
-        },
-        informers: () => (synced ? undefined : "watches not synced yet"),
-      },
-    });
-    logger.info({ port: ops.port }, "serving /metrics, /healthz and /readyz");
-  }
+  shardMetrics.attach(controller);
+  checks = shardChecks(member, controller);
   let stopping: Promise<void> | undefined;
   return {
     member,
@@ -115,15 +124,9 @@ export async function startChecksumController(
         const timeoutMs = config.stopTimeoutSeconds * 1000;
         await Promise.all([member.stop({ timeoutMs }), controller.stop()]);
         await ops?.close();
+        await http.close();
       })();
       return stopping;
     },
   };
-}
-
-function loadKubeConfig(path: string | undefined): KubeConfig {
-  const kc = new KubeConfig();
-  if (path !== undefined) kc.loadFromFile(path);
-  else kc.loadFromDefault();
-  return kc;
 }

@@ -3,7 +3,7 @@
  * environment variable (the flag wins); a bad value is one line naming the flag or variable and
  * the value, never a stack trace.
  */
-import { z } from "zod";
+
 import {
   boundedNumber,
   checkLeaseTimings,
@@ -14,9 +14,10 @@ import {
   LOG_LEVEL_FLAG,
   parseFlags,
   STDIO,
-} from "../../src/config/flags.js";
+} from "slotmap/flags";
+import { z } from "zod";
 
-export { ConfigError } from "../../src/config/flags.js";
+export { ConfigError } from "slotmap/flags";
 
 /** Validated configuration. */
 export interface ChecksumConfig {

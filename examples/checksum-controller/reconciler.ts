@@ -4,8 +4,14 @@
  * (controller owner reference, so it lands on the Secret's shard and is garbage-collected with it).
  */
 import { createHash } from "node:crypto";
-import type { ReconcileRequest, Reconciler, ShardLogger } from "../../src/client/index.js";
-import { isStatus, type KubeHttp, type KubeObject } from "../../src/kube/http.js";
+import {
+  isStatus,
+  type KubeHttp,
+  type KubeObject,
+  type ReconcileRequest,
+  type Reconciler,
+  type ShardLogger,
+} from "slotmap";
 
 /** Suffix of the ConfigMap name. */
 export const CONFIGMAP_SUFFIX = "-checksum";

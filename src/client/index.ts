@@ -32,6 +32,7 @@ export {
   type ResolvedResource,
   ResourceResolver,
 } from "./discovery.js";
+export { shardChecks } from "./health.js";
 export {
   createShardMember,
   type ReconcileTicket,

@@ -15,7 +15,13 @@ export type Check = () => string | undefined;
 export interface OpsServerOptions {
   /** `host:port`, `:port` or a port number; port 0 picks a free port. */
   address: string | number;
-  registry: Registry;
+  /** The flag or option that gave `address`, for error messages. Default `--metrics-address`. */
+  field?: string;
+  /**
+   * What `/metrics` serves; a function when the metrics exist only later (the server binds
+   * before the shard member starts): until it returns a registry, `/metrics` answers 503.
+   */
+  registry: Registry | (() => Registry | undefined);
   healthz?: Record<string, Check>;
   readyz?: Record<string, Check>;
 }
@@ -58,15 +64,28 @@ function runChecks(checks: Record<string, Check> | undefined): { ok: boolean; bo
   return { ok, body: `${lines.join("\n")}\n` };
 }
 
-/** Starts the ops server; resolves once it listens. */
+/**
+ * Starts the ops server; resolves once it listens.
+ *
+ * @throws Error naming the field and the address when it cannot listen (in use, not an address of
+ *   this host, no permission), so a process can exit before it starts any work.
+ */
 export async function startOpsServer(opts: OpsServerOptions): Promise<OpsServer> {
-  const { host, port } = parseListenAddress(opts.address, "--metrics-address");
+  const field = opts.field ?? "--metrics-address";
+  const { host, port } = parseListenAddress(opts.address, field);
+  const registryOf = typeof opts.registry === "function" ? opts.registry : () => opts.registry as Registry;
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
-    if (path === "/metrics") {
-      opts.registry.metrics().then(
+    const registry = path === "/metrics" ? registryOf() : undefined;
+    if (path === "/metrics" && registry === undefined) {
+      res.writeHead(503, { "Content-Type": "text/plain" });
+      res.end("metrics not ready yet\n");
+      return;
+    }
+    if (path === "/metrics" && registry !== undefined) {
+      registry.metrics().then(
         (text) => {
-          res.writeHead(200, { "Content-Type": opts.registry.contentType });
+          res.writeHead(200, { "Content-Type": registry.contentType });
           res.end(text);
         },
         (err: unknown) => {
@@ -86,9 +105,17 @@ export async function startOpsServer(opts: OpsServerOptions): Promise<OpsServer>
     res.end("not found\n");
   });
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
+    server.once("error", (err: NodeJS.ErrnoException) =>
+      reject(
+        new Error(`${field} ${JSON.stringify(String(opts.address))}: cannot listen: ${err.message}`, {
+          cause: err,
+        }),
+      ),
+    );
     server.listen(port, host, () => resolve());
   });
+  // After listening, a server error (e.g. EMFILE on accept) must not kill the process unhandled.
+  server.on("error", () => {});
   return {
     port: (server.address() as AddressInfo).port,
     close: () =>
