@@ -66,7 +66,12 @@ export interface AccessCase {
   what: string;
   expect: Outcome;
   request: (env: CaseEnv) => CaseRequest;
+  /** The SlotMap's spec.policy.maxLeaseDurationSeconds for this case (default: 60, its default). */
+  maxLeaseDurationSeconds?: number;
 }
+
+/** The SlotMap's cap on shard Lease durations when a case does not set one (the CRD's default). */
+export const DEFAULT_MAX_LEASE_DURATION_SECONDS = 60;
 
 const leases = (ns: string) => `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases`;
 const lease = (ns: string, name: string) => `${leases(ns)}/${name}`;
@@ -222,6 +227,30 @@ export const CASES: readonly AccessCase[] = [
       path: lease(LEASE_NAMESPACE, OWN),
       mutate: (l) => {
         l.spec.leaseDurationSeconds = 3600;
+      },
+    }),
+  },
+  {
+    actor: "shard",
+    what: "create its own Lease with leaseDurationSeconds 90, its SlotMap's cap raised to 120",
+    expect: "allowed",
+    maxLeaseDurationSeconds: 120,
+    request: () => ({
+      op: "create",
+      path: leases(LEASE_NAMESPACE),
+      body: shardLease(OWN, { durationSeconds: 90 }),
+    }),
+  },
+  {
+    actor: "shard",
+    what: "renew its own 15 s Lease, its SlotMap's cap lowered to 10",
+    expect: "shard-leases.slotmap.dev",
+    maxLeaseDurationSeconds: 10,
+    request: () => ({
+      op: "update",
+      path: lease(LEASE_NAMESPACE, OWN),
+      mutate: (l) => {
+        l.spec.renewTime = microNow();
       },
     }),
   },

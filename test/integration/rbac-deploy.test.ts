@@ -11,7 +11,7 @@
 import { writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KubeHttp, type KubeObject } from "../../src/kube/http.js";
-import { kubeConfig, kubectl } from "../support/cluster.js";
+import { kubeConfig, kubectl, waitFor } from "../support/cluster.js";
 import {
   type AppliedDeploy,
   applyDeployAccess,
@@ -28,6 +28,7 @@ import {
   CASES,
   type CaseEnv,
   type CaseRequest,
+  DEFAULT_MAX_LEASE_DURATION_SECONDS,
   FOREIGN_NAMESPACE,
   fixtureLeases,
   LEADER,
@@ -36,6 +37,7 @@ import {
   OWN,
   SHARDED_NAMESPACE,
   SLOTMAP,
+  shardLease,
   VICTIM_CONFIGMAP,
 } from "./rbac-cases.js";
 
@@ -67,9 +69,24 @@ function outcomeOf(a: Answer): string {
   return `error ${a.status}${policy ? ` from ${policy[1]}` : ""}`;
 }
 
-/** The state every case starts from: the fixture Leases as created, the victim ConfigMap. */
-async function resetFixtures(): Promise<void> {
+/**
+ * The state every case starts from: the fixture Leases as created, the victim ConfigMap, the
+ * SlotMap's Lease duration cap. Resolves once the shard policy sees that cap (its params come
+ * from an informer): a dry-run create of a Lease exactly at the cap passes, one second over fails.
+ */
+async function resetFixtures(cap: number): Promise<void> {
   const http = admin();
+  const sm = await http.request<{ spec?: { policy?: { maxLeaseDurationSeconds?: number } } }>(
+    "GET",
+    `/apis/slotmap.dev/v1alpha1/slotmaps/${SLOTMAP}`,
+  );
+  if (sm.spec?.policy?.maxLeaseDurationSeconds !== cap) {
+    await http.request("PATCH", `/apis/slotmap.dev/v1alpha1/slotmaps/${SLOTMAP}`, {
+      body: { spec: { policy: { maxLeaseDurationSeconds: cap } } },
+      contentType: "application/merge-patch+json",
+    });
+    if (deploy.applied.some((d) => d.kind === "ValidatingAdmissionPolicyBinding")) await capSeen(cap);
+  }
   for (const l of fixtureLeases()) {
     const base = `/apis/coordination.k8s.io/v1/namespaces/${l.metadata.namespace}/leases`;
     await deleteIfPresent(`${base}/${l.metadata.name}`);
@@ -80,6 +97,25 @@ async function resetFixtures(): Promise<void> {
   await http.request("POST", cms, {
     body: { apiVersion: "v1", kind: "ConfigMap", metadata: { name: VICTIM_CONFIGMAP }, data: { a: "b" } },
   });
+}
+
+/** Waits until the shard policy admits a Lease of `cap` seconds and denies one of `cap + 1`. */
+async function capSeen(cap: number): Promise<void> {
+  const imp = impersonator();
+  const probe = async (seconds: number) =>
+    outcomeOf(
+      await imp.send(SHARD_ACCOUNT, {
+        method: "POST",
+        path: "/apis/coordination.k8s.io/v1/namespaces/checksums-system/leases",
+        body: shardLease(OWN, { durationSeconds: seconds }),
+        query: { dryRun: "All" },
+      }),
+    );
+  await deleteIfPresent(`/apis/coordination.k8s.io/v1/namespaces/checksums-system/leases/${OWN}`);
+  await waitFor(
+    async () => (await probe(cap)) === "allowed" && (await probe(cap + 1)) === "shard-leases.slotmap.dev",
+    { timeoutMs: 15_000, intervalMs: 100, description: `the shard policy to see the cap ${cap}` },
+  );
 }
 
 /** Sends one case's request as its actor (an update reads the object as the admin first). */
@@ -247,7 +283,7 @@ describe.each([
   it.each(CASES.filter(pick).map((c) => [`${c.actor}: ${c.what}: ${c.expect}`, c] as const))(
     "%s",
     async (_title, c) => {
-      await resetFixtures();
+      await resetFixtures(c.maxLeaseDurationSeconds ?? DEFAULT_MAX_LEASE_DURATION_SECONDS);
       const answer = await send(c, env);
       const got = outcomeOf(answer);
       results.push({
