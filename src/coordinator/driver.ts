@@ -281,16 +281,21 @@ export class CoordinatorDriver {
     if (is !== undefined && is !== was) this.kick(is);
   }
 
-  /** The Leases of a SlotMap: labelled with its name, in its `spec.leaseNamespace`. */
-  private leasesOf(name: string, spec: unknown): KubeObject[] {
+  /**
+   * The Leases labelled with a SlotMap's name: those in its `spec.leaseNamespace` (its shards), and
+   * the others (never given slots; the core's drain barrier waits for them).
+   */
+  private leasesOf(name: string, spec: unknown): { own: KubeObject[]; foreign: KubeObject[] } {
     const ns = isRecord(spec) && typeof spec.leaseNamespace === "string" ? spec.leaseNamespace : undefined;
-    if (ns === undefined) return [];
-    const out: KubeObject[] = [];
+    const own: KubeObject[] = [];
+    const foreign: KubeObject[] = [];
     for (const key of this.leaseIndex.get(name) ?? []) {
       const lease = this.leases.get(key);
-      if (lease?.metadata?.namespace === ns) out.push(lease);
+      if (lease === undefined) continue;
+      if (ns !== undefined && lease.metadata?.namespace === ns) own.push(lease);
+      else foreign.push(lease);
     }
-    return out;
+    return { own, foreign };
   }
 
   // --- workers -----------------------------------------------------------------------------------
@@ -376,12 +381,11 @@ export class CoordinatorDriver {
     }
     const slotMap = observedSlotMap(raw);
     if (slotMap === undefined) return;
-    const leaseObjects = this.leasesOf(w.name, slotMap.spec);
-    const leases: ObservedLease[] = [];
-    for (const l of leaseObjects) {
-      const o = observedLease(l);
-      if (o !== undefined) leases.push(o);
-    }
+    const { own: leaseObjects, foreign: foreignObjects } = this.leasesOf(w.name, slotMap.spec);
+    const observe = (objects: readonly KubeObject[]): ObservedLease[] =>
+      objects.map(observedLease).filter((o): o is ObservedLease => o !== undefined);
+    const leases = observe(leaseObjects);
+    const foreignLeases = observe(foreignObjects);
     if (w.uid !== undefined && w.uid !== slotMap.metadata.uid) {
       // Recreated under the same name: its series start over (the core resets its memory).
       this.opts.metrics.forget(w.name);
@@ -393,6 +397,7 @@ export class CoordinatorDriver {
       result = step(w.memory, {
         slotMap,
         leases,
+        ...(foreignLeases.length > 0 ? { foreignLeases } : {}),
         now: started,
         wallTime: this.wallTime().toISOString(),
         config: {

@@ -155,7 +155,10 @@ export async function leaseHolder(
   }
 }
 
-/** The SlotMap status fields the driver reads. */
+/**
+ * The SlotMap status fields the driver reads. `observedGeneration` is the shard's ack joined in
+ * from its Lease (the status does not carry it) and `state` is always set (the status omits Ready).
+ */
 export interface ObservedStatus {
   assignmentGeneration: number;
   shards: Array<{
@@ -214,6 +217,12 @@ export class SlotMapWatch {
   /** Last error of the watch, for timeout messages. */
   lastError: string | undefined;
 
+  /** The shard Leases (cluster-wide, labelled for this SlotMap): the status does not copy acks. */
+  private readonly leaseReflector: Reflector<KubeObject>;
+  private readonly leases = new Map<string, { ack: number; uid: string | undefined }>();
+  private raw: ObservedStatus | undefined;
+  private uid: string | undefined;
+
   constructor(
     http: KubeHttp,
     readonly name: string,
@@ -228,20 +237,43 @@ export class SlotMapWatch {
           if (type === "DELETED") return;
           const st = (obj as { status?: Partial<ObservedStatus> }).status;
           if (!st) return;
-          const status: ObservedStatus = {
+          this.uid = obj.metadata?.uid;
+          this.raw = {
             assignmentGeneration: st.assignmentGeneration ?? 0,
             shards: st.shards ?? [],
             migrations: st.migrations ?? [],
             unassignedSlots: st.unassignedSlots ?? "",
             conditions: st.conditions ?? [],
           };
-          this.current = status;
+          const status = this.joined();
           this.history.push({
             at: Date.now(),
             generation: status.assignmentGeneration,
             migrations: status.migrations.map((m) => ({ from: m.from, to: m.to, generation: m.generation })),
           });
-          for (const l of this.listeners) l(status);
+          this.publish();
+        },
+        onError: (err) => {
+          this.lastError = err instanceof Error ? err.message : String(err);
+        },
+      },
+    });
+    this.leaseReflector = new Reflector<KubeObject>({
+      http,
+      path: "/apis/coordination.k8s.io/v1/leases",
+      labelSelector: `slotmap.dev/slotmap=${name}`,
+      watchTimeoutSeconds: 20,
+      handler: {
+        onEvent: (type, obj) => {
+          const key = `${obj.metadata?.namespace}/${obj.metadata?.name}`;
+          const a = obj.metadata?.annotations ?? {};
+          if (type === "DELETED") this.leases.delete(key);
+          else
+            this.leases.set(key, {
+              ack: Number(a["slotmap.dev/observed-generation"] ?? 0) || 0,
+              uid: a["slotmap.dev/slotmap-uid"],
+            });
+          if (this.raw !== undefined) this.publish();
         },
         onError: (err) => {
           this.lastError = err instanceof Error ? err.message : String(err);
@@ -250,14 +282,36 @@ export class SlotMapWatch {
     });
   }
 
-  /** Starts watching; resolves after the first list. */
-  start(): Promise<void> {
-    return this.reflector.start();
+  /** The status with each shard's ack joined in from its Lease and `state` defaulted to Ready. */
+  private joined(): ObservedStatus {
+    const raw = this.raw!;
+    const acks = new Map<string, number>();
+    for (const [key, l] of this.leases) {
+      if (l.uid === this.uid) acks.set(key.slice(key.indexOf("/") + 1), l.ack);
+    }
+    return {
+      ...raw,
+      shards: raw.shards.map((s) => {
+        const ack = acks.get(s.name);
+        return { ...s, state: s.state ?? "Ready", ...(ack !== undefined ? { observedGeneration: ack } : {}) };
+      }),
+    };
+  }
+
+  private publish(): void {
+    const status = this.joined();
+    this.current = status;
+    for (const l of this.listeners) l(status);
+  }
+
+  /** Starts watching; resolves after the first lists. */
+  async start(): Promise<void> {
+    await Promise.all([this.reflector.start(), this.leaseReflector.start()]);
   }
 
   /** Stops watching. */
-  stop(): Promise<void> {
-    return this.reflector.stop();
+  async stop(): Promise<void> {
+    await Promise.all([this.reflector.stop(), this.leaseReflector.stop()]);
   }
 
   /** The newest status seen. */

@@ -72,7 +72,7 @@ async function writeStatus(table: SlotTable, observedGeneration?: number): Promi
     obj.status = {
       ...wire,
       observedGeneration: observedGeneration ?? obj.metadata?.generation,
-      shards: wire.shards.map((s) => ({ ...s, state: "Ready", observedGeneration: table.generation })),
+      shards: wire.shards.map((s) => ({ ...s, holderIdentity: `${s.name}-pod` })),
       shardCount: wire.shards.length,
       readyShards: wire.shards.length,
     };
@@ -142,6 +142,18 @@ beforeAll(async () => {
   expect(r.code, r.stderr).toBe(0);
   const shards: ShardInfo[] = SHARDS.map((name) => ({ name, state: "Ready", weight: 1, ackedGeneration: 0 }));
   await writeStatus(plan(emptyTable(), shards, { maxMigratingSlots: 16384 }).table);
+  // Acks live in the Leases (the status does not copy them): s-0 acks generation 1.
+  const uid = (await getSlotMap()).metadata?.uid ?? "";
+  const ack = await kubectl([
+    "annotate",
+    "lease",
+    "-n",
+    leaseNs,
+    "s-0",
+    "slotmap.dev/observed-generation=1",
+    `slotmap.dev/slotmap-uid=${uid}`,
+  ]);
+  expect(ack.code, ack.stderr).toBe(0);
 });
 
 afterAll(async () => {
@@ -157,7 +169,8 @@ describe("kubectl-slotmap against the API server", () => {
     expect(one.code, one.stderr).toBe(0);
     expect(one.stdout).toContain(`Lease namespace:       ${leaseNs}`);
     expect(one.stdout).toContain("Slots:                 16384 owned, 0 migrating, 0 unassigned");
-    expect(one.stdout).toMatch(/^s-0\s+Ready\s+5462\s+0-5461\s+1\/1$/m);
+    expect(one.stdout).toMatch(/^s-0\s+Ready\s+5462\s+0-5461\s+1\/1\s+s-0-pod$/m);
+    expect(one.stdout).toMatch(/^s-1\s+Ready\s+5461\s+5462-10922\s+-\/1 \(behind\)\s+s-1-pod$/m);
     const json = await cli(["get", NAME, "-o", "json"]);
     expect(JSON.parse(json.stdout)).toEqual(await getSlotMap());
   });

@@ -93,22 +93,22 @@ const Setup = {
 describe("coordinator", () => {
   it("gives the first shard all 16384 slots, then balances three shards within one slot", async () => {
     const t = await Setup.create("first", ["a"]);
-    let s = await t.until((x) => x.assignmentGeneration >= 1, "first assignment");
+    // Drain barrier: generation 1 assigns nothing until every live Lease acknowledged it.
+    let s = await t.until((x) => x.assignmentGeneration >= 1, "barrier generation");
     expect(s.assignmentGeneration).toBe(1);
+    expect(counts(s)).toEqual({ a: 0 });
+    expect(conditionOf(s, "Ready")).toMatchObject({ status: "False", reason: "DrainBarrier" });
+    s = await t.settle("first assignment");
+    expect(s.assignmentGeneration).toBe(2);
     expect(s.shards).toEqual([
-      expect.objectContaining({
-        name: "a",
-        state: "Ready",
-        slots: `0-${SLOT_COUNT - 1}`,
-        holderIdentity: t.shards.a!.holder,
-      }),
+      { name: "a", slots: `0-${SLOT_COUNT - 1}`, holderIdentity: t.shards.a!.holder },
     ]);
     expect(s.unassignedSlots).toBe("");
     expect(conditionOf(s, "Ready")).toMatchObject({ status: "True", reason: "AllSlotsCovered" });
     expect(conditionOf(s, "Balanced")).toMatchObject({ status: "True", reason: "Balanced" });
     expect(conditionOf(s, "Progressing")).toMatchObject({ status: "False", reason: "NoMigrations" });
     let text = await t.metrics();
-    expect(metricValue(text, "slotmap_assignment_generation", { slotmap: t.name })).toBe(1);
+    expect(metricValue(text, "slotmap_assignment_generation", { slotmap: t.name })).toBe(2);
     expect(metricValue(text, "slotmap_shards", { slotmap: t.name, state: "Ready" })).toBe(1);
     expect(metricValue(text, "slotmap_slots", { slotmap: t.name, shard: "a" })).toBe(SLOT_COUNT);
 
@@ -184,18 +184,14 @@ describe("coordinator", () => {
     expect(
       metricValue(text, "slotmap_handoff_duration_seconds_count", { slotmap: t.name, outcome: "acked" }),
     ).toBe(3);
+    // One line per kind and generation (not per shard), and one commit for the three sources.
     expect(logs).toContainEqual(
-      expect.objectContaining({
-        msg: "handoff committed",
-        slotmap: t.name,
-        shard: "a",
-        to: "d",
-        outcome: "acked",
-      }),
+      expect.objectContaining({ msg: "handoffs committed", slotmap: t.name, count: 3, acked: 3 }),
     );
     expect(logs).toContainEqual(
-      expect.objectContaining({ msg: "handoff started", slotmap: t.name, shard: "b", generation: g + 1 }),
+      expect.objectContaining({ msg: "handoffs started", slotmap: t.name, count: 3, generation: g + 1 }),
     );
+    expect(s.assignmentGeneration).toBe(g + 2);
     t.expectNoViolations();
   });
 
@@ -264,7 +260,7 @@ describe("coordinator", () => {
       JSON.stringify([
         {
           op: "remove",
-          path: "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/leaseNamespace/pattern",
+          path: "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/resources/items/properties/resource/pattern",
         },
       ]),
     ]);
@@ -272,16 +268,19 @@ describe("coordinator", () => {
     try {
       await waitFor(
         async () => {
-          await createSlotMap(http, bad, { leaseNamespace: "Bad_NS", resources: [{ resource: "secrets" }] });
+          await createSlotMap(http, bad, {
+            leaseNamespace: goodNs,
+            resources: [{ resource: "Bad_Resource" }],
+          });
           return true;
         },
-        { timeoutMs: 15_000, description: "the loosened CRD to accept leaseNamespace Bad_NS" },
+        { timeoutMs: 15_000, description: "the loosened CRD to accept resource Bad_Resource" },
       );
     } finally {
       await ensureCrd(); // back to the real schema
     }
     const t = await Setup.create("served", ["a"]);
-    await t.until((x) => counts(x).a === SLOT_COUNT, "the other SlotMap served");
+    await t.settle("the other SlotMap served");
 
     const badStatus = await waitFor(
       async () => {
@@ -293,8 +292,8 @@ describe("coordinator", () => {
     );
     const ready = conditionOf(badStatus, "Ready")!;
     expect(ready.status).toBe("False");
-    expect(ready.message).toContain("spec.leaseNamespace");
-    expect(ready.message).toContain("Bad_NS");
+    expect(ready.message).toContain("spec.resources[0].resource");
+    expect(ready.message).toContain("Bad_Resource");
     const events = await waitFor(async () => {
       const e = await eventsFor(http, "default", bad);
       return e.some((x) => x.reason === "InvalidSpec") ? e : undefined;
@@ -317,12 +316,27 @@ describe("coordinator", () => {
       bad,
       "--type=merge",
       "-p",
-      JSON.stringify({ spec: { leaseNamespace: goodNs } }),
+      JSON.stringify({ spec: { resources: [{ resource: "secrets" }] } }),
     ]);
     expect(fix.code, fix.stderr).toBe(0);
+    // leaseNamespace is immutable (CEL): moving the Leases would let shards in the new namespace
+    // take slots that live shards in the old one still run.
+    const move = await kubectl([
+      "patch",
+      "sm",
+      bad,
+      "--type=merge",
+      "-p",
+      JSON.stringify({ spec: { leaseNamespace: "elsewhere" } }),
+    ]);
+    expect(move.code).not.toBe(0);
+    expect(move.stderr).toContain("leaseNamespace is immutable");
+    const badUid = (await getSlotMap(http, bad)).metadata.uid;
     await waitFor(
       async () => {
         const st = (await getSlotMap(http, bad)).status as SlotMapStatus | undefined;
+        // The drain barrier: the shard acknowledges the generation that assigns nothing first.
+        if (st !== undefined && st.assignmentGeneration > 0) await shard.ack(st.assignmentGeneration, badUid);
         return st?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
       },
       { description: "the fixed SlotMap Ready" },
@@ -332,7 +346,7 @@ describe("coordinator", () => {
 
   it("reports a malformed Lease annotation with an Event and keeps serving", async () => {
     const t = await Setup.create("annot", ["a", "b"], {}, { b: { "slotmap.dev/weight": "lots" } });
-    const s = await t.until((x) => x.assignmentGeneration >= 1, "assignment");
+    const s = await t.settle("assignment");
     expect(counts(s)).toEqual({ a: 8192, b: 8192 }); // the bad weight counts as the default 1
     const events = await waitFor(async () => {
       const e = await eventsFor(http, t.ns, "b");

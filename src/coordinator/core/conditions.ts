@@ -24,6 +24,7 @@ export const REASONS = {
   statusRegressed: "StatusRegressed",
   leaseRefused: "LeaseDurationRefused",
   tooManyShards: "TooManyShards",
+  foreignLease: "LeaseOutsideNamespace",
   allSlotsCovered: "AllSlotsCovered",
   noReadyShards: "NoReadyShards",
   slotsUnassigned: "SlotsUnassigned",

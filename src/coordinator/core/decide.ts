@@ -69,6 +69,8 @@ export interface DecideContext {
   readonly status: SlotMapStatus;
   readonly table: SlotTable;
   readonly observations: readonly ShardObservation[];
+  /** Leases labelled for this SlotMap outside its lease namespace (see `StepInput.foreignLeases`). */
+  readonly foreign: readonly ShardObservation[];
   readonly prev: CoreMemory | undefined;
   readonly wall: Date;
   readonly now: number;
@@ -164,10 +166,15 @@ export function drainBarrier(
   observations: readonly ShardObservation[],
   uid: string,
   mutations: ReadonlySet<CoordinatorMutation>,
+  foreign: readonly ShardObservation[] = [],
 ): Barrier | undefined {
   if (!assignsNothing(table)) return undefined;
   const generation = Math.max(1, table.generation);
-  const live = observations.filter((o) => o.lease !== undefined && o.realHolder && o.state !== "Dead");
+  // A foreign Lease is never taken over by us: once unrenewed for its duration it is not waited for.
+  const live = [
+    ...observations.filter((o) => o.lease !== undefined && o.realHolder && o.state !== "Dead"),
+    ...foreign.filter((o) => o.realHolder && o.state === "Ready"),
+  ];
   const otherUid = (o: ShardObservation): boolean => {
     const acked = o.lease?.metadata.annotations?.["slotmap.dev/slotmap-uid"];
     return acked !== undefined && acked !== uid;
@@ -251,6 +258,12 @@ function statusEntries(shards: readonly ShardObservation[], next: SlotTable): Sh
     out.push(entry);
   }
   return out;
+}
+
+/** Shards whose stopped incarnation is not fenced in this step keep the status's granted holder. */
+function keepGrants(shards: readonly ShardObservation[], status: SlotMapStatus): ShardObservation[] {
+  const granted = new Map(status.shards.map((s) => [s.name, s.holderIdentity]));
+  return shards.map((o) => (o.previousGrantFenced ? { ...o, grantHolder: granted.get(o.name) } : o));
 }
 
 interface StatusParts {
@@ -363,6 +376,21 @@ function reportShards(ctx: DecideContext, excluded: readonly ShardObservation[],
         maxShards: LIMITS.shards,
         excluded: excluded.length,
       });
+    });
+  }
+}
+
+function reportForeign(ctx: DecideContext): void {
+  for (const o of ctx.foreign) {
+    if (!o.realHolder || o.state !== "Ready") continue;
+    ctx.out.report(`foreign\u0000${o.name}\u0000${o.holder}`, () => {
+      ctx.out.event(
+        ctx.ref,
+        "Warning",
+        REASONS.foreignLease,
+        `Lease ${o.name} is labelled slotmap.dev/slotmap=${ctx.meta.name} but is outside spec.leaseNamespace ${ctx.spec.leaseNamespace}: it gets no slots, and a drain barrier waits for it to acknowledge or stop renewing`,
+      );
+      ctx.out.log("warn", "shard Lease outside the lease namespace: it gets no slots", { lease: o.name });
     });
   }
 }
@@ -496,7 +524,7 @@ export function decide(ctx: DecideContext): Decision {
   const fenced = fenceStoppedGrants(table, included);
   const pre = fenced.table;
 
-  const barrier = drainBarrier(pre, observations, ctx.meta.uid, ctx.mutations);
+  const barrier = drainBarrier(pre, observations, ctx.meta.uid, ctx.mutations, ctx.foreign);
   const settling = unsettled(included, ctx.mutations);
   const prevHandoffs = ctx.prev?.handoffs ?? {};
   const batch = batchAcks(
@@ -533,9 +561,12 @@ export function decide(ctx: DecideContext): Decision {
   );
   reportTimeouts(ctx, timeouts.newlyLate, next.generation);
 
-  // Status and conditions.
-  const entries = statusEntries(included, next);
-  const nextBarrier = drainBarrier(next, observations, ctx.meta.uid, ctx.mutations);
+  // Status and conditions. While the table is held, a stopped incarnation's grants are not fenced
+  // yet: the status keeps naming the holder they were granted to (a holder changed without a new
+  // generation would hand that generation's slots to another incarnation unannounced).
+  const entries = statusEntries(holding ? keepGrants(included, ctx.status) : included, next);
+  const nextBarrier = drainBarrier(next, observations, ctx.meta.uid, ctx.mutations, ctx.foreign);
+  reportForeign(ctx);
   const waits = [...new Set(next.migrations.map((m) => migrationKey(m.from, m.generation)))]
     .sort()
     .map((k) => handoffs.get(k)!);
@@ -624,7 +655,7 @@ export function resetRegressed(ctx: DecideContext, ack: number): Decision {
   const entries = statusEntries(included, next);
   const facts: ConditionFacts = {
     ...baseFacts(ctx, next, entries, included, excluded.length),
-    barrier: drainBarrier(next, observations, ctx.meta.uid, ctx.mutations),
+    barrier: drainBarrier(next, observations, ctx.meta.uid, ctx.mutations, ctx.foreign),
     regressed: { statusGeneration: table.generation, highestAck: ack },
     balanced: false,
     waits: [],

@@ -45,6 +45,7 @@ import {
   DEFAULT_LEASE_DURATION_MS,
   DEFAULT_ORPHAN_AFTER_MS,
   type ObjectRef,
+  type ObservedLease,
   type ShardMemory,
   type StepInput,
   type StepResult,
@@ -225,6 +226,7 @@ export function step(memory: CoreMemory | undefined, input: StepInput): StepResu
       shards: byKey<ShardMemory>(d.shards.map((o) => [o.name, o.memory])),
       handoffs: d.handoffs,
       reported: [...out.active].sort(),
+      ...(foreign.length > 0 ? { foreign: byKey<ShardMemory>(foreign.map((o) => [o.name, o.memory])) } : {}),
     };
     return {
       memory: deepFreeze(newMemory),
@@ -284,6 +286,7 @@ export function step(memory: CoreMemory | undefined, input: StepInput): StepResu
     ...(cfg.mutations.size > 0 ? { mutations: cfg.mutations, wallMs: wall.getTime() } : {}),
   });
   for (const o of observations) reportAnnotationErrors(out, o);
+  const foreign = observeForeign(input.foreignLeases ?? [], prev, uid, now, blind, cfg);
 
   if (!specRead.ok) {
     return finish(invalidSpec(out, sm.metadata, ref, specRead.errors, statusRead, observations, prev, wall));
@@ -293,6 +296,7 @@ export function step(memory: CoreMemory | undefined, input: StepInput): StepResu
     return finish(holdInvalidStatus(out, ref, spec, statusRead.errors, observations, prev, wall, cfg, now));
   const ctx = {
     out,
+    foreign,
     meta: sm.metadata,
     ref,
     spec,
@@ -312,6 +316,37 @@ export function step(memory: CoreMemory | undefined, input: StepInput): StepResu
     return finish(resetRegressed(ctx, ack));
   }
   return finish(decide(ctx));
+}
+
+/**
+ * Observations of the Leases labelled for this SlotMap in other namespaces, named
+ * `<namespace>/<name>`, with their own memory: they get nothing, the drain barrier waits for them.
+ */
+function observeForeign(
+  leases: readonly ObservedLease[],
+  prev: CoreMemory | undefined,
+  uid: string,
+  now: number,
+  blind: boolean,
+  cfg: Resolved,
+): ShardObservation[] {
+  if (leases.length === 0) return [];
+  const named = leases.map((l) => ({
+    ...l,
+    metadata: { ...l.metadata, name: `${l.metadata.namespace ?? ""}/${l.metadata.name}` },
+  }));
+  return observeShards({
+    previous: prev?.foreign ?? {},
+    leases: named,
+    statusShards: new Map(),
+    slotMapUid: uid,
+    statusGeneration: Number.MAX_SAFE_INTEGER,
+    now,
+    blind,
+    defaultLeaseDurationMs: cfg.defaultLeaseDurationMs,
+    maxLeaseDurationMs: undefined,
+    orphanAfterMs: Number.POSITIVE_INFINITY,
+  });
 }
 
 /** An invalid status is held: no table change, a Warning Event once; Leases are still judged. */

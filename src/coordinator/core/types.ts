@@ -132,6 +132,12 @@ export interface StepInput {
   readonly slotMap: ObservedSlotMap;
   /** Every shard Lease of this SlotMap currently observed (the complete set: absence is meaningful). */
   readonly leases: readonly ObservedLease[];
+  /**
+   * Leases labelled for this SlotMap in other namespaces than `spec.leaseNamespace` (e.g. shards
+   * of a deleted SlotMap instance that used another namespace). They never get slots, but a drain
+   * barrier waits for the live ones to acknowledge. Default: none.
+   */
+  readonly foreignLeases?: readonly ObservedLease[] | undefined;
   /** The coordinator's monotonic clock in ms (e.g. `performance.now()`); never decreases. */
   readonly now: number;
   /**
@@ -204,6 +210,8 @@ export interface CoreMemory {
   readonly shards: Readonly<Record<string, ShardMemory>>;
   /** By `<from>@<generation>`, keys sorted. */
   readonly handoffs: Readonly<Record<string, HandoffMemory>>;
+  /** Leases outside `spec.leaseNamespace`, by `<namespace>/<name>` (absent: none seen). */
+  readonly foreign?: Readonly<Record<string, ShardMemory>> | undefined;
   /** Keys of problems already reported by an Event (sorted); a problem that goes away is forgotten. */
   readonly reported: readonly string[];
 }
