@@ -82,6 +82,12 @@ export {
   type RequestOptions,
 } from "./kube/http.js";
 export {
+  type ShutdownCause,
+  type ShutdownLogger,
+  type ShutdownOptions,
+  untilShutdown,
+} from "./runtime/shutdown.js";
+export {
   HASH_KEY_ANNOTATION,
   KeyError,
   type KubeObjectLike,

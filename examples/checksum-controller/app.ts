@@ -27,8 +27,12 @@ export interface ChecksumController {
   readonly controller: ShardedController;
   /** The ops server, when one was configured. */
   readonly ops: OpsServer | undefined;
-  /** Graceful stop: drain in-flight reconciles, release the Lease, stop watching. */
-  stop(): Promise<void>;
+  /**
+   * Graceful stop: drain in-flight reconciles, release the Lease, stop watching. With `fatal`
+   * (the process is dying of an error), in-flight reconciles are aborted instead of drained
+   * and the release gets at most 5 s.
+   */
+  stop(options?: { fatal?: boolean }): Promise<void>;
 }
 
 /** A logger that can also write the audit line of a reconcile (pino's `info(obj, msg)` is enough). */
@@ -119,10 +123,15 @@ export async function startChecksumController(
     member,
     controller,
     ops,
-    stop: () => {
+    stop: (options = {}) => {
       stopping ??= (async () => {
-        const timeoutMs = config.stopTimeoutSeconds * 1000;
-        await Promise.all([member.stop({ timeoutMs }), controller.stop()]);
+        const timeoutMs = options.fatal
+          ? Math.min(5_000, config.stopTimeoutSeconds * 1000)
+          : config.stopTimeoutSeconds * 1000;
+        await Promise.all([
+          member.stop({ timeoutMs, abortInFlight: options.fatal === true }),
+          controller.stop(),
+        ]);
         await ops?.close();
         await http.close();
       })();

@@ -1,11 +1,14 @@
 /**
  * The checksum controller as a process: `tsx examples/checksum-controller/main.ts --shard checksums-0`.
- * See README.md in this directory. SIGTERM/SIGINT: stop starting reconciles, drain, release the
- * shard Lease, exit 0. Logs are JSON lines on stdout (pino), including one `event: "reconcile"`
- * line per reconcile.
+ * See README.md in this directory. Shutdown is the library's one recipe ({@link untilShutdown}):
+ * SIGTERM/SIGINT stop starting reconciles, drain, release the shard Lease and exit 0; an
+ * unhandled error aborts in-flight reconciles, releases the Lease and exits 1. A bad or busy
+ * --metrics-address exits 1 before any Lease is taken. Logs are JSON lines on stdout (pino,
+ * string level labels), including one `event: "reconcile"` line per reconcile.
  */
 import { CommanderError } from "commander";
 import { pino } from "pino";
+import { untilShutdown } from "slotmap";
 import { startChecksumController } from "./app.js";
 import { ConfigError, parseChecksumConfig } from "./config.js";
 
@@ -21,36 +24,39 @@ async function main(): Promise<number> {
     }
     throw err;
   }
-  const logger = pino({ level: config.logLevel, base: { pid: process.pid } });
-  const app = await startChecksumController(config, logger);
-  logger.info({ slotmap: config.slotMap, shard: config.shard }, "checksum controller started");
-  await new Promise<void>((resolve) => {
-    let signals = 0;
-    const onSignal = (signal: NodeJS.Signals) => {
-      signals++;
-      if (signals > 1) {
-        logger.warn({ signal }, "second signal: exiting without waiting");
-        process.exit(1);
-      }
-      logger.info({ signal }, "stopping: draining in-flight reconciles, then releasing the shard Lease");
-      void app.stop().then(resolve);
-    };
-    process.on("SIGTERM", onSignal);
-    process.on("SIGINT", onSignal);
+  const logger = pino({
+    level: config.logLevel,
+    base: { pid: process.pid },
+    formatters: { level: (label) => ({ level: label }) },
   });
-  logger.info({}, "stopped");
-  return 0;
+  const starting = startChecksumController(config, logger);
+  // Handlers first: a signal or a fatal error during start-up still stops what has started.
+  const stopped = untilShutdown({
+    logger,
+    stop: async (cause) => {
+      const app = await starting.catch(() => undefined);
+      await app?.stop({ fatal: cause === "fatal" });
+    },
+  });
+  try {
+    await starting;
+  } catch (err) {
+    process.stderr.write(`checksum-controller: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 1;
+  }
+  logger.info({ slotmap: config.slotMap, shard: config.shard }, "checksum controller started");
+  const code = await stopped;
+  logger.info({ code }, "stopped");
+  return code;
 }
 
 main().then(
-  (code) => {
-    // Exit now: idle keep-alive sockets must not hold a stopped controller up.
-    process.exit(code);
-  },
+  // Exit now: idle keep-alive sockets must not hold a stopped controller up.
+  (code) => process.exit(code),
   (err: unknown) => {
     process.stderr.write(
       `checksum-controller: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
     );
-    process.exitCode = 1;
+    process.exit(1);
   },
 );

@@ -6,6 +6,7 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import { GROUP, PLURAL, VERSION } from "../api/index.js";
 import { ApiError, isStatus, KubeHttp, type KubeObject } from "../kube/http.js";
+import { PACKAGE_VERSION } from "../runtime/version.js";
 import { CliError } from "./io.js";
 
 export type { KubeObject } from "../kube/http.js";
@@ -74,7 +75,7 @@ function matches(r: DiscoveryResource, wanted: string): boolean {
 export class HttpCliClient implements CliClient {
   readonly http: KubeHttp;
   constructor(kc: KubeConfig) {
-    this.http = new KubeHttp(kc);
+    this.http = new KubeHttp(kc, { userAgent: `kubectl-slotmap/${PACKAGE_VERSION}` });
   }
 
   async listSlotMaps(): Promise<KubeObject[]> {

@@ -12,6 +12,8 @@ import { loadKubeConfig } from "../cli/kubeconfig.js";
 import { KubeHttp } from "../kube/http.js";
 import { LeaderElector } from "../kube/leader-election.js";
 import { type OpsServer, startOpsServer } from "../kube/ops-server.js";
+import { untilShutdown } from "../runtime/shutdown.js";
+import { PACKAGE_VERSION } from "../runtime/version.js";
 import { ConfigError, type CoordinatorConfig, parseCoordinatorConfig } from "./config.js";
 import { CoordinatorDriver } from "./driver.js";
 import { CoordinatorMetrics } from "./metrics.js";
@@ -62,9 +64,9 @@ export function loadCoordinatorKubeConfig(
  * after expiry), close the ops server. Resolves when done.
  */
 export async function runCoordinator(config: CoordinatorConfig, opts: RunOptions): Promise<void> {
-  const logger = opts.logger ?? pino({ level: config.logLevel, base: { identity: config.identity } });
+  const logger = opts.logger ?? coordinatorLogger(config);
   const kc = opts.kubeConfig ?? loadCoordinatorKubeConfig(config.kubeconfig);
-  const http = new KubeHttp(kc);
+  const http = new KubeHttp(kc, { userAgent: `slotmap-coordinator/${PACKAGE_VERSION}` });
   const metrics = opts.metrics ?? new CoordinatorMetrics();
   let driver: CoordinatorDriver | undefined;
   let elector: LeaderElector | undefined;
@@ -83,11 +85,11 @@ export async function runCoordinator(config: CoordinatorConfig, opts: RunOptions
       () => {
         // Lost (or released) leadership: stop at once; another replica may be leading already.
         if (driver === d) driver = undefined;
-        d.stop().catch((err: unknown) => logger.error({ error: String(err) }, "stopping the driver failed"));
+        d.stop().catch((err: unknown) => logger.error({ err }, "stopping the driver failed"));
       },
       { once: true },
     );
-    d.start().catch((err: unknown) => logger.error({ error: String(err) }, "driver failed to start"));
+    d.start().catch((err: unknown) => logger.error({ err }, "driver failed to start"));
   };
 
   let server: OpsServer | undefined;
@@ -133,7 +135,7 @@ export async function runCoordinator(config: CoordinatorConfig, opts: RunOptions
       onNewLeader: (leader) => {
         if (leader !== holder) logger.info({ leader }, "another replica leads: standing by");
       },
-      onError: (err) => logger.warn({ error: String(err) }, "leader election: API call failed; retrying"),
+      onError: (err) => logger.warn({ err }, "leader election: API call failed; retrying"),
     });
     logger.info(
       { namespace: config.leaderElectionNamespace, name: config.leaderElectionName, holder },
@@ -157,7 +159,17 @@ export async function runCoordinator(config: CoordinatorConfig, opts: RunOptions
   await elector?.stop();
   metrics.leader.set(0);
   await server?.close();
+  await http.close();
   logger.info("stopped");
+}
+
+/** pino at the configured level, with string level labels (`"level":"info"`, not 30). */
+function coordinatorLogger(config: CoordinatorConfig): Logger {
+  return pino({
+    level: config.logLevel,
+    base: { identity: config.identity },
+    formatters: { level: (label) => ({ level: label }) },
+  });
 }
 
 /** Entry point: exit code 0 (done or --help), 2 (bad flags or kubeconfig), 1 (failure). */
@@ -175,22 +187,32 @@ async function main(argv: readonly string[]): Promise<number> {
     }
     throw err;
   }
-  const logger = pino({ level: config.logLevel, base: { identity: config.identity } });
+  const logger = coordinatorLogger(config);
   const ac = new AbortController();
-  let signals = 0;
-  const onSignal = (name: NodeJS.Signals): void => {
-    signals++;
-    if (signals > 1) {
-      logger.warn({ signal: name }, "second signal: exiting at once");
-      process.exit(1);
-    }
-    logger.info({ signal: name }, "signal received");
-    ac.abort();
-  };
-  process.on("SIGTERM", onSignal);
-  process.on("SIGINT", onSignal);
-  await runCoordinator(config, { signal: ac.signal, logger, kubeConfig: kc });
-  return 0;
+  // The ops server binds first inside runCoordinator: a bad or busy --metrics-address rejects
+  // here before leader election or the driver starts.
+  const running = runCoordinator(config, { signal: ac.signal, logger, kubeConfig: kc });
+  const failed = running.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  const stopped = untilShutdown({
+    logger,
+    // Signal or fatal error: stop the driver (no write starts after that), release the leader
+    // Lease (bounded by the renew deadline), close the ops server.
+    stop: async () => {
+      ac.abort();
+      const err = await failed;
+      if (err !== undefined) throw err;
+    },
+  });
+  const first = await Promise.race([failed.then((err) => ({ err })), stopped.then((code) => ({ code }))]);
+  if ("code" in first) return first.code;
+  if (first.err !== undefined) {
+    process.stderr.write(`error: ${first.err instanceof Error ? first.err.message : String(first.err)}\n`);
+    return 1;
+  }
+  return stopped;
 }
 
 function isMain(): boolean {

@@ -8,6 +8,10 @@ import { isStatus, type KubeHttp } from "./http.js";
  * OUR clock (never by comparing the holder's renewTime with our wall clock, which may be skewed);
  * the leader steps down when it could not renew within the renew deadline; stopping releases the
  * Lease so another replica takes over at once instead of after expiry.
+ *
+ * Every API call is bounded: while leading, by the time left until the renew deadline (a stalled
+ * connection must not keep a leader that can no longer renew), else by the renew deadline; and a
+ * watchdog timer steps down at the deadline even while a call is still hanging.
  */
 
 /** A Lease as read and written here (the fields leader election uses). */
@@ -73,6 +77,9 @@ export class LeaderElector {
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
   private lastLeader: string | undefined;
+  /** Aborts the API call under way (on stop, or when the watchdog steps down). */
+  private attempt: AbortController | undefined;
+  private watchdog: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: LeaderElectionOptions) {
     this.durationMs = (opts.leaseDurationSeconds ?? 15) * 1000;
@@ -105,6 +112,7 @@ export class LeaderElector {
   async stop(): Promise<void> {
     this.stopped = true;
     this.wake?.();
+    this.attempt?.abort(new Error("leader election stopped"));
     await this.loop;
     if (this.leading) {
       this.stepDown();
@@ -117,7 +125,7 @@ export class LeaderElector {
       try {
         await this.tryAcquireOrRenew();
       } catch (err) {
-        this.opts.onError?.(err);
+        if (!this.stopped) this.opts.onError?.(err); // aborted by stop(): not a failure
       }
       if (this.leading && this.now() - this.lastRenewSentAt > this.deadlineMs) this.stepDown();
       await this.sleep(this.retryMs);
@@ -125,6 +133,7 @@ export class LeaderElector {
   }
 
   private stepDown(): void {
+    clearTimeout(this.watchdog);
     const ac = this.leading;
     if (!ac) return;
     this.leading = undefined;
@@ -132,18 +141,53 @@ export class LeaderElector {
     this.opts.onStoppedLeading?.();
   }
 
+  /** Steps down at the renew deadline unless a renewal lands first (re-armed by each renewal). */
+  private armWatchdog(): void {
+    clearTimeout(this.watchdog);
+    const left = this.lastRenewSentAt + this.deadlineMs - this.now();
+    this.watchdog = setTimeout(
+      () => {
+        if (!this.leading || this.now() - this.lastRenewSentAt < this.deadlineMs) return;
+        this.stepDown();
+        this.attempt?.abort(new Error("renew deadline passed"));
+      },
+      Math.max(0, left),
+    );
+    this.watchdog.unref?.();
+  }
+
+  /** Options of one API call of the loop: its abort signal and its time bound. */
+  private callOptions(): { signal: AbortSignal; timeoutMs: number } {
+    const left = this.leading ? this.lastRenewSentAt + this.deadlineMs - this.now() : this.deadlineMs;
+    return { signal: this.attempt!.signal, timeoutMs: Math.max(1, Math.round(left)) };
+  }
+
   private async tryAcquireOrRenew(): Promise<void> {
+    this.attempt = new AbortController();
+    try {
+      await this.acquireOrRenew();
+    } finally {
+      this.attempt = undefined;
+    }
+  }
+
+  private async acquireOrRenew(): Promise<void> {
     const { http, namespace, name, identity } = this.opts;
     const sentAt = this.now();
     let lease: LeaseObject | undefined;
     try {
-      lease = await http.request<LeaseObject>("GET", `${LEASES(namespace)}/${encodeURIComponent(name)}`);
+      lease = await http.request<LeaseObject>(
+        "GET",
+        `${LEASES(namespace)}/${encodeURIComponent(name)}`,
+        this.callOptions(),
+      );
     } catch (err) {
       if (!isStatus(err, 404)) throw err;
     }
     const nowTime = microTime();
     if (!lease) {
       const created = await http.request<LeaseObject>("POST", LEASES(namespace), {
+        ...this.callOptions(),
         body: {
           apiVersion: "coordination.k8s.io/v1",
           kind: "Lease",
@@ -186,7 +230,7 @@ export class LeaderElector {
     const updated = await http.request<LeaseObject>(
       "PUT",
       `${LEASES(namespace)}/${encodeURIComponent(name)}`,
-      { body: { ...lease, spec } },
+      { ...this.callOptions(), body: { ...lease, spec } },
     );
     this.becameHolder(updated, sentAt);
   }
@@ -195,6 +239,7 @@ export class LeaderElector {
     this.current = lease;
     this.lastRenewSentAt = sentAt;
     this.noteLeader(this.opts.identity);
+    if (!this.stopped) this.armWatchdog();
     if (!this.leading && !this.stopped) {
       this.leading = new AbortController();
       this.opts.onStartedLeading(this.leading.signal);
@@ -213,6 +258,8 @@ export class LeaderElector {
     if (!lease) return;
     const { http, namespace, name } = this.opts;
     await http.request("PUT", `${LEASES(namespace)}/${encodeURIComponent(name)}`, {
+      // Bounded: a stalled API server must not hold a stopping process; the Lease then expires.
+      timeoutMs: this.deadlineMs,
       body: {
         ...lease,
         spec: { ...lease.spec, holderIdentity: null, leaseDurationSeconds: 1, renewTime: microTime() },

@@ -8,6 +8,7 @@ import * as api from "../../src/api/index.js";
 import * as client from "../../src/client/index.js";
 import * as root from "../../src/index.js";
 import * as kube from "../../src/kube/index.js";
+import * as shutdown from "../../src/runtime/shutdown.js";
 import * as slots from "../../src/slots/index.js";
 
 const REPO = resolve(import.meta.dirname, "../..");
@@ -54,6 +55,7 @@ const ROOT_RUNTIME_NAMES = [
   "shardingKey",
   "silentLogger",
   "startController",
+  "untilShutdown",
 ];
 
 describe("package root (src/index.ts)", () => {
@@ -71,7 +73,7 @@ describe("package root (src/index.ts)", () => {
   it("exports the curated controller-author API, the same objects as the modules behind it", () => {
     expect(names(root)).toEqual([...ROOT_RUNTIME_NAMES].sort());
     const rootNs = root as Record<string, unknown>;
-    const sources = [slots, api, client, kube] as Record<string, unknown>[];
+    const sources = [slots, api, client, kube, shutdown] as Record<string, unknown>[];
     for (const name of ROOT_RUNTIME_NAMES) {
       expect(
         sources.some((ns) => ns[name] === rootNs[name]),
