@@ -164,23 +164,27 @@ const COLORS = { slot: "#1f77b4", label: "#d62728" } as const;
 const DASH: Record<string, string> = { "3→4": "", "4→3": "6 4", "10→11": "2 3" };
 const MARKER: Record<string, string> = { "3→4": "circle", "4→3": "square", "10→11": "triangle" };
 
-function esc(s: string): string {
+/** Escapes text for SVG. */
+export function esc(s: string): string {
   return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 }
 
-function decades(min: number, max: number): number[] {
+/** Powers of ten covering [min, max]: the ticks of a log axis. */
+export function decades(min: number, max: number): number[] {
   const out: number[] = [];
   for (let e = Math.floor(Math.log10(min)); e <= Math.ceil(Math.log10(max)); e++) out.push(10 ** e);
   return out;
 }
 
-function fmt(v: number): string {
+/** A tick label: 1k, 10k, 1M. */
+export function fmt(v: number): string {
   if (v >= 1e6) return `${v / 1e6}M`;
   if (v >= 1e3) return `${v / 1e3}k`;
   return String(v);
 }
 
-function marker(shape: string, x: number, y: number, color: string): string {
+/** A point marker: `circle`, `square` or `triangle`. */
+export function marker(shape: string, x: number, y: number, color: string): string {
   if (shape === "square") return `<rect x="${x - 3.5}" y="${y - 3.5}" width="7" height="7" fill="${color}"/>`;
   if (shape === "triangle")
     return `<path d="M${x},${y - 4.5} L${x + 4.5},${y + 3.5} L${x - 4.5},${y + 3.5} Z" fill="${color}"/>`;

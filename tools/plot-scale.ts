@@ -1,0 +1,297 @@
+/**
+ * `tsx tools/plot-scale.ts [scale-detail.json] [--out docs/bench-scale.svg] [--table]`
+ *
+ * Draws the scale benchmark (bench/support/scale.ts) as an SVG: watch traffic delivered to all
+ * watchers per join and per leave, and the sizes of one status and one watch event, against the
+ * shard count, next to the figures issue 17 measured on the old status format ("before"). Both
+ * axes are logarithmic. Without an argument it reads the newest non-quick
+ * bench/results/scale-detail-*.json. `--table` prints the Markdown table of docs/benchmarks.md.
+ */
+import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { basename, join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { derive, type WindowFigures } from "../bench/support/scale-model.js";
+import { decades, esc, fmt, marker } from "./plot-rebalance.js";
+
+const REPO = resolve(import.meta.dirname, "..");
+
+/** Issue 17's measurements on the old status format (map-type list, per-shard acks). */
+export const BEFORE: ReadonlyArray<{
+  shards: number;
+  statusBytes: number;
+  eventBytes: number;
+  writesPerJoin: number;
+  joinBytes: number;
+}> = [
+  { shards: 100, statusBytes: 12_308, eventBytes: 29_900, writesPerJoin: 47, joinBytes: 140e6 },
+  { shards: 300, statusBytes: 35_440, eventBytes: 76_000, writesPerJoin: 32, joinBytes: 731e6 },
+  { shards: 1000, statusBytes: 118_418, eventBytes: 260_000, writesPerJoin: 27, joinBytes: 6.5e9 },
+];
+
+/** The parts of a scale-detail file the plot and table read. */
+export interface ScaleDetail {
+  quick?: boolean;
+  results: Array<{
+    shards: number;
+    join: WindowFigures;
+    leave: WindowFigures;
+  }>;
+}
+
+/** One plotted shard count. */
+export interface ScalePoint {
+  shards: number;
+  joinBytes: number;
+  leaveBytes: number;
+  statusBytes: number;
+  eventBytes: number;
+  joinWrites: number;
+  leaveWrites: number;
+  joinGenerations: number;
+  leaveGenerations: number;
+  eventOverStatus: number;
+  apiserverCpuJoin: number;
+  apiserverRssMax: number;
+  coordinatorCpuJoin: number;
+  coordinatorRssMax: number;
+}
+
+/** Points of a detail file, by shard count. */
+export function scalePoints(d: ScaleDetail): ScalePoint[] {
+  return d.results
+    .map((r) => {
+      const j = derive(r.join);
+      return {
+        shards: r.shards,
+        joinBytes: r.join.watch.bytes,
+        leaveBytes: r.leave.watch.bytes,
+        statusBytes: r.join.statusBytes,
+        eventBytes: j.eventBytes,
+        joinWrites: r.join.statusWrites + r.join.statusWritesFailed,
+        leaveWrites: r.leave.statusWrites + r.leave.statusWritesFailed,
+        joinGenerations: r.join.generations,
+        leaveGenerations: r.leave.generations,
+        eventOverStatus: j.eventOverStatus,
+        apiserverCpuJoin: r.join.apiserverCpuSeconds,
+        apiserverRssMax: Math.max(r.join.apiserverRssMaxBytes, r.leave.apiserverRssMaxBytes),
+        coordinatorCpuJoin: r.join.coordinatorCpuSeconds,
+        coordinatorRssMax: Math.max(r.join.coordinatorRssMaxBytes, r.leave.coordinatorRssMaxBytes),
+      };
+    })
+    .sort((a, b) => a.shards - b.shards);
+}
+
+const n0 = (v: number) => v.toLocaleString("en-US", { maximumFractionDigits: 0 });
+const mb = (b: number) =>
+  b >= 1e9
+    ? `${(b / 1e9).toFixed(1)} GB`
+    : b >= 1e6
+      ? `${(b / 1e6).toFixed(1)} MB`
+      : `${(b / 1e3).toFixed(0)} KB`;
+
+/** The Markdown table of docs/benchmarks.md: before (issue 17) and now, side by side. */
+export function scaleTable(points: readonly ScalePoint[]): string {
+  const lines = [
+    "| shards | status bytes before → now | event bytes before → now | event ÷ status before → now | status writes per join before → now (generations) | watch traffic per join, all watchers, before → now | leave: status writes (generations), traffic | API server CPU per join, RSS max | coordinator CPU per join, RSS max |",
+    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+  ];
+  for (const p of points) {
+    const b = BEFORE.find((x) => x.shards === p.shards);
+    const before = (v: number | undefined, f: (x: number) => string) => (v === undefined ? "–" : f(v));
+    lines.push(
+      `| ${n0(p.shards)} | ${before(b?.statusBytes, n0)} → ${n0(p.statusBytes)} | ${before(b?.eventBytes, n0)} → ${n0(p.eventBytes)} | ${before(b && b.eventBytes / b.statusBytes, (x) => x.toFixed(2))} → ${p.eventOverStatus.toFixed(2)} | ${before(b?.writesPerJoin, n0)} → ${p.joinWrites} (${p.joinGenerations}) | ${before(b?.joinBytes, mb)} → ${mb(p.joinBytes)} | ${p.leaveWrites} (${p.leaveGenerations}), ${mb(p.leaveBytes)} | ${p.apiserverCpuJoin.toFixed(2)} s, ${(p.apiserverRssMax / 2 ** 20).toFixed(0)} MiB | ${p.coordinatorCpuJoin.toFixed(2)} s, ${(p.coordinatorRssMax / 2 ** 20).toFixed(0)} MiB |`,
+    );
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+interface Series {
+  label: string;
+  color: string;
+  dash: string;
+  shape: string;
+  points: ReadonlyArray<[number, number]>;
+}
+
+/** One log-log panel at (x0, y0): shard count on x. */
+function panel(
+  series: readonly Series[],
+  title: string,
+  yLabel: string,
+  x0: number,
+  y0: number,
+  w: number,
+  h: number,
+): string {
+  const all = series.flatMap((s) => s.points).filter(([x, y]) => x > 0 && y > 0);
+  const xTicks = decades(Math.min(...all.map(([x]) => x)), Math.max(...all.map(([x]) => x)));
+  const yTicks = decades(Math.min(...all.map(([, y]) => y)), Math.max(...all.map(([, y]) => y)));
+  const [xa, xb] = [Math.log10(xTicks[0]!), Math.log10(xTicks[xTicks.length - 1]!)];
+  const [ya, yb] = [Math.log10(yTicks[0]!), Math.log10(yTicks[yTicks.length - 1]!)];
+  const left = x0 + 62;
+  const right = x0 + w - 20;
+  const top = y0 + 30;
+  const bottom = y0 + h - 42;
+  const px = (v: number) => left + ((Math.log10(v) - xa) / Math.max(1e-9, xb - xa)) * (right - left);
+  const py = (v: number) => bottom - ((Math.log10(v) - ya) / Math.max(1e-9, yb - ya)) * (bottom - top);
+  const out = [
+    `<text x="${(left + right) / 2}" y="${y0 + 16}" text-anchor="middle" font-weight="bold">${esc(title)}</text>`,
+  ];
+  for (const t of yTicks) {
+    out.push(`<line x1="${left}" x2="${right}" y1="${py(t)}" y2="${py(t)}" stroke="#ddd"/>`);
+    out.push(
+      `<text x="${left - 6}" y="${py(t) + 4}" text-anchor="end">${fmt(t).replace(/000k$/, "M").replace(/000M$/, "G")}</text>`,
+    );
+  }
+  for (const t of xTicks) {
+    out.push(`<line x1="${px(t)}" x2="${px(t)}" y1="${top}" y2="${bottom}" stroke="#eee"/>`);
+    out.push(`<text x="${px(t)}" y="${bottom + 16}" text-anchor="middle">${fmt(t)}</text>`);
+  }
+  out.push(
+    `<rect x="${left}" y="${top}" width="${right - left}" height="${bottom - top}" fill="none" stroke="#888"/>`,
+  );
+  out.push(
+    `<text x="${(left + right) / 2}" y="${bottom + 34}" text-anchor="middle">shards (and as many SlotMap watchers)</text>`,
+  );
+  out.push(
+    `<text x="${x0 + 14}" y="${(top + bottom) / 2}" text-anchor="middle" transform="rotate(-90 ${x0 + 14} ${(top + bottom) / 2})">${esc(yLabel)}</text>`,
+  );
+  for (const s of series) {
+    const pts = s.points.filter(([x, y]) => x > 0 && y > 0);
+    const d = pts
+      .map(([x, y], i) => `${i === 0 ? "M" : "L"}${px(x).toFixed(1)},${py(y).toFixed(1)}`)
+      .join(" ");
+    out.push(
+      `<path d="${d}" fill="none" stroke="${s.color}" stroke-width="2" stroke-dasharray="${s.dash}"/>`,
+    );
+    for (const [x, y] of pts) out.push(marker(s.shape, px(x), py(y), s.color));
+  }
+  // Legend inside the panel, top left.
+  series.forEach((s, i) => {
+    const ly = top + 16 + i * 16;
+    out.push(
+      `<line x1="${left + 10}" x2="${left + 34}" y1="${ly}" y2="${ly}" stroke="${s.color}" stroke-width="2" stroke-dasharray="${s.dash}"/>`,
+    );
+    out.push(marker(s.shape, left + 22, ly, s.color));
+    out.push(`<text x="${left + 40}" y="${ly + 4}">${esc(s.label)}</text>`);
+  });
+  return out.join("\n");
+}
+
+const OLD = "#d62728";
+const NEW = "#1f77b4";
+
+/** The figure: traffic per join/leave (left) and status / event size (right), before and now. */
+export function renderScaleSvg(points: readonly ScalePoint[], caption: string): string {
+  if (points.length === 0) throw new Error("no scale results to plot");
+  const W = 980;
+  const H = 420;
+  const traffic: Series[] = [
+    {
+      label: "join, before (issue 17)",
+      color: OLD,
+      dash: "6 4",
+      shape: "square",
+      points: BEFORE.map((b) => [b.shards, b.joinBytes]),
+    },
+    {
+      label: "join, now",
+      color: NEW,
+      dash: "",
+      shape: "circle",
+      points: points.map((p) => [p.shards, p.joinBytes]),
+    },
+    {
+      label: "leave, now",
+      color: NEW,
+      dash: "2 3",
+      shape: "triangle",
+      points: points.map((p) => [p.shards, p.leaveBytes]),
+    },
+    {
+      label: "target at 1000 shards: 200 MB",
+      color: "#2ca02c",
+      dash: "",
+      shape: "square",
+      points: [[1000, 200e6]],
+    },
+  ];
+  const sizes: Series[] = [
+    {
+      label: "watch event, before",
+      color: OLD,
+      dash: "6 4",
+      shape: "square",
+      points: BEFORE.map((b) => [b.shards, b.eventBytes]),
+    },
+    {
+      label: "status, before",
+      color: OLD,
+      dash: "2 3",
+      shape: "triangle",
+      points: BEFORE.map((b) => [b.shards, b.statusBytes]),
+    },
+    {
+      label: "watch event, now",
+      color: NEW,
+      dash: "",
+      shape: "circle",
+      points: points.map((p) => [p.shards, p.eventBytes]),
+    },
+    {
+      label: "status, now",
+      color: NEW,
+      dash: "2 3",
+      shape: "triangle",
+      points: points.map((p) => [p.shards, p.statusBytes]),
+    },
+  ];
+  return (
+    [
+      `<svg xmlns="http://www.w3.org/2000/svg" role="img" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
+      "<title>SlotMap watch traffic per join and leave, and status and event size, against the shard count: before and after the compact status</title>",
+      `<rect width="${W}" height="${H}" fill="white"/>`,
+      panel(traffic, "Watch traffic to all watchers per join / leave", "bytes", 0, 0, W / 2, H - 24),
+      panel(sizes, "Size of one status and one watch event", "bytes", W / 2, 0, W / 2, H - 24),
+      `<text x="${W / 2}" y="${H - 8}" text-anchor="middle" fill="#555" font-size="11">${esc(caption)}</text>`,
+      "</svg>",
+    ].join("\n") + "\n"
+  );
+}
+
+/** The newest full (not `--quick`) scale-detail file of bench/results, else the newest of any. */
+function newestDetail(): string {
+  const dir = join(REPO, "bench/results");
+  const files = readdirSync(dir)
+    .filter((f) => /^scale-detail-.*\.json$/.test(f))
+    .map((f) => join(dir, f))
+    .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
+  const full = files.find((f) => (JSON.parse(readFileSync(f, "utf8")) as ScaleDetail).quick !== true);
+  const pick = full ?? files[0];
+  if (pick === undefined)
+    throw new Error("no bench/results/scale-detail-*.json: run `npm run bench -- scale` first");
+  return pick;
+}
+
+function main(): void {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      out: { type: "string", default: join(REPO, "docs/bench-scale.svg") },
+      table: { type: "boolean", default: false },
+    },
+  });
+  const file = positionals[0] ?? newestDetail();
+  const points = scalePoints(JSON.parse(readFileSync(file, "utf8")) as ScaleDetail);
+  if (values.table) {
+    process.stdout.write(scaleTable(points));
+    return;
+  }
+  writeFileSync(
+    values.out!,
+    renderScaleSvg(points, `Before: issue 17 (old status format). Now: ${basename(file)}`),
+  );
+  process.stdout.write(`wrote ${values.out} (${points.length} shard counts from ${basename(file)})\n`);
+}
+
+if (process.argv[1] !== undefined && resolve(process.argv[1]) === resolve(import.meta.filename)) main();
