@@ -22,7 +22,9 @@ export interface ProcessSpec {
   /** Unique name within the group; names the log files (`<name>.stdout`, `<name>.stderr`). */
   name: string;
   /** TypeScript (or JavaScript) entry point, relative to the repository root or absolute. */
-  script: string;
+  script?: string;
+  /** An executable to run instead of a script (the local node's kubelet, containerd, ...). */
+  command?: string;
   args?: readonly string[];
   /** Added to the parent's environment. */
   env?: Readonly<Record<string, string>>;
@@ -237,7 +239,7 @@ export class ProcessGroup {
     return p;
   }
 
-  /** Starts `spec.script` under `node --import tsx`, stdout and stderr to files in the log dir. */
+  /** Starts `spec.script` under `node --import tsx` (or `spec.command`), stdout and stderr to files in the log dir. */
   start(spec: ProcessSpec): ManagedProcess {
     if (!/^[A-Za-z0-9._#-]+$/.test(spec.name)) {
       throw new Error(`process name ${JSON.stringify(spec.name)}: use letters, digits, '.', '_', '#', '-'`);
@@ -245,19 +247,16 @@ export class ProcessGroup {
     if (this.procs.some((p) => p.name === spec.name)) {
       throw new Error(`process name ${JSON.stringify(spec.name)} is already used in this group`);
     }
-    const script = path.isAbsolute(spec.script) ? spec.script : path.join(REPO_ROOT, spec.script);
-    if (!fs.existsSync(script)) throw new Error(`${spec.name}: script ${script} does not exist`);
+    const program = this.program(spec);
     const stdoutPath = path.join(this.opts.logDir, `${spec.name}.stdout`);
     const stderrPath = path.join(this.opts.logDir, `${spec.name}.stderr`);
     // Files, not pipes: a busy parent never blocks a child's writes, and whatever a child wrote
     // before SIGKILL is on disk.
     const out = fs.openSync(stdoutPath, "w");
     const err = fs.openSync(stderrPath, "w");
-    const node = this.opts.node ?? process.execPath;
-    const nodeArgs = ["--import", "tsx", script, ...(spec.args ?? [])];
     const [cmd, args] = haveSetpriv()
-      ? ["setpriv", ["--pdeathsig", "KILL", "--", node, ...nodeArgs]]
-      : [node, nodeArgs];
+      ? ["setpriv", ["--pdeathsig", "KILL", "--", ...program, ...(spec.args ?? [])]]
+      : [program[0]!, [...program.slice(1), ...(spec.args ?? [])]];
     let child: ChildProcess;
     try {
       child = spawn(cmd, args as string[], {
@@ -275,6 +274,17 @@ export class ProcessGroup {
       if (!p.endRequested) for (const l of this.exitListeners) l(p);
     });
     return p;
+  }
+
+  /** The command line before `spec.args`: the executable, or node with tsx and the script. */
+  private program(spec: ProcessSpec): string[] {
+    if ((spec.script === undefined) === (spec.command === undefined)) {
+      throw new Error(`${spec.name}: give exactly one of script and command`);
+    }
+    if (spec.command !== undefined) return [spec.command];
+    const script = path.isAbsolute(spec.script!) ? spec.script! : path.join(REPO_ROOT, spec.script!);
+    if (!fs.existsSync(script)) throw new Error(`${spec.name}: script ${script} does not exist`);
+    return [this.opts.node ?? process.execPath, "--import", "tsx", script];
   }
 
   /**

@@ -1,0 +1,17 @@
+// Command kube-scheduler is k8s.io/kubernetes/cmd/kube-scheduler, built at the k8s.io/kubernetes version of
+// tools/testenv (see ../go.mod) for the local cluster's node (tools/node).
+package main
+
+import (
+	"os"
+
+	"k8s.io/component-base/cli"
+	_ "k8s.io/component-base/logs/json/register"
+	_ "k8s.io/component-base/metrics/prometheus/clientgo"
+	_ "k8s.io/component-base/metrics/prometheus/version"
+	"k8s.io/kubernetes/cmd/kube-scheduler/app"
+)
+
+func main() {
+	os.Exit(cli.Run(app.NewSchedulerCommand()))
+}
