@@ -5,10 +5,10 @@ import { randomBytes } from "node:crypto";
 import { realpathSync } from "node:fs";
 import { delimiter } from "node:path";
 import { fileURLToPath } from "node:url";
-import { KubeConfig } from "@kubernetes/client-node";
+// Type only: client-node (about 1 s and 80 MiB of generated models) loads when a kubeconfig is.
+import type { KubeConfig } from "@kubernetes/client-node";
 import { CommanderError } from "commander";
 import { type Logger, pino } from "pino";
-import { loadKubeConfig } from "../cli/kubeconfig.js";
 import { KubeHttp } from "../kube/http.js";
 import { LeaderElector } from "../kube/leader-election.js";
 import { type OpsServer, startOpsServer } from "../kube/ops-server.js";
@@ -41,16 +41,18 @@ export interface RunOptions {
  * Loads the kubeconfig: `--kubeconfig` / `KUBECONFIG` (a path list is merged as kubectl does),
  * else the in-cluster service account when running in a pod, else ~/.kube/config.
  */
-export function loadCoordinatorKubeConfig(
+export async function loadCoordinatorKubeConfig(
   kubeconfig: string | undefined,
   env: Readonly<Record<string, string | undefined>> = process.env,
-): KubeConfig {
+): Promise<KubeConfig> {
+  const { loadKubeConfig } = await import("../cli/kubeconfig.js");
   if (kubeconfig !== undefined) {
     const files = kubeconfig.split(delimiter).filter((f) => f !== "");
     if (files.length === 1) return loadKubeConfig({ kubeconfig: files[0], env }).kc;
     return loadKubeConfig({ env: { ...env, KUBECONFIG: kubeconfig } }).kc;
   }
   if (env.KUBERNETES_SERVICE_HOST && env.KUBERNETES_SERVICE_PORT) {
+    const { KubeConfig } = await import("@kubernetes/client-node");
     const kc = new KubeConfig();
     kc.loadFromCluster();
     return kc;
@@ -65,7 +67,7 @@ export function loadCoordinatorKubeConfig(
  */
 export async function runCoordinator(config: CoordinatorConfig, opts: RunOptions): Promise<void> {
   const logger = opts.logger ?? coordinatorLogger(config);
-  const kc = opts.kubeConfig ?? loadCoordinatorKubeConfig(config.kubeconfig);
+  const kc = opts.kubeConfig ?? (await loadCoordinatorKubeConfig(config.kubeconfig));
   const http = new KubeHttp(kc, { userAgent: `slotmap-coordinator/${PACKAGE_VERSION}` });
   const metrics = opts.metrics ?? new CoordinatorMetrics();
   let driver: CoordinatorDriver | undefined;
@@ -178,7 +180,7 @@ async function main(argv: readonly string[]): Promise<number> {
   let kc: KubeConfig;
   try {
     config = parseCoordinatorConfig(argv, process.env);
-    kc = loadCoordinatorKubeConfig(config.kubeconfig);
+    kc = await loadCoordinatorKubeConfig(config.kubeconfig);
   } catch (err) {
     if (err instanceof CommanderError && err.exitCode === 0) return 0;
     if (err instanceof ConfigError || err instanceof Error) {
