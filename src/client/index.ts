@@ -4,8 +4,9 @@
  *
  * ```ts
  * const member = createShardMember({ kubeConfig, slotMap: "checksums", shard: podName, logger });
- * const controller = startController({ member, reconcile, concurrency: 4, signal });
- * process.on("SIGTERM", async () => { abort.abort(); await Promise.all([member.stop(), controller.done]); });
+ * const controller = startController({ member, reconcile, concurrency: 4, logger });
+ * const stop = (cause) => Promise.all([member.stop({ abortInFlight: cause === "fatal" }), controller.stop()]).then(() => {});
+ * process.exit(await untilShutdown({ logger, stop })); // the one shutdown recipe (docs/client.md)
  * ```
  */
 export {
