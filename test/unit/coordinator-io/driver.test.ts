@@ -34,12 +34,31 @@ function holder(name: string, leaseDurationSeconds = 30): Record<string, unknown
   return { holderIdentity: `${name}-1`, leaseDurationSeconds, renewTime: "2025-01-01T00:00:00.000000Z" };
 }
 
+/**
+ * Shard `name` renews its Lease and acks the SlotMap's current generation, as a shard process does
+ * after applying it (the coordinator's drain barrier waits for that before assigning slots).
+ */
+function renewAndAck(api: FakeApi, name: string, spec: Record<string, unknown> = holder(name)): void {
+  const sm = api.slotMaps.get("m")!;
+  const generation = status(api).assignmentGeneration ?? 0;
+  api.putLease(
+    "ns",
+    name,
+    "m",
+    { ...spec, renewTime: new Date().toISOString().replace("Z", "000Z") },
+    {
+      "slotmap.dev/observed-generation": String(generation),
+      "slotmap.dev/slotmap-uid": sm.metadata.uid,
+    },
+  );
+}
+
 function status(
   api: FakeApi,
   name = "m",
 ): Record<string, unknown> & {
   assignmentGeneration?: number;
-  shards?: Array<{ name: string; slots: string; state: string }>;
+  shards?: Array<{ name: string; slots: string; state?: string }>;
   conditions?: Array<{ type: string }>;
 } {
   return (api.slotMaps.get(name)?.status ?? {}) as ReturnType<typeof status>;
@@ -59,12 +78,14 @@ describe("CoordinatorDriver", () => {
     open();
     await started;
     expect(driver.synced).toBe(true);
+    // The first write is the drain barrier (generation 1 assigns nothing); once a acked it, a owns
+    // everything, in one more write.
     await vi.waitFor(() => expect(status(api).assignmentGeneration).toBe(1));
-    // With the Lease known from the first step on, a owns everything at once.
-    expect(status(api).shards).toEqual([
-      expect.objectContaining({ name: "a", slots: "0-16383", state: "Ready" }),
-    ]);
-    expect(api.writes("PUT", "/status")).toHaveLength(1);
+    expect(status(api).shards).toEqual([expect.objectContaining({ name: "a", slots: "" })]);
+    renewAndAck(api, "a");
+    await vi.waitFor(() => expect(status(api).assignmentGeneration).toBe(2));
+    expect(status(api).shards).toEqual([{ name: "a", slots: "0-16383", holderIdentity: "a-1" }]);
+    expect(api.writes("PUT", "/status")).toHaveLength(2);
   });
 
   it("on 409 re-reads the SlotMap and steps again: the other writer's change is kept, never overwritten", async () => {
@@ -73,6 +94,9 @@ describe("CoordinatorDriver", () => {
     api.putLease("ns", "a", "m", holder("a"));
     await driver.start();
     await vi.waitFor(() => expect(status(api).assignmentGeneration).toBe(1));
+    renewAndAck(api, "a");
+    await vi.waitFor(() => expect(status(api).assignmentGeneration).toBe(2));
+    const before = api.writes("PUT", "/m/status").length;
     let externalRv = "";
     api.hook = (method, path) => {
       if (method !== "PUT" || !path.endsWith("/m/status") || externalRv !== "") return;
@@ -91,14 +115,14 @@ describe("CoordinatorDriver", () => {
       externalRv = api.setStatus("m", { ...cur, conditions }).metadata.resourceVersion;
     };
     api.putLease("ns", "b", "m", holder("b")); // makes the coordinator start a handoff a -> b
-    await vi.waitFor(() => expect(status(api).assignmentGeneration).toBe(2));
-    const puts = api.requests.filter((r) => r.method === "PUT" && r.path.endsWith("/m/status"));
-    expect(puts.map((r) => r.status)).toEqual([200, 409, 200]);
-    const retried = puts[2]!.body as Obj;
+    await vi.waitFor(() => expect(status(api).assignmentGeneration).toBe(3));
+    const puts = api.requests.filter((r) => r.method === "PUT" && r.path.endsWith("/m/status")).slice(before);
+    expect(puts.map((r) => r.status)).toEqual([409, 200]);
+    const retried = puts[1]!.body as Obj;
     expect(retried.metadata.resourceVersion).toBe(externalRv);
     // The SlotMap was read again between the conflict and the retry.
-    const conflictAt = api.requests.indexOf(puts[1]!);
-    const retryAt = api.requests.indexOf(puts[2]!);
+    const conflictAt = api.requests.indexOf(puts[0]!);
+    const retryAt = api.requests.indexOf(puts[1]!);
     expect(
       api.requests
         .slice(conflictAt, retryAt)
@@ -123,6 +147,10 @@ describe("CoordinatorDriver", () => {
     api.putLease("ns", "keep", "m", holder("keep"));
     const lease = api.putLease("ns", "a", "m", holder("a", 1), { "example.com/other": "kept" });
     await driver.start();
+    // keep acks the drain barrier; a never renews nor acks: it expires, is taken over and no longer
+    // waited for.
+    await vi.waitFor(() => expect(status(api).assignmentGeneration).toBe(1));
+    renewAndAck(api, "keep");
     await vi.waitFor(() => expect(api.writes("PUT", "/leases/a")).toHaveLength(1), {
       timeout: 5000,
       interval: 50,

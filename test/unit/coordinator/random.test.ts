@@ -1,7 +1,9 @@
 /**
  * Random histories of shards joining, renewing, stopping, releasing, re-acquiring, acking and
- * changing weight, with time passing and leaders changing. The World checks every status write
- * (schema, table consistency, handoff safety); here we also check that the coordinator converges.
+ * changing weight, of Leases cleared or taken by hand, of statuses restored from a backup, with time
+ * passing and leaders changing. The World checks every status write (schema, table consistency,
+ * handoff safety, no slot run by two live processes); here we also check that the coordinator
+ * converges.
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
@@ -12,7 +14,8 @@ import { actionsOf, World } from "./world.js";
 const NAMES = ["s0", "s1", "s2", "s3"] as const;
 
 type Op =
-  | { kind: "join" | "release" | "reacquire" | "ack" | "stop" | "resume"; shard: number }
+  | { kind: "join" | "release" | "reacquire" | "ack" | "stop" | "resume" | "clear" | "steal"; shard: number }
+  | { kind: "restore"; back: number }
   | { kind: "weight"; shard: number; weight: 0 | 1 | 2 }
   | { kind: "advance"; ms: number }
   | { kind: "newLeader" | "ackAll" };
@@ -33,6 +36,8 @@ const op: fc.Arbitrary<Op> = fc.oneof(
     weight: 3,
   },
   { arbitrary: fc.record({ kind: fc.constantFrom("newLeader", "ackAll") }), weight: 3 },
+  { arbitrary: fc.record({ kind: fc.constantFrom("clear", "steal"), shard }), weight: 1 },
+  { arbitrary: fc.record({ kind: fc.constant("restore"), back: fc.integer({ min: 1, max: 4 }) }), weight: 1 },
 ) as fc.Arbitrary<Op>;
 
 function live(w: World, name: string): boolean {
@@ -87,11 +92,27 @@ describe("random histories", () => {
             case "newLeader":
               w.memory = undefined;
               break;
+            case "clear":
+              // Someone clears the holder by hand: the process may still run, and cannot renew.
+              if (live(w, name)) w.clearHolder(name);
+              stopped.delete(name);
+              break;
+            case "steal":
+              // A standby (or a hand edit) takes a live Lease: the old process cannot renew any more.
+              if (live(w, name)) w.reacquire(name, `${name}-${++incarnation}`);
+              stopped.delete(name);
+              break;
+            case "restore": {
+              // The status is restored from a backup: an older status written back.
+              const old = w.statusWrites.at(-1 - o.back);
+              if (old !== undefined) w.writeStatusRaw(structuredClone(old));
+              break;
+            }
           }
           w.step();
         }
         // Heal: stopped shards resume (or were taken over), everybody acks, time passes.
-        for (let i = 0; i < 12; i++) {
+        for (let i = 0; i < 30; i++) {
           w.advance(1_000);
           for (const n of NAMES) if (live(w, n)) w.renew(n);
           w.ackAll();
@@ -100,7 +121,7 @@ describe("random histories", () => {
         const r = w.step();
         expect(r.actions).toEqual([]);
         const status = w.status();
-        const ready = status.shards.filter((s) => s.state === "Ready");
+        const ready = status.shards.filter((s) => (s.state ?? "Ready") === "Ready");
         expect(ready.map((s) => s.name)).toEqual(NAMES.filter((n) => live(w, n)));
         expect(status.migrations).toEqual([]);
         const weighted = ready.filter(
