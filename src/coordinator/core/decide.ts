@@ -260,12 +260,6 @@ function statusEntries(shards: readonly ShardObservation[], next: SlotTable): Sh
   return out;
 }
 
-/** Shards whose stopped incarnation is not fenced in this step keep the status's granted holder. */
-function keepGrants(shards: readonly ShardObservation[], status: SlotMapStatus): ShardObservation[] {
-  const granted = new Map(status.shards.map((s) => [s.name, s.holderIdentity]));
-  return shards.map((o) => (o.previousGrantFenced ? { ...o, grantHolder: granted.get(o.name) } : o));
-}
-
 interface StatusParts {
   readonly next: SlotTable;
   readonly entries: ShardStatus[];
@@ -561,10 +555,11 @@ export function decide(ctx: DecideContext): Decision {
   );
   reportTimeouts(ctx, timeouts.newlyLate, next.generation);
 
-  // Status and conditions. While the table is held, a stopped incarnation's grants are not fenced
-  // yet: the status keeps naming the holder they were granted to (a holder changed without a new
-  // generation would hand that generation's slots to another incarnation unannounced).
-  const entries = statusEntries(holding ? keepGrants(included, ctx.status) : included, next);
+  // Status and conditions. While the table is held nothing moves, and the shard entries stay as
+  // observed: a stopped incarnation's grants are not fenced yet (a holder changed without a new
+  // generation would hand that generation's slots to another incarnation unannounced), and a shard
+  // judged Dead keeps its slots until the hold ends (a Dead owner would contradict the table).
+  const entries = holding ? [...ctx.status.shards] : statusEntries(included, next);
   const nextBarrier = drainBarrier(next, observations, ctx.meta.uid, ctx.mutations, ctx.foreign);
   reportForeign(ctx);
   const waits = [...new Set(next.migrations.map((m) => migrationKey(m.from, m.generation)))]
