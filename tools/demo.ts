@@ -5,21 +5,29 @@
 // processes, creates Secrets, adds a shard, kills one, and shows the slot table moving. Then it
 // audits the shards' reconcile logs (test/e2e/auditor.ts) and ends with one summary line; the
 // exit status is non-zero if anything failed (a timeout, a violation).
+//
+// `--in-cluster`: the same on real pods instead of processes: a local node (root only; see
+// tools/node), the image built from the Dockerfile, deploy/ applied unchanged, then a leader
+// coordinator pod deleted, the shards restarted, scaled and one force-deleted
+// (test/incluster/scenario.ts, which the in-cluster test runs too), audited from `kubectl logs`.
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { Command, InvalidArgumentError } from "commander";
-import { formatViolations, summaryLine } from "../test/e2e/auditor.js";
+import { type AuditReport, formatViolations, summaryLine } from "../test/e2e/auditor.js";
 import { type Convergence, describeStatus, httpFor, isSettled } from "../test/e2e/driver.js";
 import { LineTail } from "../test/e2e/harness.js";
 import { COORDINATOR_SCRIPT, SHARD_SCRIPT, SlotmapSystem } from "../test/e2e/system.js";
+import { runScenario } from "../test/incluster/scenario.js";
 import { type ControlPlane, startControlPlane } from "../test/support/controlplane.js";
+import { type ClusterWithNode, startClusterWithNode } from "../test/support/incluster.js";
 import { Dashboard, type DashboardState } from "./demo/dashboard.js";
 
 interface Options {
   secrets: number;
   tty: boolean;
   keepLogs: boolean;
+  inCluster: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -37,14 +45,89 @@ function parseArgs(argv: string[]): Options {
     .option("--secrets <n>", "Secrets to create", positiveInt, 1000)
     .option("--no-tty", "plain progress lines instead of the live grid")
     .option("--keep-logs", "keep the processes' log directory")
+    .option(
+      "--in-cluster",
+      "run deploy/ as pods on a local node (root; builds the image) instead of processes",
+    )
     .allowExcessArguments(false)
     .parse(argv, { from: "user" });
-  const o = cmd.opts<{ secrets: number; tty: boolean; keepLogs?: boolean }>();
-  return { secrets: o.secrets, tty: o.tty && process.stdout.isTTY === true, keepLogs: o.keepLogs === true };
+  const o = cmd.opts<{ secrets: number; tty: boolean; keepLogs?: boolean; inCluster?: boolean }>();
+  return {
+    secrets: o.secrets,
+    tty: o.tty && process.stdout.isTTY === true,
+    keepLogs: o.keepLogs === true,
+    inCluster: o.inCluster === true,
+  };
+}
+
+/** The audit's figures, in the same words for processes and pods. */
+function printAudit(out: NodeJS.WriteStream, report: AuditReport): void {
+  const st = report.stats;
+  const perShard = Object.entries(st.perShard)
+    .sort()
+    .map(([k, v]) => `${k} ${v}`)
+    .join(", ");
+  out.write(
+    `reconciles: ${st.reconciles} (${perShard}); handoffs: ${st.migrationsObserved} migrations, ` +
+      `${st.slotOwnerChanges} slot owner changes seen in the logs; longest pause of a change: ` +
+      `${(st.pause.maxMs / 1000).toFixed(1)} s (updates ${(st.updatePause.maxMs / 1000).toFixed(1)} s)\n`,
+  );
+  if (!report.ok) out.write(`violations:\n${formatViolations(report.violations)}\n`);
+}
+
+/** `--in-cluster`: see the module comment. */
+async function mainInCluster(opts: Options): Promise<number> {
+  const started = Date.now();
+  const out = process.stdout;
+  const say = (msg: string) =>
+    out.write(`${((Date.now() - started) / 1000).toFixed(1).padStart(6)} s  ${msg}\n`);
+  const logDir = fs.mkdtempSync(path.join(os.tmpdir(), "slotmap-demo-"));
+  let cluster: ClusterWithNode | undefined;
+  let stopping = false;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write(`\n${sig}: stopping the node and the control plane...\n`);
+    void (cluster?.stop() ?? Promise.resolve()).finally(() => process.exit(130));
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  let exitCode = 1;
+  try {
+    say("building the image from the Dockerfile (cached), starting kube-apiserver + etcd and a node");
+    cluster = await startClusterWithNode({ log: say });
+    const result = await runScenario({
+      kubectl: cluster.cp.kubectlPath,
+      kubeconfig: cluster.cp.kubeconfig,
+      logDir,
+      secrets: opts.secrets,
+      say,
+    });
+    const t = result.leaderTakeover;
+    out.write(
+      `leader coordinator pod ${t.from} deleted: ${t.to} (${t.toWasStandby ? "the standby" : "its replacement"}) leads\n`,
+    );
+    out.write(`logs of ${result.instances.length} shard containers read with kubectl logs\n`);
+    printAudit(out, result.report);
+    out.write(`${summaryLine(result.report, Date.now() - started)}\n`);
+    exitCode = result.report.ok ? 0 : 1;
+  } catch (err) {
+    process.stderr.write(`demo failed: ${err instanceof Error ? err.message : String(err)}\n`);
+    if (cluster) process.stderr.write(`${cluster.node.diagnostics(10)}\n`);
+    opts.keepLogs = true;
+  } finally {
+    if (!stopping) {
+      await cluster?.stop().catch((err: unknown) => process.stderr.write(`${String(err)}\n`));
+      if (opts.keepLogs) process.stderr.write(`pod logs kept in ${logDir}\n`);
+      else fs.rmSync(logDir, { recursive: true, force: true });
+    }
+  }
+  return exitCode;
 }
 
 async function main(): Promise<number> {
   const opts = parseArgs(process.argv.slice(2));
+  if (opts.inCluster) return mainInCluster(opts);
   for (const f of [COORDINATOR_SCRIPT, SHARD_SCRIPT]) {
     if (!fs.existsSync(path.resolve(import.meta.dirname, "..", f))) {
       process.stderr.write(`demo: ${f} is missing\n`);
@@ -196,17 +279,7 @@ async function main(): Promise<number> {
     const unclean = stops.filter((x) => x.forced || x.code !== 0).length;
 
     const report = await s.audit();
-    const st = report.stats;
-    const perShard = Object.entries(st.perShard)
-      .sort()
-      .map(([k, v]) => `${k} ${v}`)
-      .join(", ");
-    out.write(
-      `reconciles: ${st.reconciles} (${perShard}); handoffs: ${st.migrationsObserved} migrations, ` +
-        `${st.slotOwnerChanges} slot owner changes seen in the logs; longest pause of a change: ` +
-        `${(st.pause.maxMs / 1000).toFixed(1)} s (updates ${(st.updatePause.maxMs / 1000).toFixed(1)} s)\n`,
-    );
-    if (!report.ok) out.write(`violations:\n${formatViolations(report.violations)}\n`);
+    printAudit(out, report);
     if (unclean) out.write(`${unclean} shard(s) did not stop cleanly on SIGTERM\n`);
     out.write(`${summaryLine(report, Date.now() - started)}\n`);
     exitCode = report.ok && unclean === 0 ? 0 : 1;
