@@ -26,12 +26,16 @@ export interface ApiResourceInfo {
 export interface CliClient {
   listSlotMaps(): Promise<KubeObject[]>;
   getSlotMap(name: string): Promise<KubeObject>;
-  /** PUT of the whole object; `metadata.resourceVersion` makes it conditional (409 on conflict). */
-  replaceSlotMap(obj: KubeObject): Promise<KubeObject>;
+  /**
+   * JSON merge patch (RFC 7386) of a SlotMap: only the fields in `patch` change, so a field added
+   * by a newer server or client is never dropped. `patch.metadata.resourceVersion` makes it
+   * conditional (409 Conflict when the object changed since it was read).
+   */
+  patchSlotMap(name: string, patch: KubeObject): Promise<KubeObject>;
   listLeases(namespace: string, labelSelector: string): Promise<KubeObject[]>;
   getLease(namespace: string, name: string): Promise<KubeObject>;
-  /** PUT of the whole Lease, conditional on `metadata.resourceVersion`. */
-  replaceLease(obj: KubeObject): Promise<KubeObject>;
+  /** JSON merge patch of a Lease, conditional on `patch.metadata.resourceVersion` like {@link patchSlotMap}. */
+  patchLease(namespace: string, name: string, patch: KubeObject): Promise<KubeObject>;
   /** Resolves `secrets`, `secret`, `cm`, `deployments.apps` like kubectl; undefined when unknown. */
   resolveResource(arg: string): Promise<ApiResourceInfo | undefined>;
   getObject(res: ApiResourceInfo, namespace: string | undefined, name: string): Promise<KubeObject>;
@@ -59,6 +63,7 @@ export function objectPath(res: ApiResourceInfo, namespace: string | undefined, 
 }
 
 const SLOTMAPS = `/apis/${GROUP}/${VERSION}/${PLURAL}`;
+const MERGE_PATCH = "application/merge-patch+json";
 const leases = (ns: string) => `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(ns)}/leases`;
 
 function matches(r: DiscoveryResource, wanted: string): boolean {
@@ -84,9 +89,11 @@ export class HttpCliClient implements CliClient {
   getSlotMap(name: string): Promise<KubeObject> {
     return this.http.request<KubeObject>("GET", `${SLOTMAPS}/${encodeURIComponent(name)}`);
   }
-  replaceSlotMap(obj: KubeObject): Promise<KubeObject> {
-    const name = obj.metadata?.name ?? "";
-    return this.http.request<KubeObject>("PUT", `${SLOTMAPS}/${encodeURIComponent(name)}`, { body: obj });
+  patchSlotMap(name: string, patch: KubeObject): Promise<KubeObject> {
+    return this.http.request<KubeObject>("PATCH", `${SLOTMAPS}/${encodeURIComponent(name)}`, {
+      body: patch,
+      contentType: MERGE_PATCH,
+    });
   }
   async listLeases(namespace: string, labelSelector: string): Promise<KubeObject[]> {
     return (await this.http.listAll<KubeObject>(leases(namespace), { labelSelector })).items;
@@ -94,10 +101,11 @@ export class HttpCliClient implements CliClient {
   getLease(namespace: string, name: string): Promise<KubeObject> {
     return this.http.request<KubeObject>("GET", `${leases(namespace)}/${encodeURIComponent(name)}`);
   }
-  replaceLease(obj: KubeObject): Promise<KubeObject> {
-    const ns = obj.metadata?.namespace ?? "";
-    const name = obj.metadata?.name ?? "";
-    return this.http.request<KubeObject>("PUT", `${leases(ns)}/${encodeURIComponent(name)}`, { body: obj });
+  patchLease(namespace: string, name: string, patch: KubeObject): Promise<KubeObject> {
+    return this.http.request<KubeObject>("PATCH", `${leases(namespace)}/${encodeURIComponent(name)}`, {
+      body: patch,
+      contentType: MERGE_PATCH,
+    });
   }
   getNamespace(name: string): Promise<KubeObject> {
     return this.http.request<KubeObject>("GET", `/api/v1/namespaces/${encodeURIComponent(name)}`);

@@ -267,6 +267,13 @@ describe("kubectl-slotmap against the API server", () => {
     expect(r.stderr).toMatch(/^s-2: 5461 slots left \(5461 migrating\), generation 2$/m);
     expect(r.stderr).toMatch(/^s-2: 0 slots left, generation 3$/m);
     expect(r.stdout).toBe(`shard s-2 drained: it owns no slots of slotmap ${NAME} (generation 3)\n`);
+    // The weight was written by kubectl-slotmap (User-Agent and fieldManager), as a merge patch.
+    const managed = ((await getSlotMap()).metadata?.managedFields ?? []) as Array<{
+      manager: string;
+      fieldsV1?: unknown;
+    }>;
+    const mine = managed.find((f) => f.manager === "kubectl-slotmap");
+    expect(JSON.stringify(mine?.fieldsV1), JSON.stringify(managed)).toContain('"f:s-2"');
   });
 
   it("drain --via lease sets the Lease annotation; the shard empties", async () => {

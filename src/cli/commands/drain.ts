@@ -65,12 +65,13 @@ async function setSpecWeight(
       ctx.io.stderr.write(`spec.weights["${shard}"] of slotmap ${smName} is already 0\n`);
       return raw.metadata?.generation;
     }
-    const updated: KubeObject = {
-      ...raw,
-      spec: { ...spec, weights: { ...(spec.weights ?? {}), [shard]: 0 } },
+    // A merge patch of the one weight, conditional on the version read (the check above).
+    const patch: KubeObject = {
+      metadata: { resourceVersion: raw.metadata?.resourceVersion },
+      spec: { weights: { [shard]: 0 } },
     };
     try {
-      const res = await client.replaceSlotMap(updated);
+      const res = await client.patchSlotMap(smName, patch);
       ctx.io.stderr.write(`slotmap ${smName}: spec.weights["${shard}"] set to 0\n`);
       return res.metadata?.generation;
     } catch (err) {
@@ -101,12 +102,14 @@ async function setLeaseWeight(ctx: CommandContext, l: LoadedSlotMap, shard: stri
       ctx.io.stderr.write(`lease ${ns}/${shard}: ${ANNOTATION_WEIGHT} is already "0"\n`);
       return;
     }
-    const updated: KubeObject = {
-      ...lease,
-      metadata: { ...lease.metadata, annotations: { ...annotations, [ANNOTATION_WEIGHT]: "0" } },
+    const patch: KubeObject = {
+      metadata: {
+        resourceVersion: lease.metadata?.resourceVersion,
+        annotations: { [ANNOTATION_WEIGHT]: "0" },
+      },
     };
     try {
-      await client.replaceLease(updated);
+      await client.patchLease(ns, shard, patch);
       ctx.io.stderr.write(`lease ${ns}/${shard}: ${ANNOTATION_WEIGHT} set to "0"\n`);
       return;
     } catch (err) {

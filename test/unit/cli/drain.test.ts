@@ -64,6 +64,12 @@ describe("drain", () => {
     expect(r.code, r.stderr).toBe(0);
     expect((c.slotmaps.get("demo")!.spec as { weights: unknown }).weights).toEqual({ "s-2": 0 });
     expect(c.slotmaps.get("demo")!.metadata?.generation).toBe(2);
+    // One merge patch of the one weight, conditional on the version it read.
+    expect(c.patches[0]).toEqual({
+      kind: "SlotMap",
+      name: "demo",
+      patch: { metadata: { resourceVersion: expect.any(String) }, spec: { weights: { "s-2": 0 } } },
+    });
     const lines = r.stderr.trimEnd().split("\n");
     expect(lines[0]).toBe('slotmap demo: spec.weights["s-2"] set to 0');
     // Poll 1: migrations started (5461 left, all migrating); poll 2: committed.
@@ -105,7 +111,7 @@ describe("drain", () => {
     d.conflicts = 5;
     const bad = await run(["drain", "s-2", "--slotmap", "demo"], { client: d });
     expect(bad.code).toBe(1);
-    expect(bad.stderr).toMatch(/^error: PUT .*409 Conflict/);
+    expect(bad.stderr).toMatch(/^error: PATCH .*409 Conflict/);
     expect((d.slotmaps.get("demo")!.spec as { weights?: unknown }).weights).toBeUndefined();
   });
 
@@ -121,6 +127,13 @@ describe("drain", () => {
     expect(lease.metadata?.annotations).toEqual({ "slotmap.dev/weight": "0" });
     expect(lease.metadata?.resourceVersion).not.toBe(rvBefore);
     expect(lease.spec).toEqual({ holderIdentity: "s-1-pod" });
+    expect(c.patches).toEqual([
+      {
+        kind: "Lease",
+        name: "demo-system/s-1",
+        patch: { metadata: { resourceVersion: rvBefore, annotations: { "slotmap.dev/weight": "0" } } },
+      },
+    ]);
     expect(r.stderr).toContain('lease demo-system/s-1: slotmap.dev/weight set to "0"');
     expect(r.stdout).toContain("shard s-1 drained");
   });

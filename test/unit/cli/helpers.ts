@@ -43,6 +43,20 @@ const notFound = (what: string, method: string, path: string) =>
   new ApiError(404, "NotFound", `${what} not found`, method, path);
 
 /** An in-memory API server for the calls of CliClient. */
+/** RFC 7386 JSON merge patch: objects merge key by key, null deletes, anything else replaces. */
+function mergePatch(target: unknown, patch: unknown): unknown {
+  if (patch === null || typeof patch !== "object" || Array.isArray(patch)) return structuredClone(patch);
+  const out: Record<string, unknown> =
+    target !== null && typeof target === "object" && !Array.isArray(target)
+      ? { ...(target as Record<string, unknown>) }
+      : {};
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete out[k];
+    else out[k] = mergePatch(out[k], v);
+  }
+  return out;
+}
+
 export class FakeClient implements CliClient {
   slotmaps = new Map<string, KubeObject>();
   leases = new Map<string, KubeObject>();
@@ -61,6 +75,8 @@ export class FakeClient implements CliClient {
   /** Number of 409s to answer to the next replace calls. */
   conflicts = 0;
   gets = 0;
+  /** Every merge patch sent, in order. */
+  readonly patches: Array<{ kind: "SlotMap" | "Lease"; name: string; patch: KubeObject }> = [];
   forbidLeases = false;
 
   nextRv(): string {
@@ -100,31 +116,37 @@ export class FakeClient implements CliClient {
       throw notFound(`slotmaps.slotmap.dev "${name}"`, "GET", `/apis/slotmap.dev/v1alpha1/slotmaps/${name}`);
     return structuredClone(o);
   }
-  async replaceSlotMap(obj: KubeObject): Promise<KubeObject> {
-    const name = obj.metadata?.name ?? "";
+  async patchSlotMap(name: string, patch: KubeObject): Promise<KubeObject> {
     const cur = this.slotmaps.get(name);
-    if (!cur) throw notFound(`slotmaps.slotmap.dev "${name}"`, "PUT", name);
-    if (this.conflicts > 0 || obj.metadata?.resourceVersion !== cur.metadata?.resourceVersion) {
-      if (this.conflicts > 0) {
-        this.conflicts--;
-        // Someone else wrote in between: bump the version so the retry must re-read.
-        cur.metadata = { ...cur.metadata, resourceVersion: this.nextRv() };
-      }
-      throw new ApiError(409, "Conflict", "the object has been modified", "PUT", name);
-    }
-    const specChanged = JSON.stringify(obj.spec) !== JSON.stringify(cur.spec);
+    if (!cur) throw notFound(`slotmaps.slotmap.dev "${name}"`, "PATCH", name);
+    this.checkPrecondition(cur, patch, name);
+    const merged = mergePatch(cur, patch) as KubeObject;
+    const specChanged = JSON.stringify(merged.spec) !== JSON.stringify(cur.spec);
     const next: KubeObject = {
-      ...structuredClone(obj),
-      status: cur.status, // PUT on the main resource ignores status
+      ...merged,
+      status: cur.status, // the main resource ignores status
       metadata: {
-        ...obj.metadata,
+        ...merged.metadata,
         resourceVersion: this.nextRv(),
         generation: (cur.metadata?.generation ?? 1) + (specChanged ? 1 : 0),
       },
     };
     this.slotmaps.set(name, next);
+    this.patches.push({ kind: "SlotMap", name, patch: structuredClone(patch) });
     this.onSlotMapReplaced?.(next);
     return structuredClone(next);
+  }
+  /** A merge patch's resourceVersion is a precondition, as on the API server. */
+  private checkPrecondition(cur: KubeObject, patch: KubeObject, name: string): void {
+    const want = patch.metadata?.resourceVersion;
+    if (this.conflicts > 0 || (want !== undefined && want !== cur.metadata?.resourceVersion)) {
+      if (this.conflicts > 0) {
+        this.conflicts--;
+        // Someone else wrote in between: bump the version so the retry must re-read.
+        cur.metadata = { ...cur.metadata, resourceVersion: this.nextRv() };
+      }
+      throw new ApiError(409, "Conflict", "the object has been modified", "PATCH", name);
+    }
   }
   async listLeases(namespace: string, labelSelector: string): Promise<KubeObject[]> {
     if (this.forbidLeases) throw new ApiError(403, "Forbidden", "leases is forbidden", "GET", namespace);
@@ -138,19 +160,15 @@ export class FakeClient implements CliClient {
     if (!l) throw notFound(`leases.coordination.k8s.io "${name}"`, "GET", name);
     return structuredClone(l);
   }
-  async replaceLease(obj: KubeObject): Promise<KubeObject> {
-    const key = `${obj.metadata?.namespace}/${obj.metadata?.name}`;
+  async patchLease(namespace: string, name: string, patch: KubeObject): Promise<KubeObject> {
+    const key = `${namespace}/${name}`;
     const cur = this.leases.get(key);
-    if (!cur) throw notFound("lease", "PUT", key);
-    if (this.conflicts > 0 || obj.metadata?.resourceVersion !== cur.metadata?.resourceVersion) {
-      if (this.conflicts > 0) {
-        this.conflicts--;
-        cur.metadata = { ...cur.metadata, resourceVersion: this.nextRv() };
-      }
-      throw new ApiError(409, "Conflict", "the object has been modified", "PUT", key);
-    }
-    const next = { ...structuredClone(obj), metadata: { ...obj.metadata, resourceVersion: this.nextRv() } };
+    if (!cur) throw notFound("lease", "PATCH", key);
+    this.checkPrecondition(cur, patch, key);
+    const merged = mergePatch(cur, patch) as KubeObject;
+    const next = { ...merged, metadata: { ...merged.metadata, resourceVersion: this.nextRv() } };
     this.leases.set(key, next);
+    this.patches.push({ kind: "Lease", name: key, patch: structuredClone(patch) });
     return structuredClone(next);
   }
   addLease(namespace: string, name: string, slotmap: string, annotations: Record<string, string> = {}): void {
