@@ -4,6 +4,7 @@
  * {@link main} takes argv and a {@link CliIO} so tests run it in-process.
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { PACKAGE_VERSION } from "../runtime/version.js";
 import { KeyError } from "../slots/index.js";
 import { type CliClient, describeFailure, HttpCliClient } from "./client.js";
 import { runDrain } from "./commands/drain.js";
@@ -77,6 +78,7 @@ function buildProgram(io: CliIO, deps: MainDeps): Command {
     .description(
       "Inspect and operate SlotMaps: Redis-Cluster-style slot sharding for Kubernetes controllers.",
     )
+    .version(`kubectl-slotmap ${PACKAGE_VERSION}`, "--version", "print the version")
     .exitOverride()
     .allowExcessArguments(false)
     .showSuggestionAfterError(true)

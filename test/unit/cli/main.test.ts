@@ -204,3 +204,11 @@ async function runReal(argv: string[], env: Record<string, string> = {}) {
   const code = await main(argv, { io });
   return { code, stdout: io.stdout.text, stderr: io.stderr.text };
 }
+
+describe("--version", () => {
+  it("prints the package version and exits 0", async () => {
+    const r = await run(["--version"]);
+    expect(r.code).toBe(EXIT.ok);
+    expect(r.stdout).toMatch(/^kubectl-slotmap \d+\.\d+\.\d+\n$/);
+  });
+});
