@@ -21,6 +21,20 @@ describe("handoff protocol under faults (simulated cluster, real cores)", () => 
       expect(counters.reconciles).toBeGreaterThan(5_000);
       expect(counters.statusWrites).toBeGreaterThan(500);
       expect(counters.takeovers).toBeGreaterThan(20);
+      // The threats of issue 12 are produced: people's writes, resets of a regressed status.
+      expect(counters.personWrites).toBeGreaterThan(20);
+      expect(counters.resets).toBeGreaterThan(0);
+    }
+  }, 300_000);
+
+  // The large class: 20+ shards and 1000+ keys (about 4 s of CPU per scenario on the dev machine,
+  // hence the small budget; `npm run fuzz -- --large` runs long campaigns of it).
+  it("large cluster (20+ shards, 1000+ keys): the same invariants", (ctx) => {
+    const counters = newCounters();
+    assertProperty(simProperty({ maxCommands: 400, counters, large: true }), { numRuns: 3 }, ctx);
+    if (process.env.FC_PATH === undefined && process.env.FC_NUM_RUNS === undefined) {
+      expect(counters.reconciles).toBeGreaterThan(3_000);
+      expect(counters.statusWrites).toBeGreaterThan(20);
     }
   }, 300_000);
 });

@@ -88,6 +88,48 @@ describe("API server model", () => {
     expect(s.versions(SM_KEY).map((v) => v.obj === null)).toEqual([false, false, true, false]);
   });
 
+  it("rejects a leaseNamespace change (the CRD's CEL rule self == oldSelf) and keeps the spec", () => {
+    const s = new ApiServer();
+    s.createSlotMap(SPEC);
+    expect(s.updateSpec({ ...SPEC, leaseNamespace: "elsewhere" })).toBe(false);
+    expect(s.rejectedSpecEdits).toBe(1);
+    expect(s.slotMap()?.spec.leaseNamespace).toBe(NS);
+    expect(s.updateSpec({ ...SPEC, policy: { ...SPEC.policy, maxLeaseDurationSeconds: 30 } })).toBe(true);
+    expect(s.slotMap()?.metadata.generation).toBe(2);
+  });
+
+  it("people's Lease writes bypass the ack check; the process's next write is judged against its own", () => {
+    const s = new ApiServer();
+    const created = s.writeLease(
+      leaseWrite("create", undefined, "p1", {
+        "slotmap.dev/observed-generation": "5",
+        "slotmap.dev/slotmap-uid": "sm",
+      }),
+    );
+    if (created.outcome !== "ok") throw new Error("create failed");
+    // A person removes the ack (not a protocol violation), then the holder renews without one: the
+    // transition from the person's version is not judged either.
+    s.personWriteLease("s0", (cur) =>
+      cur === null ? null : { ...cur, metadata: { ...cur.metadata, annotations: {} } },
+    );
+    const rv = s.lease("s0")!.metadata.resourceVersion;
+    expect(s.writeLease(leaseWrite("update", rv, "p1")).outcome).toBe("ok");
+    expect(s.personWrites).toBe(1);
+    // A process's own regression is still caught.
+    const rv2 = s.lease("s0")!.metadata.resourceVersion;
+    s.writeLease(
+      leaseWrite("update", rv2, "p1", {
+        "slotmap.dev/observed-generation": "7",
+        "slotmap.dev/slotmap-uid": "sm",
+      }),
+    );
+    const rv3 = s.lease("s0")!.metadata.resourceVersion;
+    expect(() => s.writeLease(leaseWrite("update", rv3, "p1"))).toThrow(Violation);
+    // Deleting by hand leaves a deletion in the history (watchers see it).
+    s.personWriteLease("s0", () => null);
+    expect(s.lease("s0")).toBeNull();
+  });
+
   it("hands out frozen objects, so a core that mutated its input would throw", () => {
     const s = new ApiServer();
     const sm = s.createSlotMap(SPEC);

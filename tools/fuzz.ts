@@ -18,10 +18,11 @@ import { parseArgs } from "node:util";
 import fc from "fast-check";
 import type { Command, ScenarioSeed } from "../property-tests/sim/commands.js";
 import { type Counters, explain, newCounters, simProperty } from "../property-tests/sim/run.js";
-import { MUTATIONS, type Mutation } from "../property-tests/sim/simulation.js";
+import { MUTATIONS, type Mutation, type SimOptions } from "../property-tests/sim/simulation.js";
 
 const USAGE = `usage: npm run fuzz -- [--steps N] [--seed S] [--mutation NAME]... [--max-commands N]
                         [--runs-per-batch N] [--batch B --path P] [--stale-reads] [--expect-violation]
+                        [--large] [--forge-granted-acks] [--stuck-ignores-fence]
                         [--shrink-seconds N]
                         [--json]
 mutations: ${MUTATIONS.join(", ")}`;
@@ -36,6 +37,10 @@ interface FuzzArgs {
   batch: number | undefined;
   path: string | undefined;
   staleReads: boolean;
+  /** The large scenario class: 20+ shards, 1000+ keys. */
+  large: boolean;
+  forgeGrantedAcks: boolean;
+  stuckIgnoresFence: boolean;
   expectViolation: boolean;
   shrinkSeconds: number;
   json: boolean;
@@ -74,6 +79,9 @@ export function parseFuzzArgs(argv: readonly string[]): FuzzArgs {
         batch: { type: "string" },
         path: { type: "string" },
         "stale-reads": { type: "boolean" },
+        large: { type: "boolean" },
+        "forge-granted-acks": { type: "boolean" },
+        "stuck-ignores-fence": { type: "boolean" },
         "expect-violation": { type: "boolean" },
         "shrink-seconds": { type: "string" },
         json: { type: "boolean" },
@@ -116,6 +124,9 @@ export function parseFuzzArgs(argv: readonly string[]): FuzzArgs {
     batch: values.batch === undefined ? undefined : intFlag("batch", values.batch, 0, 0),
     path,
     staleReads: values["stale-reads"] ?? false,
+    large: values.large ?? false,
+    forgeGrantedAcks: values["forge-granted-acks"] ?? false,
+    stuckIgnoresFence: values["stuck-ignores-fence"] ?? false,
     expectViolation: values["expect-violation"] ?? false,
     shrinkSeconds: intFlag("shrink-seconds", values["shrink-seconds"], 0, 120),
     json: values.json ?? false,
@@ -124,8 +135,23 @@ export function parseFuzzArgs(argv: readonly string[]): FuzzArgs {
 
 function replayLine(a: FuzzArgs, batch: number, path: string): string {
   const m = a.mutations.map((x) => ` --mutation ${x}`).join("");
-  const extra = `${a.staleReads ? " --stale-reads" : ""}${a.maxCommands !== 1500 ? ` --max-commands ${a.maxCommands}` : ""}`;
+  const flags = [
+    a.staleReads ? " --stale-reads" : "",
+    a.large ? " --large" : "",
+    a.forgeGrantedAcks ? " --forge-granted-acks" : "",
+    a.stuckIgnoresFence ? " --stuck-ignores-fence" : "",
+  ].join("");
+  const extra = `${flags}${a.maxCommands !== 1500 ? ` --max-commands ${a.maxCommands}` : ""}`;
   return `npm run fuzz -- --seed ${a.seed} --batch ${batch} --runs-per-batch ${a.runsPerBatch} --path ${path}${m}${extra}`;
+}
+
+/** Simulator options from the command line. */
+function simExtra(a: FuzzArgs): Partial<SimOptions> {
+  return {
+    staleReads: a.staleReads,
+    forgeGrantedAcks: a.forgeGrantedAcks,
+    stuckIgnoresFence: a.stuckIgnoresFence,
+  };
 }
 
 function fmt(n: number): string {
@@ -159,7 +185,8 @@ function campaign(a: FuzzArgs): CampaignResult {
       mutations: a.mutations,
       counters,
       onRun,
-      extra: { staleReads: a.staleReads },
+      large: a.large,
+      extra: simExtra(a),
     });
     // Search without shrinking: a failing scenario may take a whole settle limit of simulated
     // time per run, so shrinking is a separate phase with a time budget.
@@ -181,7 +208,8 @@ function campaign(a: FuzzArgs): CampaignResult {
         simProperty({
           maxCommands: a.maxCommands,
           mutations: a.mutations,
-          extra: { staleReads: a.staleReads },
+          large: a.large,
+          extra: simExtra(a),
         }),
         {
           seed: a.seed + b,
@@ -196,7 +224,9 @@ function campaign(a: FuzzArgs): CampaignResult {
     const err = details.errorInstance as { invariant?: string; message?: string } | undefined;
     const [scenario, commands] = details.counterexample ?? [];
     const story =
-      scenario === undefined || commands === undefined ? "" : explain(scenario, commands, a.mutations, 40);
+      scenario === undefined || commands === undefined
+        ? ""
+        : explain(scenario, commands, a.mutations, 40, simExtra(a));
     process.stderr.write(
       `\nVIOLATION after ${fmt(stepsToFailure)} steps (batch ${b}):\n` +
         `shrunk to ${commands?.length ?? "?"} commands: ${JSON.stringify(commands)}\n` +
@@ -227,7 +257,7 @@ function main(): number {
     process.stderr.write(`${USAGE}\n`);
     return e.message === "" ? 0 : 2;
   }
-  const label = a.mutations.length > 0 ? `mutations ${a.mutations.join("+")}` : "unmutated protocol";
+  const label = `${a.mutations.length > 0 ? `mutations ${a.mutations.join("+")}` : "unmutated protocol"}${a.large ? " (large class)" : ""}`;
   process.stderr.write(
     `fuzz: ${label}, seed ${a.seed}, ${a.path !== undefined ? `replaying batch ${a.batch} path ${a.path}` : `${fmt(a.steps)} steps`}, ≤ ${a.maxCommands} commands per scenario\n`,
   );
@@ -245,6 +275,9 @@ function main(): number {
     reconciles: c.reconciles,
     statusWrites: c.statusWrites,
     takeovers: c.takeovers,
+    resets: c.resets,
+    escalations: c.escalations,
+    personWrites: c.personWrites,
     longestSettleSeconds: Number((c.maxSettleMs / 1000).toFixed(1)),
     violation: r.violation ?? null,
   };
@@ -253,7 +286,7 @@ function main(): number {
     process.stdout.write(
       `${label}: ${fmt(c.steps)} steps in ${fmt(c.runs)} scenarios, ${s.toFixed(1)} s (${fmt(summary.stepsPerSecond)} steps/s), ` +
         `${summary.simulatedHours} simulated hours, ${fmt(c.reconciles)} reconciles, ${fmt(c.statusWrites)} status writes, ` +
-        `${fmt(c.takeovers)} takeovers, longest settle ${summary.longestSettleSeconds} s: ` +
+        `${fmt(c.takeovers)} takeovers, ${fmt(c.resets)} resets, ${fmt(c.escalations)} escalations, ${fmt(c.personWrites)} people's writes, longest settle ${summary.longestSettleSeconds} s: ` +
         `${r.violation === undefined ? "0 violations" : `VIOLATION [${r.violation.invariant}] after ${fmt(c.stepsToFailure ?? c.steps)} steps\nreplay: ${r.violation.replay}`}\n`,
     );
   }

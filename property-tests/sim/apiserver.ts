@@ -45,7 +45,11 @@ export interface SimLease {
 export interface SimSpec {
   readonly leaseNamespace: string;
   readonly resources: ReadonlyArray<{ readonly resource: string }>;
-  readonly policy: { readonly maxMigratingSlots: number; readonly handoffTimeoutSeconds: number };
+  readonly policy: {
+    readonly maxMigratingSlots: number;
+    readonly handoffTimeoutSeconds: number;
+    readonly maxLeaseDurationSeconds?: number;
+  };
   readonly weights?: Readonly<Record<string, number>>;
 }
 
@@ -79,6 +83,9 @@ function deepFreeze<T>(v: T): T {
   return v;
 }
 
+/** Lease versions written by people or tools (not by a shard process or the coordinator). */
+const byPerson = new WeakSet<object>();
+
 export class ApiServer {
   #rv = 1000;
   #uidSeq = 0;
@@ -91,6 +98,10 @@ export class ApiServer {
   statusWrites = 0;
   /** Writes rejected by a precondition (statistics). */
   conflicts = 0;
+  /** Writes by people and tools (statistics). */
+  personWrites = 0;
+  /** Spec edits the API server rejected (a changed leaseNamespace; statistics). */
+  rejectedSpecEdits = 0;
 
   /** New or retargeted migrations whose target was not Ready (see StatusWriteChecks). */
   get migrationsToNotReady(): number {
@@ -146,10 +157,19 @@ export class ApiServer {
     this.#slotMap.push({ rv: this.#nextRv(), uid: cur.metadata.uid, obj: null });
   }
 
-  /** A person edits the spec (metadata.generation + 1). */
-  updateSpec(spec: SimSpec): void {
+  /**
+   * A person edits the spec (metadata.generation + 1). A changed `leaseNamespace` is rejected, as
+   * the CRD's CEL rule `self == oldSelf` rejects it (the write fails, nothing changes).
+   *
+   * @returns false when the API server rejected the edit
+   */
+  updateSpec(spec: SimSpec): boolean {
     const cur = this.slotMap();
-    if (cur === null) return;
+    if (cur === null) return false;
+    if (spec.leaseNamespace !== cur.spec.leaseNamespace) {
+      this.rejectedSpecEdits += 1;
+      return false;
+    }
     const rv = this.#nextRv();
     const obj = deepFreeze<SimSlotMap>({
       ...cur,
@@ -157,20 +177,75 @@ export class ApiServer {
       spec: structuredClone(spec),
     });
     this.#slotMap.push({ rv, uid: obj.metadata.uid, obj });
+    return true;
+  }
+
+  /**
+   * A person or a tool writes the status subresource (an edit, or a restore from a backup): it is
+   * not a coordinator write, so the write checks only record it (see StatusWriteChecks.personWrote).
+   */
+  personWriteStatus(status: SlotMapStatus): boolean {
+    const cur = this.slotMap();
+    if (cur === null) return false;
+    const rv = this.#nextRv();
+    const frozen = deepFreeze(structuredClone(status));
+    const obj = deepFreeze<SimSlotMap>({
+      ...cur,
+      metadata: { ...cur.metadata, resourceVersion: String(rv) },
+      status: frozen,
+    });
+    this.#statusChecks.personWrote(cur.metadata.uid, frozen);
+    this.#slotMap.push({ rv, uid: obj.metadata.uid, obj });
+    this.personWrites += 1;
+    return true;
+  }
+
+  // ------------------------------------------------------------------ Leases (people and tools)
+
+  /**
+   * A person or a tool writes a Lease (kubectl edit/annotate/delete/apply): `edit` returns the new
+   * object (metadata.resourceVersion and uid are set here) or null to delete it; a Lease that does
+   * not exist is passed as a skeleton with an empty uid (the edit then creates it). The ack
+   * invariant does not judge people's writes.
+   */
+  personWriteLease(name: string, edit: (current: SimLease | null) => SimLease | null): void {
+    const cur = this.lease(name);
+    const next = edit(cur);
+    if (next === null) {
+      if (cur === null) return;
+      this.#pushLease(name, null, cur.metadata.uid, true);
+      this.personWrites += 1;
+      return;
+    }
+    let uid = cur?.metadata.uid;
+    if (uid === undefined) {
+      this.#uidSeq += 1;
+      uid = `lease-uid-${this.#uidSeq}`;
+    }
+    const rv = this.#nextRv();
+    const obj = deepFreeze<SimLease>({
+      metadata: { ...next.metadata, name, uid, resourceVersion: String(rv) },
+      spec: next.spec,
+    });
+    this.#pushLease(name, obj, uid, true);
+    this.personWrites += 1;
   }
 
   // ------------------------------------------------------------------ Leases (shard processes)
 
-  #pushLease(name: string, obj: SimLease | null, uid: string): number {
+  #pushLease(name: string, obj: SimLease | null, uid: string, person = false): number {
     let h = this.#leases.get(name);
     if (h === undefined) {
       h = [];
       this.#leases.set(name, h);
     }
     const prev = h.at(-1)?.obj ?? null;
-    checkLeaseTransition(prev, obj, name);
+    // "No ack lost" is about the protocol's writes: a person may remove or forge an ack, and the
+    // next process write after such an edit restores its own.
+    if (!person && (prev === null || !byPerson.has(prev))) checkLeaseTransition(prev, obj, name);
     const rv = obj === null ? this.#nextRv() : Number(obj.metadata.resourceVersion);
     h.push({ rv, uid, obj });
+    if (person && obj !== null) byPerson.add(obj);
     return rv;
   }
 
@@ -217,8 +292,14 @@ export class ApiServer {
    *
    * @param observedLeaseRvs - the Lease resourceVersions in the observation the step was run on
    *   (for the "dead" invariant).
+   * @param observedAck - the highest ack for the SlotMap's uid in that observation (for the
+   *   "generation" invariant: no plan on a status below an acknowledged generation).
    */
-  coordinatorWrite(a: CoordinatorAction, observedLeaseRvs: ReadonlyMap<string, number>): WriteOutcome {
+  coordinatorWrite(
+    a: CoordinatorAction,
+    observedLeaseRvs: ReadonlyMap<string, number>,
+    observedAck = 0,
+  ): WriteOutcome {
     switch (a.type) {
       case "updateStatus": {
         const cur = this.slotMap();
@@ -231,7 +312,14 @@ export class ApiServer {
           return "conflict";
         }
         const status = deepFreeze(structuredClone(a.status));
-        this.#statusChecks.check(cur.metadata.uid, cur.status, status, observedLeaseRvs, this.takeovers);
+        this.#statusChecks.check(
+          cur.metadata.uid,
+          cur.status,
+          status,
+          observedLeaseRvs,
+          this.takeovers,
+          observedAck,
+        );
         const rv = this.#nextRv();
         const obj = deepFreeze<SimSlotMap>({
           ...cur,

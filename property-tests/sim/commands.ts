@@ -70,6 +70,29 @@ export const COMMAND_WEIGHTS = {
   coordinatorPause: 1,
   /** The SlotMap is deleted (1 in 8), or created again (a new uid) when absent. */
   slotMap: 1,
+  /** An in-flight reconcile never returns (and ignores its abort): it ends only with its process. */
+  stuck: 1,
+  /**
+   * A person or a tool writes a shard's Lease (`a` picks the shard name, or the rogue Lease; `b % 8`
+   * the edit): delete; clear the holder (no released-by marker); set the holder to another string;
+   * touch a label or annotation; forge a future ack, a foreign ack (another uid), or the pending
+   * ack; or start a tool that keeps touching it (through the settle too).
+   */
+  leaseEdit: 2,
+  /**
+   * A rogue Lease with the slotmap label (holder `rogue`, weight 1000000, duration 3600 s or 15 s)
+   * is created; when present it is renewed by nobody that reconciles, or (1 in 4) deleted.
+   */
+  rogue: 1,
+  /** A person sets status.assignmentGeneration back, or restores an older status (a backup). */
+  statusEdit: 1,
+  /**
+   * A person edits spec.policy (maxMigratingSlots, handoffTimeoutSeconds, maxLeaseDurationSeconds)
+   * or tries to change spec.leaseNamespace (rejected by the API server, as by the CRD's CEL rule).
+   */
+  specEdit: 1,
+  /** The coordinator's Lease watches stall for 2..39 s while its SlotMap watch flows. */
+  leaseLag: 1,
 } as const;
 
 export type CommandKind = keyof typeof COMMAND_WEIGHTS;
@@ -90,6 +113,12 @@ export const FAULT_KINDS: ReadonlySet<CommandKind> = new Set<CommandKind>([
   "coordinatorPause",
   "partition",
   "slotMap",
+  "stuck",
+  "leaseEdit",
+  "rogue",
+  "statusEdit",
+  "specEdit",
+  "leaseLag",
 ]);
 
 const TABLE: readonly CommandKind[] = Object.entries(COMMAND_WEIGHTS).flatMap(([k, w]) =>
@@ -126,9 +155,9 @@ export function commandsArb(maxLength: number): fc.Arbitrary<Command[]> {
 export interface ScenarioSeed {
   /** Seed of the simulator's own PRNG (clock rates and offsets, salts, abort latencies). */
   seed: number;
-  /** Number of shard names (2..5). */
+  /** Number of shard names (2..5; 20..24 in the large class). */
   shardPool: number;
-  /** Shard processes running at the start (1..3). */
+  /** Shard processes running at the start (1..3; 20 in the large class). */
   initialShards: number;
   /** `spec.policy.maxMigratingSlots`. */
   maxMigratingSlots: number;
@@ -147,5 +176,18 @@ export const scenarioSeedArb: fc.Arbitrary<ScenarioSeed> = fc.record({
   initialShards: fc.integer({ min: 1, max: 3 }),
   maxMigratingSlots: fc.constantFrom(16384, 16384, 4096, 1000),
   keySlots: fc.uniqueArray(fc.nat(16383), { minLength: 4, maxLength: 16 }),
+  faultLevel: fc.integer({ min: 0, max: 2 }),
+});
+
+/**
+ * The large class: 20..24 shard names, 20 of them running from the start, and 1000..1100 keys, so
+ * handoffs are many small ranges and every shard has work in flight when faults hit.
+ */
+export const largeScenarioSeedArb: fc.Arbitrary<ScenarioSeed> = fc.record({
+  seed: fc.integer(),
+  shardPool: fc.integer({ min: 20, max: 24 }),
+  initialShards: fc.constant(20),
+  maxMigratingSlots: fc.constantFrom(16384, 4096, 1000),
+  keySlots: fc.uniqueArray(fc.nat(16383), { minLength: 1000, maxLength: 1100 }),
   faultLevel: fc.integer({ min: 0, max: 2 }),
 });

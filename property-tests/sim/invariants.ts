@@ -157,6 +157,11 @@ function migrationKey(m: SlotTable["migrations"][number]): string {
   return `${m.from}>${m.to}@${m.generation}:${formatSlotRanges(m.slots)}`;
 }
 
+/** The table assigns nothing: no owner, no migration (a new SlotMap, a reset). */
+export function assignsNothing(t: SlotTable): boolean {
+  return t.migrations.length === 0 && t.owner.every((o) => o === NO_OWNER);
+}
+
 /** Shards that own slots in `next` that they did not own in `prev`. */
 export function gainingOwners(prev: SlotTable | undefined, next: SlotTable): Set<string> {
   const gained = new Set<string>();
@@ -175,10 +180,15 @@ export function newMigrationTargets(prev: SlotTable | undefined, next: SlotTable
   return out;
 }
 
+/** A status entry's state: the status omits it when Ready (undefined: not listed). */
+export function stateOf(e: { readonly state?: string | undefined } | undefined): string | undefined {
+  return e === undefined ? undefined : (e.state ?? "Ready");
+}
+
 /** Shards and migrations of a status, for messages. */
 export function summary(s: SlotMapStatus | undefined): string {
   if (s === undefined) return "none";
-  const shards = s.shards.map((e) => `${e.name}:${e.state}:${e.holderIdentity ?? "-"}:[${e.slots}]`);
+  const shards = s.shards.map((e) => `${e.name}:${stateOf(e)}:${e.holderIdentity ?? "-"}:[${e.slots}]`);
   const migrations = s.migrations.map((m) => `${m.from}->${m.to}@${m.generation}:[${m.slots}]`);
   return `g${s.assignmentGeneration} {${shards.join(" ")}} migrations {${migrations.join(" ")}} unassigned [${s.unassignedSlots}]`;
 }
@@ -193,13 +203,24 @@ export interface TakeoverRecord {
 export class StatusWriteChecks {
   /** New or retargeted migrations whose `to` is not Ready (a planner remnant; statistics). */
   migrationsToNotReady = 0;
-  /** Highest assignment generation written, per SlotMap uid. */
+  /** Highest assignment generation written, per SlotMap uid (since the last person's edit). */
   readonly #maxGeneration = new Map<string, number>();
+
+  /**
+   * A person wrote a status (an edit, a restore): the threat, not a coordinator's violation. The
+   * coordinator's writes are judged against it from now on (a generation set back is the new floor:
+   * whether the coordinator then resets or plans on it is what the other checks and safety judge).
+   */
+  personWrote(uid: string, status: unknown): void {
+    const g = (status as { assignmentGeneration?: number } | undefined)?.assignmentGeneration ?? 0;
+    this.#maxGeneration.set(uid, g);
+  }
 
   /**
    * @param prev - the status being replaced (same uid; undefined for a new SlotMap)
    * @param observedLeaseRvs - resourceVersion of each Lease in the writer's observation
    * @param takeovers - takeovers applied so far, by Lease name
+   * @param observedAck - the highest ack for `uid` in the writer's observation of the Leases
    */
   check(
     uid: string,
@@ -207,18 +228,27 @@ export class StatusWriteChecks {
     nextRaw: unknown,
     observedLeaseRvs: ReadonlyMap<string, number>,
     takeovers: ReadonlyMap<string, readonly TakeoverRecord[]>,
+    observedAck = 0,
   ): CheckedStatus {
     const next = checkedStatus(nextRaw);
     const prev = prevRaw === undefined ? undefined : checkedStatus(prevRaw);
     const g = next.table.generation;
     const max = this.#maxGeneration.get(uid) ?? 0;
+    // A reset (a status below the shards' acks): a generation above every ack that assigns nothing.
+    const reset = g > (prev?.table.generation ?? 0) + 1 && assignsNothing(next.table) && g > observedAck;
     if (g < max) {
       throw new Violation("generation", `SlotMap ${uid}: generation ${g} written after ${max}`);
     }
     if (prev !== undefined) {
       const pg = prev.table.generation;
-      if (g !== pg && g !== pg + 1) {
+      if (g !== pg && g !== pg + 1 && !reset) {
         throw new Violation("generation", `SlotMap ${uid}: generation jumps from ${pg} to ${g} in one write`);
+      }
+      if (observedAck > pg && !reset && !sameAssignment(prev.table, next.table)) {
+        throw new Violation(
+          "generation",
+          `SlotMap ${uid}: generation ${g} planned on a status at ${pg} while the writer saw generation ${observedAck} acknowledged (a regressed status must be reset, not planned on)`,
+        );
       }
       if (g === pg) {
         const holders = (s: SlotMapStatus): string =>
@@ -228,18 +258,18 @@ export class StatusWriteChecks {
         if (!sameAssignment(prev.table, next.table) || holders(prev.status) !== holders(next.status)) {
           throw new Violation(
             "generation",
-            `SlotMap ${uid}: assignment changed without a new generation ${g}`,
+            `SlotMap ${uid}: assignment changed without a new generation ${g}; before: ${summary(prev.status)}; after: ${summary(next.status)}`,
           );
         }
       }
-    } else if (g > 1) {
+    } else if (g > 1 && !reset) {
       throw new Violation("generation", `SlotMap ${uid}: first status written has generation ${g}`);
     }
     this.#maxGeneration.set(uid, Math.max(max, g));
 
     const entries = new Map(next.status.shards.map((e) => [e.name, e]));
     for (const e of next.status.shards) {
-      if (e.state === "Dead" && e.slots !== "") {
+      if (stateOf(e) === "Dead" && e.slots !== "") {
         throw new Violation("dead", `generation ${g}: Dead shard ${e.name} owns ${e.slots}`);
       }
     }
@@ -247,14 +277,14 @@ export class StatusWriteChecks {
     // commit frees them); the planner may leave a remnant pointing at a shard that died when no
     // Ready shard but the source needs it. Counted, not a violation (docs/verification.md).
     for (const name of newMigrationTargets(prev?.table, next.table)) {
-      if (entries.get(name)?.state !== "Ready") this.migrationsToNotReady += 1;
+      if (stateOf(entries.get(name)) !== "Ready") this.migrationsToNotReady += 1;
     }
     for (const name of gainingOwners(prev?.table, next.table)) {
       const e = entries.get(name);
-      if (e?.state !== "Ready") {
+      if (e === undefined || stateOf(e) !== "Ready") {
         throw new Violation(
           "dead",
-          `generation ${g}: shard ${name} (${e?.state ?? "unlisted"}) receives slots; before: ${summary(prev?.status)}; after: ${summary(next.status)}`,
+          `generation ${g}: shard ${name} (${stateOf(e) ?? "unlisted"}) receives slots; before: ${summary(prev?.status)}; after: ${summary(next.status)}`,
         );
       }
       const seen = observedLeaseRvs.get(name);

@@ -5,7 +5,13 @@
  * the seed and path that replay it.
  */
 import fc from "fast-check";
-import { type Command, commandsArb, type ScenarioSeed, scenarioSeedArb } from "./commands.js";
+import {
+  type Command,
+  commandsArb,
+  largeScenarioSeedArb,
+  type ScenarioSeed,
+  scenarioSeedArb,
+} from "./commands.js";
 import { Violation } from "./invariants.js";
 import { type Mutation, runScenario, type SimOptions, type SimStats, simOptions } from "./simulation.js";
 
@@ -22,6 +28,12 @@ export interface Counters {
   reconciles: number;
   statusWrites: number;
   takeovers: number;
+  /** Coordinator writes that reset a regressed status. */
+  resets: number;
+  /** Processes that exited on `escalate`. */
+  escalations: number;
+  /** Writes by people and tools (threats). */
+  personWrites: number;
   /** Commands executed up to and including the first failure (undefined while none failed). */
   stepsToFailure: number | undefined;
 }
@@ -35,6 +47,9 @@ export function newCounters(): Counters {
     reconciles: 0,
     statusWrites: 0,
     takeovers: 0,
+    resets: 0,
+    escalations: 0,
+    personWrites: 0,
     stepsToFailure: undefined,
   };
 }
@@ -56,6 +71,8 @@ export interface SimPropertyOptions {
    * skeleton for rare preconditions; the random commands around it still vary and shrink).
    */
   skeleton?: ReadonlyArray<readonly [fraction: number, command: Command]>;
+  /** The large scenario class (20+ shards, 1000+ keys: {@link largeScenarioSeedArb}). */
+  large?: boolean;
 }
 
 /** `commands` with the skeleton's commands inserted at their fractions of its length. */
@@ -81,28 +98,35 @@ function add(c: Counters, s: SimStats): void {
   c.reconciles += s.reconcilesStarted;
   c.statusWrites += s.statusWrites;
   c.takeovers += s.takeovers;
+  c.resets += s.resets;
+  c.escalations += s.escalations;
+  c.personWrites += s.personWrites;
 }
 
 /** The simulation as a property over (scenario, commands). */
 export function simProperty(o: SimPropertyOptions): fc.IPropertyWithHooks<[ScenarioSeed, Command[]]> {
   const c = o.counters;
-  return fc.property(scenarioSeedArb, commandsArb(o.maxCommands), (seed, generated) => {
-    const opts = simOptions(seed, { ...o.extra, mutations: o.mutations ?? [] });
-    const commands = withSkeleton(generated, o.skeleton);
-    try {
-      const stats = runScenario(opts, commands);
-      if (c !== undefined && c.stepsToFailure === undefined) add(c, stats);
-      o.onRun?.(stats);
-    } catch (e) {
-      if (c !== undefined && c.stepsToFailure === undefined) {
-        const at = (e as { commandIndex?: number }).commandIndex ?? commands.length;
-        c.runs += 1;
-        c.steps += Math.min(at + 1, commands.length);
-        c.stepsToFailure = c.steps;
+  return fc.property(
+    o.large ? largeScenarioSeedArb : scenarioSeedArb,
+    commandsArb(o.maxCommands),
+    (seed, generated) => {
+      const opts = simOptions(seed, { ...o.extra, mutations: o.mutations ?? [] });
+      const commands = withSkeleton(generated, o.skeleton);
+      try {
+        const stats = runScenario(opts, commands);
+        if (c !== undefined && c.stepsToFailure === undefined) add(c, stats);
+        o.onRun?.(stats);
+      } catch (e) {
+        if (c !== undefined && c.stepsToFailure === undefined) {
+          const at = (e as { commandIndex?: number }).commandIndex ?? commands.length;
+          c.runs += 1;
+          c.steps += Math.min(at + 1, commands.length);
+          c.stepsToFailure = c.steps;
+        }
+        throw e;
       }
-      throw e;
-    }
-  });
+    },
+  );
 }
 
 /** The invariant a failure broke, from fast-check's error. */
@@ -119,9 +143,10 @@ export function explain(
   commands: readonly Command[],
   mutations: readonly Mutation[] = [],
   lines = 60,
+  extra: Partial<SimOptions> = {},
 ): string {
   try {
-    runScenario(simOptions(seed, { mutations, trace: true }), commands);
+    runScenario(simOptions(seed, { ...extra, mutations, trace: true }), commands);
     return "no violation on replay";
   } catch (e) {
     const trace = ((e as { trace?: readonly string[] }).trace ?? []).slice(-lines);

@@ -12,7 +12,16 @@
  * Invariants are checked as things happen (invariants.ts); `settle()` checks liveness. The model,
  * its assumptions and its limits are described in docs/verification.md.
  */
-import { effectiveWeight, parseShardLeaseAnnotations } from "../../src/api/lease.js";
+import {
+  ANNOTATION_OBSERVED_GENERATION,
+  ANNOTATION_SLOTMAP_UID,
+  ANNOTATION_WEIGHT,
+  ackedGeneration,
+  effectiveWeight,
+  LABEL_SLOTMAP,
+  parseShardLeaseAnnotations,
+} from "../../src/api/lease.js";
+import { LIMITS, type SlotMapStatus } from "../../src/api/v1alpha1.js";
 import { SHARD_MUTATIONS, type ShardMutation } from "../../src/client/core/config.js";
 import { ShardMachine } from "../../src/client/core/shard-machine.js";
 import type {
@@ -48,7 +57,7 @@ import {
 } from "./apiserver.js";
 import { ProcessClock } from "./clock.js";
 import { type Command, type CommandKind, FAULT_KINDS, kindOf, type ScenarioSeed } from "./commands.js";
-import { checkedStatus, SafetyTracker, summary, Violation } from "./invariants.js";
+import { checkedStatus, SafetyTracker, stateOf, summary, Violation } from "./invariants.js";
 import { Rng } from "./rng.js";
 
 /** Wall-clock epoch of real time 0 (only written into objects). */
@@ -56,6 +65,12 @@ const WALL0 = Date.parse("2030-01-01T00:00:00.000Z");
 
 /** One fault command in this many runs, by `faultLevel`. */
 const FAULT_DIVISORS: readonly number[] = [1, 3, 8];
+
+/** Name of the rogue Lease (see the `rogue` command). */
+const ROGUE = "rogue";
+
+/** A tool that keeps touching a Lease does so this often. */
+const TOUCH_EVERY_MS = 4000;
 
 /** Slots on the boundaries of balanced tables for 1..5 shards: where handoffs happen. */
 export const BOUNDARY_SLOTS: readonly number[] = [
@@ -96,6 +111,18 @@ export interface SimOptions extends ScenarioSeed {
    * by a lagging API server cache). Off by default: see docs/verification.md (a known finding).
    */
   staleReads: boolean;
+  /**
+   * Let people forge the pending ack on the Lease of the very holder the slots are granted to. Off
+   * by default: no core can tell such an ack from the holder's own; admission (only a shard's own
+   * ServiceAccount may write its Lease) is what answers it (docs/verification.md).
+   */
+  forgeGrantedAcks: boolean;
+  /**
+   * Let a stuck reconcile ignore its process's fence too. Off by default: the shard machine only
+   * escalates (exits) while it holds its Lease, so a process fenced by a lost Lease keeps such a
+   * reconcile running after its slots moved (docs/verification.md, a finding).
+   */
+  stuckIgnoresFence: boolean;
   /** Re-run every coordinator step on unfrozen copies and require the same result (memo check). */
   checkMemo: boolean;
   /** Keep the last lines of a trace for failure reports. */
@@ -125,6 +152,8 @@ export function simOptions(seed: ScenarioSeed, extra: Partial<SimOptions> = {}):
     ...DEFAULT_TIMING,
     mutations: [],
     staleReads: false,
+    forgeGrantedAcks: false,
+    stuckIgnoresFence: false,
     checkMemo: false,
     trace: false,
     ...extra,
@@ -136,6 +165,8 @@ interface Reconcile {
   readonly slot: number;
   /** Real time by which an aborted reconcile finishes. */
   abortAt: number | undefined;
+  /** Never returns, ignores aborts: it ends only with its process. */
+  stuck: boolean;
 }
 
 interface Proc {
@@ -148,6 +179,11 @@ interface Proc {
   cutUntil: number;
   /** Stalled watch: until this real time no watch event reaches the process (requests still flow). */
   watchStallUntil: number;
+  /**
+   * Until this real time no Lease watch event reaches the process while its SlotMap watch flows
+   * (the coordinator's Lease view lags its SlotMap view).
+   */
+  leaseStallUntil: number;
   /** Watch key → index in the object's history last delivered (-1: none). */
   readonly cursors: Map<string, number>;
   /** Watch key → the first index this process listed or was delivered (older versions it never saw). */
@@ -198,6 +234,7 @@ type Request = { dueAt: number } & (
       readonly from: CoordProc;
       readonly action: CoordinatorAction;
       readonly observed: ReadonlyMap<string, number>;
+      readonly observedAck: number;
     }
 );
 
@@ -225,6 +262,16 @@ export interface SimStats {
   generation: number;
   crashes: number;
   pauses: number;
+  /** Processes that exited on `escalate` (a reconcile on lost slots outlived the handoff timeout). */
+  escalations: number;
+  /** Reconciles made to never return. */
+  stuck: number;
+  /** Writes by people and tools to Leases and the status (threats). */
+  personWrites: number;
+  /** Coordinator writes that reset a regressed status (a generation jump assigning nothing). */
+  resets: number;
+  /** Rogue Leases the operator deleted in a settle because they held a drain barrier. */
+  rogueRemovals: number;
   failovers: number;
   takeovers: number;
   /** New or retargeted migrations to a shard that was not Ready (planner remnants, not grants). */
@@ -267,6 +314,11 @@ export class Simulation {
     generation: 0,
     crashes: 0,
     pauses: 0,
+    escalations: 0,
+    stuck: 0,
+    personWrites: 0,
+    resets: 0,
+    rogueRemovals: 0,
     failovers: 0,
     takeovers: 0,
     migrationsToNotReady: 0,
@@ -283,6 +335,9 @@ export class Simulation {
   readonly #shardMutations: ShardMutation[];
   readonly #coordinatorMutations: ReadonlySet<CoordinatorMutation>;
   #sameFire = 0;
+  /** Leases a tool keeps touching (labels), and when it touches next. */
+  readonly #touched = new Set<string>();
+  #touchAt: number | undefined;
 
   constructor(opts: SimOptions) {
     this.opts = opts;
@@ -346,6 +401,7 @@ export class Simulation {
       resumeAt: undefined,
       cutUntil: 0,
       watchStallUntil: 0,
+      leaseStallUntil: 0,
       cursors: new Map(),
       firstSeen: new Map(),
       streamDue: new Map(),
@@ -456,6 +512,8 @@ export class Simulation {
   }
 
   #effect(p: ShardProc, e: ShardEffect): void {
+    // An exited process sends nothing more (its requests already sent may still land).
+    if (!p.alive && e.type !== "log") return;
     switch (e.type) {
       case "writeLease":
         this.requests.push({ id: ++this.#reqSeq, kind: "lease", from: p, effect: e, dueAt: this.#due() });
@@ -475,7 +533,7 @@ export class Simulation {
       case "abortInFlight":
         for (const name of e.keys) {
           const r = p.inFlight.get(Number(name.slice(1)));
-          if (r !== undefined && r.abortAt === undefined) {
+          if (r !== undefined && r.abortAt === undefined && !r.stuck) {
             r.abortAt = this.now + this.rng.next() * this.opts.abortLatencyMs;
           }
         }
@@ -493,9 +551,18 @@ export class Simulation {
         this.log(`${p.name}#${p.id} stopped`);
         this.#kill(p);
         return;
+      case "escalate":
+        // The real process exits (membership.ts: process.exit), ending the stuck reconciles with it.
+        this.stats.escalations += 1;
+        this.log(`${p.name}#${p.id} escalate: exits (stuck ${e.keys.join(",")})`);
+        this.#kill(p);
+        return;
       case "fenced":
+        this.log(`${p.name}#${p.id} fenced (${e.reason})`);
+        if (!this.opts.stuckIgnoresFence) this.#unstick(p);
+        return;
       case "unfenced":
-        this.log(`${p.name}#${p.id} ${e.type}${e.type === "fenced" ? ` (${e.reason})` : ""}`);
+        this.log(`${p.name}#${p.id} unfenced`);
         return;
       case "log":
         return;
@@ -513,9 +580,26 @@ export class Simulation {
           now,
           uid: sm.metadata.uid,
           status: sm.status as ShardStatusView | undefined,
+          resourceVersion: sm.metadata.resourceVersion,
+          handoffTimeoutSeconds: sm.spec.policy.handoffTimeoutSeconds,
         });
     } else {
       this.#handle(p, { type: "leaseObserved", now, lease: this.#leaseObj(v) });
+    }
+  }
+
+  /**
+   * Assumption (docs/verification.md): a fence stops even a reconcile that ignored its handoff, as
+   * work in flight stops within `abortLatencyMs` of a fence. Without it (`stuckIgnoresFence`) a
+   * process that lost its Lease keeps a stuck reconcile for ever: the shard machine escalates only
+   * while it holds its Lease (a finding).
+   */
+  #unstick(p: ShardProc): void {
+    for (const r of p.inFlight.values()) {
+      if (!r.stuck) continue;
+      r.stuck = false;
+      r.abortAt = this.now + this.rng.next() * this.opts.abortLatencyMs;
+      this.log(`${p.name}#${p.id} k${r.key} stops on the fence`);
     }
   }
 
@@ -531,14 +615,14 @@ export class Simulation {
     this.safety.start(p.id, slot, this.now);
     this.stats.reconcilesStarted += 1;
     if (!this.#settling) this.stats.faultPhaseStarts += 1;
-    p.inFlight.set(key, { key, slot, abortAt: undefined });
+    p.inFlight.set(key, { key, slot, abortAt: undefined, stuck: false });
     this.log(`${p.name}#${p.id} start k${key} slot ${slot}`);
     this.#handle(p, { type: "reconcileStarted", now, slot, key: `k${key}` });
   }
 
   #finish(p: ShardProc, key: number): void {
     const r = p.inFlight.get(key);
-    if (r === undefined || p.paused || !p.alive) return;
+    if (r === undefined || r.stuck || p.paused || !p.alive) return;
     p.inFlight.delete(key);
     this.safety.finish(p.id, r.slot);
     this.log(`${p.name}#${p.id} finish k${key}`);
@@ -546,6 +630,21 @@ export class Simulation {
   }
 
   // ================================================================== coordinator I/O layer
+
+  /**
+   * The new leader's Lease list was taken before its SlotMap list (up to 2 versions back per Lease)
+   * and its Lease watches lag 2..21 s: a Lease view older than its SlotMap view.
+   */
+  #staleLeaseList(c: CoordProc, a: number): void {
+    for (const key of this.server.leaseKeys()) {
+      const h = this.server.versions(key);
+      const i = Math.max(0, h.length - 1 - (a % 3));
+      this.#setCursor(c, key, i);
+      this.#deliverCoordinator(c, key, h[i]);
+    }
+    c.leaseStallUntil = this.now + 2000 + (a % 20) * 1000;
+    this.log(`coordinator#${c.id} Lease list older than its SlotMap list; Lease watches lag`);
+  }
 
   #coordinatorRelist(c: CoordProc): void {
     const sv = this.server.versions(SM_KEY);
@@ -614,6 +713,8 @@ export class Simulation {
       }
     }
     this.stats.coordinatorSteps += 1;
+    if (process.env.SIMDEBUG)
+      for (const l of r.logs) this.log(`DEBUG core#${c.id} ${l.level} ${l.msg} ${JSON.stringify(l.fields)}`);
     c.memory = r.memory;
     c.nextStepAt = r.nextStepAt;
     if (r.nextStepAt !== undefined && r.nextStepAt <= now) {
@@ -624,10 +725,23 @@ export class Simulation {
     }
     c.dirtyAt = undefined;
     const observed = new Map([...c.leases].map(([n, l]) => [n, Number(l.metadata.resourceVersion)]));
+    let observedAck = 0;
+    for (const l of c.leases.values()) {
+      const a = ackedGeneration(parseShardLeaseAnnotations(l.metadata.annotations), c.sm.metadata.uid);
+      if (a > observedAck) observedAck = a;
+    }
     for (const a of r.actions) {
       if (a.type === "event") continue;
       const id = ++this.#reqSeq;
-      this.requests.push({ id, kind: "coord", from: c, action: a, observed, dueAt: this.#due() });
+      this.requests.push({
+        id,
+        kind: "coord",
+        from: c,
+        action: a,
+        observed,
+        observedAck,
+        dueAt: this.#due(),
+      });
       c.pending.set(id, now + this.opts.coordinatorWriteTimeoutMs);
       this.log(
         `coordinator#${c.id} ${a.type}${a.type === "updateStatus" ? ` g=${a.status.assignmentGeneration}` : ` ${a.name}`}`,
@@ -652,7 +766,16 @@ export class Simulation {
         dueAt: this.#due(),
       };
     } else {
-      const outcome = this.server.coordinatorWrite(req.action, req.observed);
+      const before = this.server.slotMap()?.status?.assignmentGeneration ?? 0;
+      const outcome = this.server.coordinatorWrite(req.action, req.observed, req.observedAck);
+      if (
+        req.action.type === "updateStatus" &&
+        outcome === "ok" &&
+        req.action.status.assignmentGeneration > before + 1
+      ) {
+        this.stats.resets += 1;
+        this.log(`coordinator#${req.from.id} reset to ${req.action.status.assignmentGeneration}`);
+      }
       if (req.action.type === "takeOverLease" && outcome === "ok") this.stats.takeovers += 1;
       this.log(`apply coordinator#${req.from.id} ${req.action.type} -> ${outcome}`);
       // An error reply (5xx after the write landed): the I/O layer re-reads and steps again, as after a 409.
@@ -701,9 +824,14 @@ export class Simulation {
     return this.now + this.#latency();
   }
 
-  /** When a blocked process can receive again (end of its pause, partition and watch stall). */
-  #unblockedAt(p: Proc, watch: boolean): number {
-    return Math.max(this.now, p.resumeAt ?? this.now, p.cutUntil, watch ? p.watchStallUntil : 0);
+  /**
+   * When a blocked process can receive again (end of its pause and partition; with a watch key,
+   * also of its watch stalls).
+   */
+  #unblockedAt(p: Proc, watchKey?: string): number {
+    const watch = watchKey === undefined ? 0 : p.watchStallUntil;
+    const lease = watchKey === undefined || watchKey === SM_KEY ? 0 : p.leaseStallUntil;
+    return Math.max(this.now, p.resumeAt ?? this.now, p.cutUntil, watch, lease);
   }
 
   /** Watch keys of a process. */
@@ -730,8 +858,8 @@ export class Simulation {
     const last = this.server.versions(key).length - 1;
     const cursor = p.cursors.get(key) ?? -1;
     if (cursor >= last) return;
-    if (!this.#watching(p)) {
-      p.streamDue.set(key, this.#unblockedAt(p, true) + this.#latency());
+    if (!this.#watching(p, key)) {
+      p.streamDue.set(key, this.#unblockedAt(p, key) + this.#latency());
       return;
     }
     this.#deliverWatch(p, key, this.rng.next() < 0.25 ? last : cursor + 1, true);
@@ -749,7 +877,7 @@ export class Simulation {
       return;
     }
     if (!this.#deliverable(r)) {
-      r.dueAt = this.#unblockedAt(r.to, false) + this.#latency();
+      r.dueAt = this.#unblockedAt(r.to) + this.#latency();
       return;
     }
     this.replies.splice(this.replies.indexOf(r), 1);
@@ -760,9 +888,15 @@ export class Simulation {
     return r.to.alive && !r.to.paused && this.now >= r.to.cutUntil;
   }
 
-  /** Whether watch events can reach `p` now. */
-  #watching(p: Proc): boolean {
-    return p.alive && !p.paused && this.now >= p.cutUntil && this.now >= p.watchStallUntil;
+  /** Whether watch events can reach `p` now (of `key`, when given). */
+  #watching(p: Proc, key?: string): boolean {
+    return (
+      p.alive &&
+      !p.paused &&
+      this.now >= p.cutUntil &&
+      this.now >= p.watchStallUntil &&
+      (key === undefined || key === SM_KEY || this.now >= p.leaseStallUntil)
+    );
   }
 
   /** Whether a request of `p` reaches the API server now (else it is lost in the partition). */
@@ -806,6 +940,7 @@ export class Simulation {
     for (const p of procs) {
       if (!this.#watching(p)) continue;
       for (const key of this.#watchKeys(p)) {
+        if (!this.#watching(p, key)) continue;
         if ((p.cursors.get(key) ?? -1) < this.server.versions(key).length - 1) out.push([p, key]);
       }
     }
@@ -897,6 +1032,8 @@ export class Simulation {
         }
       }
     }
+    if (this.#touchAt !== undefined)
+      out.push({ at: this.#touchAt, id: "touch", fire: () => this.#touchTool() });
     const c = this.coordinator;
     if (c.alive) {
       if (c.paused) {
@@ -1003,7 +1140,8 @@ export class Simulation {
       case "watchDup": {
         const streams: Array<[ShardProc | CoordProc, string, number]> = [];
         const c = this.coordinator;
-        if (this.#watching(c)) for (const [k, i] of c.cursors) if (i >= 0) streams.push([c, k, i]);
+        if (this.#watching(c))
+          for (const [k, i] of c.cursors) if (i >= 0 && this.#watching(c, k)) streams.push([c, k, i]);
         for (const p of this.#liveShards()) {
           if (this.#watching(p)) for (const [k, i] of p.cursors) if (i >= 0) streams.push([p, k, i]);
         }
@@ -1098,7 +1236,8 @@ export class Simulation {
         return;
       case "join": {
         const name = this.names[a % this.names.length]!;
-        if (this.#liveShards().some((p) => p.name === name)) return;
+        // b % 8 === 7: a standby process of a shard name that already runs (both race for its Lease).
+        if (b % 8 !== 7 && this.#liveShards().some((p) => p.name === name)) return;
         if (this.shards.filter((p) => p.alive).length >= 2 * this.names.length) return;
         this.#join(name, b % 8 === 0 ? 0 : b % 8 === 1 ? 2 : undefined);
         return;
@@ -1156,6 +1295,7 @@ export class Simulation {
         this.coordinator.alive = false;
         this.coordinator = this.#newCoordinator();
         this.log(`coordinator failover -> #${this.coordinator.id}`);
+        if (b % 2 === 1) this.#staleLeaseList(this.coordinator, a);
         return;
       }
       case "partition": {
@@ -1188,7 +1328,204 @@ export class Simulation {
         }
         return;
       }
+      case "stuck": {
+        const all: Array<[ShardProc, Reconcile]> = [];
+        for (const p of this.shards)
+          if (p.alive)
+            for (const r of p.inFlight.values()) if (!r.stuck && r.abortAt === undefined) all.push([p, r]);
+        const f = this.#pick(all, a);
+        if (f === undefined) return;
+        f[1].stuck = true;
+        this.stats.stuck += 1;
+        this.log(`${f[0].name}#${f[0].id} k${f[1].key} stuck (never returns)`);
+        return;
+      }
+      case "leaseEdit":
+        this.#leaseEdit(a, b);
+        return;
+      case "rogue":
+        this.#rogue(a, b);
+        return;
+      case "statusEdit":
+        this.#statusEdit(a, b);
+        return;
+      case "specEdit":
+        this.#specEdit(a, b);
+        return;
+      case "leaseLag": {
+        const ms = 2000 + (b % 38) * 1000;
+        this.coordinator.leaseStallUntil = this.now + ms;
+        this.log(`coordinator Lease watches stall for ${ms}ms (SlotMap watch flows)`);
+        return;
+      }
     }
+  }
+
+  // ================================================================== people and tools
+
+  /** A person's or a tool's write to the Lease of shard `name` (see the `leaseEdit` command). */
+  #leaseEdit(a: number, b: number): void {
+    const name = [...this.names, ROGUE][a % (this.names.length + 1)]!;
+    const cur = this.server.lease(name);
+    const variant = b % 8;
+    if (variant === 7) {
+      // A tool (a labeller, a backup agent) keeps touching it from now on, through the settle too.
+      this.#touched.add(name);
+      this.#touchAt ??= this.now + TOUCH_EVERY_MS;
+      this.log(`tool keeps touching Lease ${name}`);
+      return;
+    }
+    if (cur === null) return;
+    const sm = this.server.slotMap();
+    const uid = sm?.metadata.uid ?? "sm-uid-none";
+    const status = sm?.status as SlotMapStatus | undefined;
+    let what: string;
+    let next: SimLease | null;
+    const annotated = (extra: Record<string, string>): SimLease => ({
+      ...cur,
+      metadata: { ...cur.metadata, annotations: { ...cur.metadata.annotations, ...extra } },
+    });
+    switch (variant) {
+      case 0:
+        what = "deleted";
+        next = null;
+        break;
+      case 1:
+        what = "holder cleared";
+        next = { ...cur, spec: { ...cur.spec, holderIdentity: null } };
+        break;
+      case 2:
+        what = "holder set to person";
+        next = { ...cur, spec: { ...cur.spec, holderIdentity: `person-${b % 97}` } };
+        break;
+      case 3:
+        what = "touched";
+        next = annotated({ "example.com/touched": String(b) });
+        break;
+      case 4:
+        what = "future ack forged";
+        next = annotated({ [ANNOTATION_OBSERVED_GENERATION]: "99999999999", [ANNOTATION_SLOTMAP_UID]: uid });
+        break;
+      case 5:
+        what = "foreign ack forged";
+        next = annotated({
+          [ANNOTATION_OBSERVED_GENERATION]: String(status?.assignmentGeneration ?? 1),
+          [ANNOTATION_SLOTMAP_UID]: "sm-uid-foreign",
+        });
+        break;
+      default: {
+        // The generation a pending migration from this shard waits for, and this SlotMap's uid.
+        const granted = status?.shards.find((e) => e.name === name)?.holderIdentity;
+        if (cur.spec.holderIdentity === granted && !this.opts.forgeGrantedAcks) return;
+        const pending = status?.migrations.filter((m) => m.from === name).map((m) => m.generation) ?? [];
+        const g = pending.length > 0 ? Math.max(...pending) : (status?.assignmentGeneration ?? 1);
+        what = `pending ack ${g} forged`;
+        next = annotated({ [ANNOTATION_OBSERVED_GENERATION]: String(g), [ANNOTATION_SLOTMAP_UID]: uid });
+      }
+    }
+    this.server.personWriteLease(name, () => next);
+    this.log(`person: Lease ${name} ${what}`);
+  }
+
+  /** A tool touches every Lease it keeps touching (labels only: no renewal). */
+  #touchTool(): void {
+    for (const name of this.#touched) {
+      const cur = this.server.lease(name);
+      if (cur === null) continue;
+      this.server.personWriteLease(name, () => ({
+        ...cur,
+        metadata: {
+          ...cur.metadata,
+          labels: { ...cur.metadata.labels, "example.com/scanned": String(Math.floor(this.now)) },
+        },
+      }));
+    }
+    this.#touchAt = this.now + TOUCH_EVERY_MS;
+  }
+
+  /** The rogue Lease (see the `rogue` command). */
+  #rogue(a: number, b: number): void {
+    const cur = this.server.lease(ROGUE);
+    const wall = new Date(WALL0 + this.now).toISOString().replace("Z", "000Z");
+    if (cur === null) {
+      const seconds = b % 2 === 1 ? 3600 : 15;
+      this.server.personWriteLease(ROGUE, () => ({
+        metadata: {
+          name: ROGUE,
+          namespace: NS,
+          uid: "",
+          resourceVersion: "",
+          labels: { [LABEL_SLOTMAP]: SLOTMAP_NAME },
+          annotations: { [ANNOTATION_WEIGHT]: String(LIMITS.maxWeight) },
+        },
+        spec: { holderIdentity: "rogue", leaseDurationSeconds: seconds, acquireTime: wall, renewTime: wall },
+      }));
+      this.log(`person: rogue Lease created (${seconds}s)`);
+      return;
+    }
+    if (a % 4 === 0) {
+      this.server.personWriteLease(ROGUE, () => null);
+      this.log("person: rogue Lease deleted");
+      return;
+    }
+    // Renewed by a process that reconciles nothing.
+    this.server.personWriteLease(ROGUE, () => ({ ...cur, spec: { ...cur.spec, renewTime: wall } }));
+    this.log("person: rogue Lease renewed");
+  }
+
+  /** A person sets the status generation back, or restores an older status (see `statusEdit`). */
+  #statusEdit(a: number, b: number): void {
+    const sm = this.server.slotMap();
+    const status = sm?.status as SlotMapStatus | undefined;
+    if (sm === null || status === undefined) return;
+    if (b % 2 === 0) {
+      // kubectl patch --subresource=status: assignmentGeneration set back (kept valid: not below a
+      // pending migration's generation, which the schema requires).
+      const floor = Math.max(1, ...status.migrations.map((m) => m.generation));
+      const g = Math.max(floor, a % Math.max(1, status.assignmentGeneration));
+      if (g >= status.assignmentGeneration) return;
+      this.server.personWriteStatus({ ...status, assignmentGeneration: g });
+      this.log(`person: status.assignmentGeneration set back from ${status.assignmentGeneration} to ${g}`);
+      return;
+    }
+    // A backup restore: an older status of the same SlotMap instance, written with a newer resourceVersion.
+    const older = this.server
+      .versions(SM_KEY)
+      .filter((v) => v.uid === sm.metadata.uid && (v.obj as SimSlotMap | null)?.status !== undefined)
+      .map((v) => (v.obj as SimSlotMap).status as SlotMapStatus)
+      .filter((st) => st.assignmentGeneration < status.assignmentGeneration)
+      .slice(-30);
+    const restored = this.#pick(older, a);
+    if (restored === undefined) return;
+    this.server.personWriteStatus(restored);
+    this.log(
+      `person: status restored from a backup at generation ${restored.assignmentGeneration} (was ${status.assignmentGeneration})`,
+    );
+  }
+
+  /** A person edits spec.policy, or tries to move spec.leaseNamespace (rejected). */
+  #specEdit(a: number, b: number): void {
+    const policy = { ...this.#spec.policy };
+    switch (b % 4) {
+      case 0:
+        policy.maxMigratingSlots = [16384, 4096, 1000, 100][a % 4]!;
+        break;
+      case 1:
+        policy.handoffTimeoutSeconds = [30, 10, 60, 120][a % 4]!;
+        break;
+      case 2:
+        policy.maxLeaseDurationSeconds = [60, 15, 30, 120][a % 4]!;
+        break;
+      default: {
+        const ok = this.server.updateSpec({ ...this.#spec, leaseNamespace: "elsewhere" });
+        this.log(`person: spec.leaseNamespace change ${ok ? "ACCEPTED" : "rejected (immutable)"}`);
+        if (ok) throw new Violation("core", "simulator: the API server accepted a leaseNamespace change");
+        return;
+      }
+    }
+    this.#spec = { ...this.#spec, policy };
+    this.server.updateSpec(this.#spec);
+    this.log(`person: spec.policy ${JSON.stringify(policy)}`);
   }
 
   // ================================================================== liveness
@@ -1202,11 +1539,12 @@ export class Simulation {
     if (table.migrations.length > 0) return `${table.migrations.length} migrations pending`;
     if (status.unassignedSlots !== "") return `unassigned slots ${status.unassignedSlots}`;
     const counts = ownedCounts(table);
-    const ready = status.shards.filter((e) => e.state === "Ready");
+    const ready = status.shards.filter((e) => stateOf(e) === "Ready");
     for (const [name, n] of counts) {
       if (n === 0) continue;
       const e = status.shards.find((x) => x.name === name);
-      if (e?.state !== "Ready") return `${name} owns ${n} slots but is ${e?.state ?? "unlisted"}`;
+      if (e === undefined || stateOf(e) !== "Ready")
+        return `${name} owns ${n} slots but is ${stateOf(e) ?? "unlisted"}`;
       const lease = this.server.lease(name);
       if (lease?.spec.holderIdentity !== e.holderIdentity)
         return `${name}: Lease holder is not the granted one`;
@@ -1225,7 +1563,8 @@ export class Simulation {
       const p = procs.find((x) => x.machine.identity() === holder && x.machine.phase() === "active");
       if (p === undefined) return `${name}: no live process holds its Lease and is active`;
       const e = status.shards.find((x) => x.name === name);
-      if (e?.state !== "Ready" || e.holderIdentity !== holder) return `${name}: not Ready for ${holder}`;
+      if (e === undefined || stateOf(e) !== "Ready" || e.holderIdentity !== holder)
+        return `${name}: not Ready for ${holder}`;
     }
     const weights = new Map(
       ready.map((e) => {
@@ -1264,6 +1603,23 @@ export class Simulation {
         }
       }
     }
+  }
+
+  /**
+   * A rogue Lease that never renews and never acknowledges holds a drain barrier for its whole
+   * declared duration (the barrier waits for every live Lease, refused or not: a finding, see
+   * docs/verification.md). After 60 s of the settle with the barrier waiting, the operator deletes
+   * it, as the LeaseDurationRefused Warning tells them to. Counted.
+   */
+  #operatorRemovesBlockingRogue(settleStart: number): void {
+    if (this.now - settleStart < 60_000 || this.server.lease(ROGUE) === null) return;
+    const ready = (this.server.slotMap()?.status as SlotMapStatus | undefined)?.conditions.find(
+      (c) => c.type === "Ready",
+    );
+    if (ready?.reason !== "DrainBarrier" && ready?.reason !== "PreviousInstanceDraining") return;
+    this.server.personWriteLease(ROGUE, () => null);
+    this.stats.rogueRemovals += 1;
+    this.log("operator: rogue Lease deleted (it held a drain barrier)");
   }
 
   /** Makes sure some live shard can take slots (weight > 0), as an operator would. */
@@ -1312,6 +1668,7 @@ export class Simulation {
     for (const p of [...this.shards, this.coordinator]) {
       p.cutUntil = 0;
       p.watchStallUntil = 0;
+      p.leaseStallUntil = 0;
     }
     if (this.server.slotMap() === null) this.server.createSlotMap(this.#spec);
     this.#ensureCapacity();
@@ -1330,6 +1687,9 @@ export class Simulation {
       }
       for (const p of this.#liveShards()) for (const k of [...p.queue].slice(0, 3)) this.#start(p, k);
       this.advanceTo(this.now + tickMs);
+      this.#operatorRemovesBlockingRogue(start);
+      // A process may still exit in the settle (escalate: a stuck reconcile on a moved slot).
+      this.#ensureCapacity();
       why = this.#notConverged();
       // Converged means: it holds for 10 s in a row at one generation (a renewal that was failing
       // when the faults stopped may still fence a shard for a moment).
@@ -1373,6 +1733,7 @@ export class Simulation {
     this.stats.statusWrites = this.server.statusWrites;
     this.stats.conflicts = this.server.conflicts;
     this.stats.migrationsToNotReady = this.server.migrationsToNotReady;
+    this.stats.personWrites = this.server.personWrites;
     this.stats.generation = sm?.status?.assignmentGeneration ?? 0;
     this.stats.simulatedMs = this.now;
     return { ...this.stats };
