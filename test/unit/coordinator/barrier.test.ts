@@ -6,10 +6,14 @@
  * previous SlotMap instance, or that it applied without acknowledging yet); the barrier waits it
  * out. The World checks on every status write that no slot is run by two live processes.
  */
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { ANNOTATION_OBSERVED_GENERATION, ANNOTATION_SLOTMAP_UID } from "../../../src/api/index.js";
 import { SLOT_COUNT } from "../../../src/slots/index.js";
 import { actionsOf, condition, World } from "./world.js";
+
+// Every step plans a 16384-slot table and the World checks every write slot by slot: a few
+// hundred ms per test alone, seconds on a loaded shared machine.
+vi.setConfig({ testTimeout: 60_000 });
 
 /** Shards `names` hold a balanced table of instance uid-1 and ack it; then it is recreated as uid-2. */
 function recreated(...names: string[]): World {
@@ -149,6 +153,41 @@ describe("drain barrier: a new SlotMap", () => {
     expect(w.status().assignmentGeneration).toBe(g + 1);
     expect(w.counts()).toEqual({ a: 0, b: SLOT_COUNT });
   });
+
+  it("after a reset, waits for a shard that runs slots it never acked; barrierTrustsUnacked (teeth) would double-run them", () => {
+    /** c gets slots by handoffs from a and b but never writes an ack; then the status is set back. */
+    const world = (mutation: boolean): World => {
+      const w = new World();
+      w.config = mutation ? { mutations: new Set(["barrierTrustsUnacked"]) } : {};
+      w.join("a");
+      w.join("b");
+      w.settle({ ack: true });
+      w.join("c");
+      w.step();
+      tick(w);
+      w.ack("a");
+      w.ack("b");
+      w.step();
+      expect(w.counts().c).toBe(5461);
+      expect(w.lease("c").metadata.annotations[ANNOTATION_OBSERVED_GENERATION]).toBeUndefined();
+      w.writeStatusRaw({ ...(w.slotMap.status as object), assignmentGeneration: 1 });
+      w.step(); // the reset: assigns nothing
+      tick(w);
+      w.ack("a");
+      w.ack("b");
+      return w;
+    };
+    const safe = world(false);
+    safe.step();
+    expect(condition(safe.status(), "Ready")?.message).toContain("c acknowledge");
+    expect(safe.counts()).toEqual({ a: 0, b: 0, c: 0 });
+    safe.ack("c");
+    safe.step();
+    expect(safe.counts()).toEqual({ a: 5462, b: 5461, c: 5461 });
+
+    const mutated = world(true);
+    expect(() => mutated.step()).toThrow(/unsafe: slot \d+ may be run by/);
+  }, 60_000);
 
   it("mutation barrierTrustsUnacked (teeth): an unacked Lease gets slots at once", () => {
     const w = new World();

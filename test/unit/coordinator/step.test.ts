@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import {
   ANNOTATION_OBSERVED_GENERATION,
   ANNOTATION_WEIGHT,
@@ -12,6 +12,10 @@ import {
 } from "../../../src/coordinator/core/index.js";
 import { SLOT_COUNT } from "../../../src/slots/index.js";
 import { actionsOf, condition, defaultSpec, NS, WALL0, World } from "./world.js";
+
+// Every step plans a 16384-slot table and the World checks every write slot by slot: a few
+// hundred ms per test alone, seconds on a loaded shared machine.
+vi.setConfig({ testTimeout: 60_000 });
 
 /** A World with the given shards joined, settled and acked at the current generation. */
 function balanced(...names: string[]): World {

@@ -4,11 +4,15 @@
  * slot. Each rule has a "teeth" test: with the matching deliberate mutation the World's safety check
  * (no slot run by two live processes) or the rule's own expectation fails.
  */
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { ANNOTATION_RELEASED_BY } from "../../../src/api/index.js";
 import type { CoordinatorMutation } from "../../../src/coordinator/core/index.js";
 import { SLOT_COUNT } from "../../../src/slots/index.js";
 import { actionsOf, condition, defaultSpec, World } from "./world.js";
+
+// Every step plans a 16384-slot table and the World checks every write slot by slot: a few
+// hundred ms per test alone, seconds on a loaded shared machine.
+vi.setConfig({ testTimeout: 60_000 });
 
 /** A World with the given shards joined, through the drain barrier, settled and acked. */
 function balanced(...names: string[]): World {
