@@ -16,23 +16,39 @@ const PHASES = [
   "stopped",
 ] as const;
 
-/** Metrics of one shard process; one registry per instance so tests can run several. */
+/** Options of {@link ShardMetrics}. */
+export interface ShardMetricsOptions {
+  /**
+   * Register into this registry (e.g. prom-client's global `register`, beside your own metrics).
+   * Default: a new registry with default labels `slotmap` and `shard` (one per instance, so
+   * tests can run several). A registry you pass is not given default labels.
+   */
+  registry?: Registry;
+  /** Also collect Node process metrics (heap, event loop lag). Default: true for a new registry, false for yours. */
+  defaultMetrics?: boolean;
+}
+
+/**
+ * Metrics of one shard process. Call {@link ShardMetrics.observe} from the controller's
+ * `onReconcile` for per-outcome reconcile counts and durations; {@link ShardMetrics.attach}
+ * samples the controller's queue, cache and reconcile totals at every scrape.
+ */
 export class ShardMetrics {
   /** The registry to serve on /metrics. */
-  readonly registry = new Registry();
+  readonly registry: Registry;
   readonly #reconciles: Counter<"outcome">;
   readonly #duration: Histogram<"outcome">;
   #controller: ShardedController | undefined;
 
-  /**
-   * @param member - sampled at every scrape.
-   * @param options.defaultMetrics - also collect Node process metrics (heap, event loop lag). Default true.
-   */
-  constructor(member: ShardMember, options: { defaultMetrics?: boolean } = {}) {
+  /** @param member - sampled at every scrape. */
+  constructor(member: ShardMember, options: ShardMetricsOptions = {}) {
+    this.registry = options.registry ?? new Registry();
     const registers = [this.registry];
-    const labels = { slotmap: member.slotMap, shard: member.shard };
-    this.registry.setDefaultLabels(labels);
-    if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    if (options.registry === undefined) {
+      this.registry.setDefaultLabels({ slotmap: member.slotMap, shard: member.shard });
+    }
+    if (options.defaultMetrics ?? options.registry === undefined)
+      collectDefaultMetrics({ register: this.registry });
     new Gauge({
       name: "slotmap_shard_owned_slots",
       help: "Slots this shard owns now (granted to its Lease identity and not fenced).",
@@ -96,6 +112,20 @@ export class ShardMetrics {
         const s = controller();
         this.set({ state: "queued" }, s?.queued ?? 0);
         this.set({ state: "waiting" }, s?.waiting ?? 0);
+      },
+    });
+    // Totals from the controller itself, so that attach() alone counts reconciles (observe()
+    // adds the per-outcome split and durations).
+    new Counter({
+      name: "slotmap_shard_reconciles_total",
+      help: "Reconciles run by the attached controller since it started, by result (all, error).",
+      labelNames: ["result"] as const,
+      registers,
+      collect() {
+        const s = controller();
+        this.reset();
+        this.inc({ result: "all" }, s?.reconciles ?? 0);
+        this.inc({ result: "error" }, s?.reconcileErrors ?? 0);
       },
     });
     this.#reconciles = new Counter({
