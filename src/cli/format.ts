@@ -12,6 +12,18 @@ export function parseOutputFormat(value: string | undefined): OutputFormat | und
   throw new UsageError(`-o/--output ${JSON.stringify(value)}: unsupported output format (use json or yaml)`);
 }
 
+/** Output formats of listing commands (`get`): the machine-readable ones, `name` and `wide`. */
+export type ListFormat = OutputFormat | "name" | "wide";
+
+/** Validates `-o` of a listing command; undefined means the default table. */
+export function parseListFormat(value: string | undefined): ListFormat | undefined {
+  if (value === "name" || value === "wide") return value;
+  if (value === undefined || value === "json" || value === "yaml") return value;
+  throw new UsageError(
+    `-o/--output ${JSON.stringify(value)}: unsupported output format (use json, yaml, name or wide)`,
+  );
+}
+
 /** Writes `value` as JSON (2-space indent, trailing newline) or YAML. */
 export function writeStructured(out: TextSink, format: OutputFormat, value: unknown): void {
   out.write(format === "json" ? `${JSON.stringify(value, null, 2)}\n` : stringify(value, { lineWidth: 0 }));

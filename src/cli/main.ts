@@ -14,7 +14,7 @@ import { runPlan } from "./commands/plan.js";
 import { runView } from "./commands/view.js";
 import { runWhich } from "./commands/which.js";
 import type { CommandContext } from "./context.js";
-import { checkNamespace, parseDuration, parseOutputFormat } from "./format.js";
+import { checkNamespace, parseDuration, parseListFormat, parseOutputFormat } from "./format.js";
 import { CliError, type CliIO, EXIT, processIO } from "./io.js";
 import { loadKubeConfig } from "./kubeconfig.js";
 
@@ -108,9 +108,9 @@ function buildProgram(io: CliIO, deps: MainDeps): Command {
     .command("get")
     .description("list SlotMaps, or show one: shards, states, slots, acks, migrations, conditions")
     .argument("[slotmap]", "SlotMap name")
-    .addOption(outputOption())
+    .addOption(new Option("-o, --output <format>", "output format: json, yaml, name or wide"))
     .action(async (name: string | undefined, opts: { output?: string }, cmd: Command) => {
-      await runGet(context(cmd), name, { output: parseOutputFormat(opts.output) });
+      await runGet(context(cmd), name, { output: parseListFormat(opts.output) });
     });
 
   program

@@ -168,13 +168,16 @@ function transportKey(server: string, proxyUrl: string | undefined, tls: Record<
  */
 function makeDispatcher(proxyUrl: string | undefined, tls: ReturnType<typeof tlsOptions>): Dispatcher {
   const connect = { ...tls, keepAlive: true, keepAliveInitialDelay: 30_000 };
-  if (proxyUrl === undefined || proxyUrl === "") return new Agent({ allowH2: false, connect });
+  // Answer headers come within the API server's own request timeout (60 s by default) unless the
+  // connection is dead: fail after 70 s instead of undici's 300 s, so a black-holed list retries.
+  const pool = { allowH2: false, headersTimeout: 70_000, connect };
+  if (proxyUrl === undefined || proxyUrl === "") return new Agent(pool);
   if (!/^https?:/.test(proxyUrl)) {
     throw new Error(
       `kubeconfig proxy-url ${JSON.stringify(proxyUrl)}: only http:// and https:// proxies are supported`,
     );
   }
-  return new ProxyAgent({ uri: proxyUrl, allowH2: false, requestTls: tls, connect });
+  return new ProxyAgent({ uri: proxyUrl, requestTls: tls, ...pool });
 }
 
 /** Thin REST client bound to a KubeConfig's current context. */

@@ -1,7 +1,9 @@
 /** `kubectl slotmap get [slotmap]`: list SlotMaps, or show one SlotMap's table in detail. */
+
+import { CRD_NAME } from "../../api/index.js";
 import { countSlots, formatSlotRanges } from "../../slots/index.js";
 import type { CommandContext } from "../context.js";
-import { ageOf, checkName, type OutputFormat, table, writeStructured } from "../format.js";
+import { ageOf, checkName, type ListFormat, table, writeStructured } from "../format.js";
 import { CliError } from "../io.js";
 import {
   fetchShardLeases,
@@ -14,8 +16,13 @@ import {
 
 /** Options of `get`. */
 export interface GetOptions {
-  output?: OutputFormat | undefined;
+  /** json, yaml, `name` (`slotmap.slotmap.dev/<name>` per line) or `wide` (more columns). */
+  output?: ListFormat | undefined;
 }
+
+/** `kubectl get -o name`'s form of a SlotMap. */
+const resourceName = (name: string | undefined): string =>
+  `${CRD_NAME.replace(/^slotmaps\./, "slotmap.")}/${name ?? "?"}`;
 
 function conditionStatus(l: LoadedSlotMap, type: string): string {
   return l.status?.conditions.find((c) => c.type === type)?.status ?? "-";
@@ -26,10 +33,15 @@ export async function runGet(ctx: CommandContext, name: string | undefined, opts
   const { io } = ctx;
   if (name === undefined) {
     const items = await ctx.client().listSlotMaps();
-    if (opts.output !== undefined) {
+    if (opts.output === "name") {
+      for (const raw of items) io.stdout.write(`${resourceName(raw.metadata?.name)}\n`);
+      return;
+    }
+    if (opts.output === "json" || opts.output === "yaml") {
       writeStructured(io.stdout, opts.output, { apiVersion: "v1", kind: "List", items });
       return;
     }
+    const wide = opts.output === "wide";
     if (items.length === 0) {
       io.stderr.write("No SlotMaps found.\n");
       return;
@@ -44,11 +56,12 @@ export async function runGet(ctx: CommandContext, name: string | undefined, opts
         if (!(err instanceof CliError)) throw err;
         io.stderr.write(`warning: ${err.message}\n`);
         const name = raw.metadata?.name ?? "?";
-        return [name, "?", "?", "?", "?", "?", ageOf(raw.metadata?.creationTimestamp, now)];
+        const row = [name, "?", "?", "?", "?", "?", ageOf(raw.metadata?.creationTimestamp, now)];
+        return wide ? [...row, "?", "?"] : row;
       }
       const shards = summarizeShards(l);
       const migrating = l.table.migrations.reduce((n, m) => n + countSlots(m.slots), 0);
-      return [
+      const row = [
         l.name,
         String(l.status?.shards.length ?? 0),
         String(shards.filter((s) => s.state === "Ready").length),
@@ -57,13 +70,23 @@ export async function runGet(ctx: CommandContext, name: string | undefined, opts
         conditionStatus(l, "Balanced"),
         ageOf(raw.metadata?.creationTimestamp, now),
       ];
+      if (!wide) return row;
+      const resources = l.sm.spec.resources.map((r) =>
+        r.group === "" ? r.resource : `${r.resource}.${r.group}`,
+      );
+      return [...row, l.sm.spec.leaseNamespace, resources.join(",")];
     });
-    io.stdout.write(table(["NAME", "SHARDS", "READY", "GENERATION", "MIGRATING", "BALANCED", "AGE"], rows));
+    const header = ["NAME", "SHARDS", "READY", "GENERATION", "MIGRATING", "BALANCED", "AGE"];
+    io.stdout.write(table(wide ? [...header, "LEASE-NAMESPACE", "RESOURCES"] : header, rows));
     return;
   }
 
   const l = await fetchSlotMap(ctx.client(), checkName(name, "slotmap"));
-  if (opts.output !== undefined) {
+  if (opts.output === "name") {
+    io.stdout.write(`${resourceName(l.name)}\n`);
+    return;
+  }
+  if (opts.output === "json" || opts.output === "yaml") {
     writeStructured(io.stdout, opts.output, l.raw);
     return;
   }

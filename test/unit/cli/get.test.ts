@@ -31,6 +31,35 @@ describe("get", () => {
     expect(minimal.slice(1, 6)).toEqual(["0", "0", "0", "0", "-"]);
   });
 
+  it("-o name prints slotmap.slotmap.dev/<name>, for the list and for one", async () => {
+    const r = await run(["get", "-o", "name"], { client: client() });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trimEnd().split("\n").sort()).toEqual([
+      "slotmap.slotmap.dev/minimal",
+      "slotmap.slotmap.dev/with-status",
+    ]);
+    const one = await run(["get", "minimal", "-o", "name"], { client: client() });
+    expect(one.stdout).toBe("slotmap.slotmap.dev/minimal\n");
+  });
+
+  it("-o wide adds the Lease namespace and the resources", async () => {
+    const r = await run(["get", "-o", "wide"], { client: client() });
+    expect(r.code, r.stderr).toBe(0);
+    const lines = r.stdout.trimEnd().split("\n");
+    expect(lines[0]).toMatch(
+      /^NAME\s+SHARDS\s+READY\s+GENERATION\s+MIGRATING\s+BALANCED\s+AGE\s+LEASE-NAMESPACE\s+RESOURCES$/,
+    );
+    const row = lines.find((l) => l.startsWith("with-status"))!.split(/\s+/);
+    expect(row.slice(0, 7)).toEqual(["with-status", "3", "2", "42", "5461", "False", "5m"]);
+    expect(row[7]).toBe("checksums-system");
+    expect(row[8]).toMatch(/^secrets/);
+    const bad = await run(["get", "-o", "table"], { client: client() });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain(
+      '-o/--output "table": unsupported output format (use json, yaml, name or wide)',
+    );
+  });
+
   it("lists a SlotMap with an invalid status with question marks and a warning", async () => {
     const c = client();
     c.setStatus("minimal", { assignmentGeneration: 1, shards: [{ name: "a", state: "Asleep" }] });
