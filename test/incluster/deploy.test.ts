@@ -56,6 +56,7 @@ describe("deploy/ on a local node", () => {
         `${st.slotOwnerChanges}, longest pause ${(st.pause.maxMs / 1000).toFixed(1)} s`,
     );
     for (const r of result.restarts) log(`restarted in place: ${r}`);
+    for (const e of result.probeEvents) log(`event: ${e}`);
     log(summaryLine(result.report, Date.now() - started));
     if (!result.report.ok)
       log(`violations (logs in ${logDir}):\n${formatViolations(result.report.violations)}`);

@@ -54,6 +54,8 @@ export interface ScenarioResult {
   restarts: string[];
   /** Distinct shard processes seen in the reconcile lines. */
   processes: number;
+  /** The shard pods' probe failures and kills, from their Events: `count× reason: message`. */
+  probeEvents: string[];
 }
 
 /** Options of {@link runScenario}. */
@@ -214,6 +216,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     return {
       steps,
       report,
+      probeEvents: await probeEvents(kubectl),
       leaderTakeover,
       instances: logs.instances,
       restarts: logs.restarts,
@@ -252,4 +255,18 @@ async function deleteLeader(
     if (Date.now() - t > 120_000) throw new Error(`no new coordinator leader within 120 s (holder ${h})`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** Unhealthy and Killing Events of the shard pods, grouped by message (pod names left out). */
+async function probeEvents(kubectl: (...args: string[]) => Promise<string>): Promise<string[]> {
+  const list = JSON.parse(await kubectl("-n", DEPLOY.shardNamespace, "get", "events", "-o", "json")) as {
+    items: Array<{ reason?: string; message?: string; count?: number }>;
+  };
+  const counts = new Map<string, number>();
+  for (const e of list.items) {
+    if (e.reason !== "Unhealthy" && e.reason !== "Killing") continue;
+    const what = `${e.reason}: ${(e.message ?? "").replace(/checksums-\d+/g, "checksums-N").replace(/\d+\.\d+\.\d+\.\d+/g, "POD_IP")}`;
+    counts.set(what, (counts.get(what) ?? 0) + (e.count ?? 1));
+  }
+  return [...counts].map(([what, n]) => `${n}× ${what}`);
 }
