@@ -2,7 +2,6 @@
 // shard membership (Lease acquire, acks, self-fencing, release), ownership following the SlotMap
 // status, handoffs that wait for in-flight reconciles, and the checksum example controller.
 import net from "node:net";
-import { KubeConfig } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startChecksumController } from "../../examples/checksum-controller/app.js";
@@ -26,6 +25,7 @@ import { keySlot } from "../../src/slots/hash.js";
 import { parseSlotRanges } from "../../src/slots/ranges.js";
 import { SLOT_COUNT } from "../../src/slots/types.js";
 import { freshNamespace, kubeConfig, waitFor } from "../support/cluster.js";
+import { kubeConfigVia as viaProxy } from "../support/fault-proxy.js";
 import { ensureCrd } from "./coordinator-harness.js";
 
 /** Short timings so that expiry and fencing happen within a test. */
@@ -308,21 +308,6 @@ async function tcpProxy(
         server.close(() => resolve());
       }),
   };
-}
-
-/** The same credentials, through a local port. */
-function viaProxy(kc: KubeConfig, port: number): KubeConfig {
-  const current = kc.getCurrentCluster()!;
-  const out = new KubeConfig();
-  out.loadFromOptions({
-    clusters: kc.clusters.map((c) =>
-      c.name === current.name ? { ...c, server: `https://127.0.0.1:${port}` } : c,
-    ),
-    users: kc.users,
-    contexts: kc.contexts,
-    currentContext: kc.currentContext,
-  });
-  return out;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
