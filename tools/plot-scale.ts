@@ -1,11 +1,12 @@
 /**
- * `tsx tools/plot-scale.ts [scale-detail.json] [--out docs/bench-scale.svg] [--table]`
+ * `tsx tools/plot-scale.ts [scale-detail.json ...] [--out docs/bench-scale.svg] [--table]`
  *
  * Draws the scale benchmark (bench/support/scale.ts) as an SVG: watch traffic delivered to all
  * watchers per join and per leave, and the sizes of one status and one watch event, against the
  * shard count, next to the figures issue 17 measured on the old status format ("before"). Both
- * axes are logarithmic. Without an argument it reads the newest non-quick
- * bench/results/scale-detail-*.json. `--table` prints the Markdown table of docs/benchmarks.md.
+ * axes are logarithmic. Without arguments it reads every non-quick bench/results/scale-detail-*.json
+ * and keeps the newest result per shard count. `--table` prints the Markdown table of
+ * docs/benchmarks.md.
  */
 import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
@@ -259,18 +260,28 @@ export function renderScaleSvg(points: readonly ScalePoint[], caption: string): 
   );
 }
 
-/** The newest full (not `--quick`) scale-detail file of bench/results, else the newest of any. */
-function newestDetail(): string {
+/**
+ * The full (not `--quick`) scale-detail files of bench/results, oldest first (a run per shard
+ * count is allowed: `SLOTMAP_BENCH_SCALE_SIZES`); only quick ones if there is no full one.
+ */
+function detailFiles(): string[] {
   const dir = join(REPO, "bench/results");
   const files = readdirSync(dir)
     .filter((f) => /^scale-detail-.*\.json$/.test(f))
     .map((f) => join(dir, f))
-    .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
-  const full = files.find((f) => (JSON.parse(readFileSync(f, "utf8")) as ScaleDetail).quick !== true);
-  const pick = full ?? files[0];
-  if (pick === undefined)
+    .sort((a, b) => statSync(a).mtimeMs - statSync(b).mtimeMs);
+  const full = files.filter((f) => (JSON.parse(readFileSync(f, "utf8")) as ScaleDetail).quick !== true);
+  const pick = full.length > 0 ? full : files;
+  if (pick.length === 0)
     throw new Error("no bench/results/scale-detail-*.json: run `npm run bench -- scale` first");
   return pick;
+}
+
+/** The results of several detail files, oldest first: the newest per shard count wins. */
+export function mergeDetails(details: readonly ScaleDetail[]): ScaleDetail {
+  const byShards = new Map<number, ScaleDetail["results"][number]>();
+  for (const d of details) for (const r of d.results) byShards.set(r.shards, r);
+  return { results: [...byShards.values()] };
 }
 
 function main(): void {
@@ -281,17 +292,17 @@ function main(): void {
       table: { type: "boolean", default: false },
     },
   });
-  const file = positionals[0] ?? newestDetail();
-  const points = scalePoints(JSON.parse(readFileSync(file, "utf8")) as ScaleDetail);
+  const files = positionals.length > 0 ? positionals : detailFiles();
+  const points = scalePoints(
+    mergeDetails(files.map((f) => JSON.parse(readFileSync(f, "utf8")) as ScaleDetail)),
+  );
   if (values.table) {
     process.stdout.write(scaleTable(points));
     return;
   }
-  writeFileSync(
-    values.out!,
-    renderScaleSvg(points, `Before: issue 17 (old status format). Now: ${basename(file)}`),
-  );
-  process.stdout.write(`wrote ${values.out} (${points.length} shard counts from ${basename(file)})\n`);
+  const names = files.map((f) => basename(f)).join(", ");
+  writeFileSync(values.out!, renderScaleSvg(points, `Before: issue 17 (old status format). Now: ${names}`));
+  process.stdout.write(`wrote ${values.out} (${points.length} shard counts from ${names})\n`);
 }
 
 if (process.argv[1] !== undefined && resolve(process.argv[1]) === resolve(import.meta.filename)) main();

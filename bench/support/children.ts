@@ -6,7 +6,7 @@
  * coordinator is the unmodified production entry point).
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { createWriteStream } from "node:fs";
+import { closeSync, createWriteStream, openSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import type { ChildMessage, ChildStats, ParentMessage } from "./ipc.js";
@@ -62,9 +62,18 @@ export class Child {
       onMessage?: (child: Child, msg: ChildMessage) => void;
       /** Open the V8 inspector on a free loopback port, for {@link Child.gcMemory}. */
       inspect?: boolean;
+      /**
+       * Write stdout and stderr straight into the log file instead of through a pipe to this
+       * process: a child that logs synchronously (pino to stdout) must not block on a harness
+       * busy with other work. Not with `inspect` (its URL is read from stderr).
+       */
+      directLog?: boolean;
     },
   ) {
-    const log = createWriteStream(join(opts.logDir, `${name}.log`), { flags: "a" });
+    const logPath = join(opts.logDir, `${name}.log`);
+    const direct = opts.directLog === true && opts.inspect !== true;
+    const log = direct ? undefined : createWriteStream(logPath, { flags: "a" });
+    const fd = direct ? openSync(logPath, "a") : undefined;
     this.onMessage = opts.onMessage ?? (() => {});
     const loader = opts.entry.endsWith(".ts") ? ["--import", TSX_LOADER] : [];
     const inspect = opts.inspect ? ["--inspect=127.0.0.1:0"] : [];
@@ -72,12 +81,15 @@ export class Child {
       process.execPath,
       [...loader, ...inspect, "--expose-gc", opts.entry, ...(opts.args ?? [])],
       {
-        stdio: ["ignore", "pipe", "pipe", "ipc"],
+        stdio: fd === undefined ? ["ignore", "pipe", "pipe", "ipc"] : ["ignore", fd, fd, "ipc"],
         env: { ...process.env, BENCH_CHILD_CONFIG: JSON.stringify(opts.config ?? {}) },
       },
     );
-    this.proc.stdout?.pipe(log);
-    this.proc.stderr?.pipe(log);
+    if (fd !== undefined) closeSync(fd); // the child holds its own copy
+    if (log !== undefined) {
+      this.proc.stdout?.pipe(log);
+      this.proc.stderr?.pipe(log);
+    }
     if (opts.inspect) {
       let head = "";
       const onData = (chunk: Buffer) => {

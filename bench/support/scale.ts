@@ -64,7 +64,8 @@ const ENTRIES = ["src/coordinator/main.ts", "bench/support/scale-watchers.ts"] a
 const SLOTMAP = "scale";
 const SLOTMAP_RESOURCE = { kind: "SlotMap", resource: "slotmaps" } as const;
 const LEASE_NS = "scale-system";
-const LEASE_DURATION_S = 45;
+/** The longest Lease the default policy accepts (`maxLeaseDurationSeconds` 60): the most slack. */
+const LEASE_DURATION_S = 60;
 const RENEW_EVERY_MS = 15_000;
 /** A window closes after this long without a status write (and with every ack written). */
 const QUIET_MS = 3000;
@@ -123,6 +124,8 @@ export interface SizeResult {
     seconds: number;
     statusWrites: number;
     leaseWritesPerSecond: number;
+    /** The emulated shards' own Lease writes per second (the rest: coordinator, control plane). */
+    fleetWritesPerSecond: number;
     apiserverCpuPerSecond: number;
     coordinatorCpuPerSecond: number;
   };
@@ -132,6 +135,8 @@ export interface SizeResult {
   watchEncodings: Record<string, number>;
   watcherErrors: number;
   fleet: { acks: number; renewals: number; conflicts: number; errors: number };
+  /** Coordinator log lines of the whole run by message (takeovers, conflicts, … show here). */
+  coordinatorLog: Record<string, number>;
   overLimit?: OverLimitResult;
 }
 
@@ -509,8 +514,10 @@ async function measureIdle(ctx: SizeContext, ms: number): Promise<SizeResult["id
   const m0 = await metricsText(ctx.kube);
   const a0 = sampleProc(ctx.cp.pid);
   const c0 = ctx.coordinator.sample();
+  const f0 = ctx.fleet.stats.acks + ctx.fleet.stats.renewals;
   const t0 = nowMs();
   await sleep(ms);
+  const f1 = ctx.fleet.stats.acks + ctx.fleet.stats.renewals;
   const seconds = (nowMs() - t0) / 1000;
   const m1 = await metricsText(ctx.kube);
   const a1 = sampleProc(ctx.cp.pid);
@@ -521,6 +528,7 @@ async function measureIdle(ctx: SizeContext, ms: number): Promise<SizeResult["id
     seconds,
     statusWrites: sw.ok + sw.failed,
     leaseWritesPerSecond: (w.leases ?? 0) / seconds,
+    fleetWritesPerSecond: (f1 - f0) / seconds,
     apiserverCpuPerSecond: (a1.cpuSeconds - a0.cpuSeconds) / seconds,
     coordinatorCpuPerSecond: ((c1?.cpuSeconds ?? 0) - (c0?.cpuSeconds ?? 0)) / seconds,
   };
@@ -547,7 +555,7 @@ export async function runSize(
     slotMap: SLOTMAP,
     leaseDurationSeconds: LEASE_DURATION_S,
     renewEveryMs: RENEW_EVERY_MS,
-    concurrency: 128,
+    concurrency: 64,
     log,
   });
   try {
@@ -576,6 +584,7 @@ export async function runSize(
         String(ORPHAN_AFTER_S),
       ],
       logDir,
+      directLog: true,
     });
     await fleet.start();
     const ctx: SizeContext = {
@@ -641,6 +650,7 @@ export async function runSize(
       entry: entry("bench/support/scale-watchers.ts"),
       config: watcherConfig,
       logDir,
+      directLog: true,
     });
     await watcherChild.ready(300_000);
     ctx.watchers = new Watchers(watcherChild);
@@ -688,6 +698,7 @@ export async function runSize(
       watchEncodings: final.encodings,
       watcherErrors: final.errors,
       fleet: { ...fleet.stats },
+      coordinatorLog: logLinesBetween(coordinatorLog(ctx), 0, Number.POSITIVE_INFINITY),
       ...(over ? { overLimit: over } : {}),
     };
   } finally {
@@ -802,18 +813,36 @@ export function rowsFor(results: readonly SizeResult[]): Row[] {
   return rows;
 }
 
-/** `npm run bench -- scale [--quick]`: 100, 300, 1000 shards and 1100 (quick: 20 and 50). */
-export async function runScaleScenario(opts: RunOptions): Promise<Row[]> {
-  const sizes = opts.quick ? [20, 50] : [100, 300, 1000];
-  const results: SizeResult[] = [];
+/** Environment variable: comma-separated shard counts to run instead of the defaults. */
+export const SIZES_ENV = "SLOTMAP_BENCH_SCALE_SIZES";
+
+/** Shard counts of a run: `SLOTMAP_BENCH_SCALE_SIZES` when set, else 100/300/1000 (quick: 20/50). */
+export function scaleSizes(quick: boolean, env: string | undefined): number[] {
+  if (env === undefined || env.trim() === "") return quick ? [20, 50] : [100, 300, 1000];
+  const sizes = env.split(",").map((v) => Number(v.trim()));
   for (const n of sizes) {
-    const over = !opts.quick && n === sizes[sizes.length - 1] ? { extra: 100, observeMs: 30_000 } : undefined;
-    results.push(await runSize(n, opts, over));
+    if (!Number.isInteger(n) || n < 1 || n > 5000)
+      throw new Error(`${SIZES_ENV}=${JSON.stringify(env)}: each entry must be a shard count from 1 to 5000`);
   }
+  return sizes;
+}
+
+/**
+ * `npm run bench -- scale [--quick]`: 100, 300, 1000 shards, then 1100 past the limit after the
+ * 1000 (quick: 20 and 50, no over-limit part). The detail file is rewritten after each shard
+ * count, so a run stopped halfway keeps what it measured.
+ */
+export async function runScaleScenario(opts: RunOptions): Promise<Row[]> {
+  const sizes = scaleSizes(opts.quick, process.env[SIZES_ENV]);
+  const results: SizeResult[] = [];
   mkdirSync(RESULTS_DIR, { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, "-");
   const file = join(RESULTS_DIR, `scale-detail-${stamp}.json`);
-  writeFileSync(file, `${JSON.stringify({ scenario: "scale", quick: opts.quick, results }, null, 2)}\n`);
-  opts.log(`details: ${file}`);
+  for (const n of sizes) {
+    const over = !opts.quick && n >= 1000 ? { extra: 100, observeMs: 30_000 } : undefined;
+    results.push(await runSize(n, opts, over));
+    writeFileSync(file, `${JSON.stringify({ scenario: "scale", quick: opts.quick, results }, null, 2)}\n`);
+    opts.log(`details: ${file}`);
+  }
   return rowsFor(results);
 }
