@@ -98,7 +98,7 @@ export interface ShardMemberOptions {
    * Called when a reconcile on slots this shard lost ignored its abort for the SlotMap's
    * `spec.policy.handoffTimeoutSeconds`: the member has stopped renewing its Lease, and the process
    * must end that reconcile by exiting (without releasing: the coordinator fences the shard by Lease
-   * expiry, then completes the handoff). Default: log at fatal/error and `process.exit(70)`, as a
+   * expiry, then completes the handoff). Default: log at error and `process.exit(70)`, as a
    * leader that loses its election exits in controller-runtime.
    */
   onEscalate?: ((stuckKeys: readonly string[]) => void) | undefined;

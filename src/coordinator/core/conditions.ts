@@ -46,7 +46,9 @@ export interface ConditionFacts {
     | { readonly generation: number; readonly waiting: readonly string[]; readonly previousInstance: boolean }
     | undefined;
   /** The status was found regressed in this step (reset written). */
-  readonly regressed: { readonly statusGeneration: number; readonly highestAck: number } | undefined;
+  readonly regressed:
+    | { readonly statusGeneration: number; readonly highestAck: number; readonly resetGeneration: number }
+    | undefined;
   readonly unassigned: number;
   readonly balanced: boolean;
   readonly migrationPairs: readonly string[];
@@ -73,7 +75,7 @@ function ready(f: ConditionFacts): ConditionWant {
     return want(
       "False",
       REASONS.statusRegressed,
-      `status.assignmentGeneration ${r.statusGeneration} is below generation ${r.highestAck} that shards acknowledged (a status restored from a backup?): the restored table is not used; every shard drains and slots are assigned anew after generation ${r.highestAck + 1}`,
+      `status.assignmentGeneration ${r.statusGeneration} is below generation ${r.highestAck} that shards acknowledged (a status restored from a backup?): the restored table is not used; every shard drains and slots are assigned anew once every live shard acknowledged reset generation ${r.resetGeneration}`,
     );
   }
   if (f.readyCount === 0) {
@@ -89,12 +91,13 @@ function ready(f: ConditionFacts): ConditionWant {
       ? want(
           "False",
           REASONS.previousInstance,
-          `assigning no slot until ${nameList(b.waiting)} acknowledge this SlotMap instance (uid ${f.uid}): their Leases still acknowledge a previous instance`,
+          `assigning no slot until every live shard acknowledges this SlotMap instance (uid ${f.uid}): some Leases still acknowledge a previous instance`,
         )
-      : want(
+      : // Independent of who has acked so far: an ack must not cause a status write.
+        want(
           "False",
           REASONS.drainBarrier,
-          `assigning no slot until ${nameList(b.waiting)} acknowledge generation ${b.generation} (every live shard must have drained)`,
+          `assigning no slot until every live shard acknowledges generation ${b.generation} (it has drained): kubectl slotmap get shows the acks`,
         );
   }
   if (f.unassigned > 0) {

@@ -264,6 +264,8 @@ interface StatusParts {
   readonly next: SlotTable;
   readonly entries: ShardStatus[];
   readonly facts: ConditionFacts;
+  /** While the table is held nothing is decided: the observed conditions stand. */
+  readonly keepConditions?: boolean;
 }
 
 function statusOf(ctx: DecideContext, parts: StatusParts): SlotMapStatus {
@@ -280,12 +282,9 @@ function statusOf(ctx: DecideContext, parts: StatusParts): SlotMapStatus {
     shardCount: parts.entries.length,
     readyShards: parts.facts.readyCount,
     migratingSlots: parts.facts.migratingSlots,
-    conditions: mergeConditions(
-      status.conditions,
-      conditionWants(parts.facts),
-      meta.generation,
-      metaTime(wall),
-    ),
+    conditions: parts.keepConditions
+      ? status.conditions
+      : mergeConditions(status.conditions, conditionWants(parts.facts), meta.generation, metaTime(wall)),
   };
 }
 
@@ -460,7 +459,7 @@ function reportGeneration(
       generation: g,
       count: commits.length,
       acked: commits.filter((c) => c.outcome === "acked").length,
-      sources: nameList(commits.map((c) => c.m.from)),
+      sources: nameList([...new Set(commits.map((c) => c.m.from))]),
       slots: commits.reduce((n, c) => n + countSlots(c.m.slots), 0),
       maxDurationMs: Math.max(...commits.map((c) => c.durationMs)),
     });
@@ -468,7 +467,7 @@ function reportGeneration(
   if (result.direct.length > 0) {
     out.log("info", "slots assigned", {
       generation: g,
-      shards: nameList(result.direct.map((d) => d.to)),
+      shards: nameList([...new Set(result.direct.map((d) => d.to))]),
       slots: result.direct.reduce((n, d) => n + countSlots(d.slots), 0),
     });
   }
@@ -476,8 +475,8 @@ function reportGeneration(
     out.log("info", "handoffs started", {
       generation: g,
       count: result.started.length,
-      sources: nameList(result.started.map((m) => m.from)),
-      targets: nameList(result.started.map((m) => m.to)),
+      sources: nameList([...new Set(result.started.map((m) => m.from))]),
+      targets: nameList([...new Set(result.started.map((m) => m.to))]),
       slots: result.started.reduce((n, m) => n + countSlots(m.slots), 0),
     });
   }
@@ -569,11 +568,11 @@ export function decide(ctx: DecideContext): Decision {
     ...baseFacts(ctx, next, entries, included, excluded.length),
     barrier: nextBarrier,
     regressed: undefined,
-    balanced: result.balanced || (!result.changed && statusBalanced(ctx.status)),
+    balanced: result.balanced,
     waits,
     late: timeouts.late,
   };
-  writeStatus(ctx, statusOf(ctx, { next, entries, facts }));
+  writeStatus(ctx, statusOf(ctx, { next, entries, facts, keepConditions: holding }));
   leaseActions(ctx.out, observations, ctx.spec, ctx.ref, ctx.wall, ctx.orphanAfterMs);
 
   reportShards(ctx, excluded, next.generation);
@@ -611,11 +610,6 @@ export function decide(ctx: DecideContext): Decision {
   };
 }
 
-/** Whether the observed status says Balanced (kept while the table does not change). */
-function statusBalanced(status: SlotMapStatus): boolean {
-  return status.conditions.some((c) => c.type === "Balanced" && c.status === "True");
-}
-
 // ---------------------------------------------------------------- regressed status
 
 /** The highest ack for this SlotMap instance in any observed Lease. */
@@ -651,7 +645,7 @@ export function resetRegressed(ctx: DecideContext, ack: number): Decision {
   const facts: ConditionFacts = {
     ...baseFacts(ctx, next, entries, included, excluded.length),
     barrier: drainBarrier(next, observations, ctx.meta.uid, ctx.mutations, ctx.foreign),
-    regressed: { statusGeneration: table.generation, highestAck: ack },
+    regressed: { statusGeneration: table.generation, highestAck: ack, resetGeneration: next.generation },
     balanced: false,
     waits: [],
     late: [],

@@ -233,7 +233,12 @@ function observeLease(
     lastChangeAt,
     leaseDurationMs: durationMs,
     grantClock: previousGrantFenced ? null : grantClock,
-    confirmed: same !== undefined && !input.blind && (same.confirmed || changed),
+    // A renewal, or an ack written since our first observation, shows a live writer: its acks are current.
+    confirmed:
+      same !== undefined &&
+      !input.blind &&
+      (same.confirmed || changed || ackedGeneration(parsed, input.slotMapUid) !== same.lastAck),
+    lastAck: ackedGeneration(parsed, input.slotMapUid),
     deadSince,
     suspect: suspect && state === "Expired",
     state,
@@ -311,6 +316,7 @@ function observeAbsent(
       leaseDurationMs: durationMs,
       grantClock: state === "Dead" ? null : grantClockOf(granted, "", lastChangeAt, pm, now),
       confirmed: false,
+      lastAck: 0,
       deadSince,
       suspect: false,
       state,

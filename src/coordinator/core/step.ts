@@ -311,7 +311,10 @@ export function step(memory: CoreMemory | undefined, input: StepInput): StepResu
     heartbeatMs: cfg.heartbeatMs,
     mutations: cfg.mutations,
   };
-  const ack = highestAck(observations);
+  // Judged only from Leases seen live since our first observation: a new leader whose SlotMap view
+  // lags its Lease view would otherwise take a fresh ack for a restore (its reset would 409, but
+  // its Warning would be false).
+  const ack = highestAck(observations.filter((o) => o.memory.confirmed));
   if (ack > statusRead.table.generation && !cfg.mutations.has("acceptRegressedStatus")) {
     return finish(resetRegressed(ctx, ack));
   }

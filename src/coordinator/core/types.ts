@@ -171,6 +171,8 @@ export interface ShardMemory {
    * since its last blind period: only then are its acks known to be current.
    */
   readonly confirmed: boolean;
+  /** The Lease's ack for this SlotMap uid last observed (an ack written since then is current). */
+  readonly lastAck: number;
   /** When the shard was first judged Dead; null while not Dead. */
   readonly deadSince: number | null;
   /**

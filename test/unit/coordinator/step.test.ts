@@ -526,7 +526,7 @@ describe("invalid input from the cluster", () => {
     expect(r.logs.filter((l) => l.msg === "malformed shard Lease annotation")).toHaveLength(2);
     // The malformed ack is no ack: the drain barrier waits for a (and b) to ack generation 1.
     expect(condition(w.status(), "Ready")).toMatchObject({ reason: "DrainBarrier" });
-    expect(condition(w.status(), "Ready")?.message).toContain("a, b acknowledge generation 1");
+    expect(condition(w.status(), "Ready")?.message).toContain("every live shard acknowledges generation 1");
     expect(actionsOf(w.step(), "event")).toEqual([]);
     w.advance(100);
     w.renewAll();
