@@ -178,7 +178,7 @@ export async function runWhich(
     maps = all.filter((l) => roleOf(l, res.group, res.resource) !== "unlisted");
     if (maps.length === 0) {
       throw new CliError(
-        `no SlotMap shards ${gr} (${all.length} SlotMap${all.length === 1 ? "" : "s"} checked); name one with --slotmap`,
+        `no SlotMap shards ${gr}: none lists it in spec.resources (${all.length} SlotMap${all.length === 1 ? "" : "s"} checked${all.length === 0 ? "" : `: ${all.map((l) => l.name).join(", ")}`})`,
       );
     }
   }

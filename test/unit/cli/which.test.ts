@@ -143,7 +143,8 @@ describe("which", () => {
     r = await run(["which", "deployments.apps", "web"], { client: c, namespace: "apps" });
     expect(r).toMatchObject({
       code: 1,
-      stderr: "error: no SlotMap shards deployments.apps (1 SlotMap checked); name one with --slotmap\n",
+      stderr:
+        "error: no SlotMap shards deployments.apps: none lists it in spec.resources (1 SlotMap checked: with-status)\n",
     });
     r = await run(["which", "deployments.apps", "web", "--slotmap", "with-status"], {
       client: c,
