@@ -12,6 +12,7 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { ANNOTATION_RELEASED_BY } from "../../src/api/index.js";
 import { isStatus, KubeHttp, type KubeObject } from "../../src/kube/http.js";
 import { LeaderElector } from "../../src/kube/leader-election.js";
 import { freshNamespace, kubeConfig, waitFor } from "../support/cluster.js";
@@ -127,6 +128,13 @@ async function busyPort(): Promise<{ port: number; close: () => void }> {
   return { port: (server.address() as net.AddressInfo).port, close: () => server.close() };
 }
 
+/** The Lease was released (holder cleared, the release marker naming the holder), not left to expire. */
+async function expectReleasedBy(ns: string, name: string, holder: string): Promise<void> {
+  const lease = await getLease(ns, name);
+  expect(lease?.spec?.holderIdentity ?? "").toBe("");
+  expect(lease?.metadata?.annotations?.[ANNOTATION_RELEASED_BY]).toBe(holder);
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const NO_CRASH = /Unhandled 'error' event|uncaughtException|UnhandledPromiseRejection/;
 
@@ -185,13 +193,13 @@ describe("shard process (examples/checksum-controller)", () => {
     const { code, at } = await p.exited;
     expect(code, p.output()).toBe(0);
     expect(at - sent).toBeLessThan(10_000);
-    expect((await getLease(ns, "faulty-0"))?.spec?.holderIdentity ?? "").toBe("");
+    await expectReleasedBy(ns, "faulty-0", holder);
   });
 
   it("releases its Lease and exits 1 on a fatal (uncaught) error", async () => {
     const { sm, ns } = await newSlotMap();
     const p = shard(sm, ns, "fatal-0", [], ["./test/support/inject-fatal.ts"]);
-    await held(ns, "fatal-0");
+    const holder = await held(ns, "fatal-0");
     const sent = performance.now();
     p.child.kill("SIGUSR2");
     const { code, at } = await p.exited;
@@ -199,7 +207,7 @@ describe("shard process (examples/checksum-controller)", () => {
     expect(at - sent).toBeLessThan(10_000);
     expect(p.output()).toMatch(/fatal error: fencing in-flight work, releasing the Lease/);
     expect(p.output()).toMatch(/injected fatal error/);
-    expect((await getLease(ns, "fatal-0"))?.spec?.holderIdentity ?? "").toBe("");
+    await expectReleasedBy(ns, "fatal-0", holder);
   });
 
   it("exits 0 on SIGTERM while still waiting for its SlotMap", async () => {
