@@ -316,7 +316,9 @@ export function step(memory: CoreMemory | undefined, input: StepInput): StepResu
   // its Warning would be false).
   const ack = highestAck(observations.filter((o) => o.memory.confirmed));
   if (ack > statusRead.table.generation && !cfg.mutations.has("acceptRegressedStatus")) {
-    return finish(resetRegressed(ctx, ack));
+    // The reset jumps above every ack, confirmed or not: a Lease not yet seen renewing (Expired, a
+    // new leader) may name a generation its process applied, and that number must not be reused.
+    return finish(resetRegressed(ctx, Math.max(ack, highestAck(observations))));
   }
   return finish(decide(ctx));
 }
