@@ -9,7 +9,7 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { type Command, command, type ScenarioSeed } from "./sim/commands.js";
+import { type Command, command, pinned, type ScenarioSeed } from "./sim/commands.js";
 import type { InvariantName } from "./sim/invariants.js";
 import { brokenInvariant, newCounters, type SimPropertyOptions, simProperty } from "./sim/run.js";
 import { MUTATIONS, type Mutation } from "./sim/simulation.js";
@@ -43,6 +43,69 @@ const COORDINATOR_BLIND: ReadonlyArray<readonly [number, Command]> = [
   [0.7, command("partition", 0, 24)],
 ];
 
+/** `commands` pinned, in order, at each of `fractions` of the generated list. */
+function at(fractions: readonly number[], commands: readonly Command[]): Array<readonly [number, Command]> {
+  return fractions.flatMap((f) => commands.map((c) => [f, c] as const));
+}
+
+// Pinned commands pick their targets: `pause`/`crash` 0 the first running process (s0's, mostly),
+// `leaseEdit` 0 the Lease of s0 (its `b % 8` is the edit), `join` 1..4 whichever names are free.
+const THREE = [0.25, 0.5, 0.75];
+
+// s0's process frozen (with work in flight: at most 3 s), and its Lease edited by hand meanwhile.
+const PAUSED_THEN = (edit: number): Array<readonly [number, Command]> =>
+  at(THREE, [pinned("pause", 0, 30), pinned("leaseEdit", 0, edit)]);
+
+// A dead shard's Lease that a tool keeps touching (labels only).
+const CRASHED_AND_TOUCHED = at([0.3], [pinned("crash", 0), pinned("leaseEdit", 0, 7)]);
+
+// A rogue Lease of an hour with weight 1000000, never renewed.
+const ROGUE_HOUR = at([0.05, 0.5], [pinned("rogue", 1, 1)]);
+
+// s0 frozen while new shards join (migrations from s0 wait for its ack); then a person takes its
+// Lease and forges the pending ack as that other holder.
+const FORGED_BY_OTHER = at(THREE, [
+  pinned("pause", 0, 30),
+  ...[1, 2, 3, 4].map((a) => pinned("join", a, 2)),
+  pinned("advance", 300),
+  pinned("leaseEdit", 0, 2),
+  pinned("leaseEdit", 0, 6),
+]);
+
+// The status set back, and restored from a backup (older tables of the same instance).
+const STATUS_REGRESSED = at(THREE, [
+  pinned("statusEdit", 0, 0),
+  pinned("advance", 400),
+  pinned("statusEdit", 7, 1),
+]);
+
+// The coordinator frozen 20 s while s0 keeps renewing; s0 then frozen with work and its Lease
+// taken by hand just before the coordinator resumes (it may see the new holder before the renewals).
+const BLIND_THEN_HOLDER = at(THREE, [
+  pinned("coordinatorPause", 19),
+  pinned("advanceLong", 17_000),
+  pinned("pause", 0, 30),
+  pinned("leaseEdit", 0, 2),
+]);
+
+// Reconciles that never return, then new shards: some stuck slot must move.
+const STUCK_THEN_JOIN = at(THREE, [
+  pinned("stuck", 0),
+  pinned("stuck", 7),
+  pinned("stuck", 13),
+  ...[1, 2, 3, 4].map((a) => pinned("join", a, 2)),
+]);
+
+// The coordinator's Lease view lags 30 s; s0 frozen with work, a standby of s0 starts, and s0's
+// Lease is deleted: the standby must not re-create it at once.
+const STANDBY_AFTER_DELETE = at(THREE, [
+  pinned("leaseLag", 0, 28),
+  pinned("advanceLong", 26_000),
+  pinned("pause", 0, 30),
+  pinned("join", 0, 7),
+  pinned("leaseEdit", 0, 0),
+]);
+
 const EXPECTED: Record<Mutation, Expectation> = {
   commitBeforeAck: { invariants: ["safety"], why: "the source may still be reconciling a moved slot" },
   reassignExpired: {
@@ -70,34 +133,42 @@ const EXPECTED: Record<Mutation, Expectation> = {
   },
   fenceOnHolderChange: {
     invariants: ["safety"],
+    skeleton: PAUSED_THEN(2),
     why: "the granted incarnation may still run when another holder appears in its Lease",
   },
   trustClearedHolder: {
     invariants: ["safety"],
+    skeleton: PAUSED_THEN(1),
     why: "a holder cleared by hand is no release: the granted incarnation may still run",
   },
   fingerprintResourceVersion: {
     invariants: ["liveness"],
+    skeleton: CRASHED_AND_TOUCHED,
     why: "a label touch is no renewal: a dead shard whose Lease is touched must still expire",
   },
   uncappedLeaseDuration: {
     invariants: ["liveness"],
+    skeleton: ROGUE_HOUR,
     why: "a rogue Lease of an hour would hold slots unreconciled for an hour",
   },
   ackFromAnyHolder: {
     invariants: ["safety"],
+    skeleton: FORGED_BY_OTHER,
     why: "an ack written by another holder says nothing about the granted incarnation's reconciles",
   },
   acceptRegressedStatus: {
     invariants: ["generation", "safety", "liveness"],
+    skeleton: STATUS_REGRESSED,
     why: "a status restored below the shards' acks reuses generations they applied",
   },
   barrierTrustsUnacked: {
     invariants: ["safety"],
+    skeleton: STATUS_REGRESSED,
     why: "a live shard that acked nothing may still run slots of an earlier table",
   },
   ignoreObservationGap: {
     invariants: ["safety", "liveness", "dead"],
+    skeleton: BLIND_THEN_HOLDER,
     why: "after a blind period the Lease clocks measured nothing",
   },
   skipSettle: {
@@ -106,14 +177,17 @@ const EXPECTED: Record<Mutation, Expectation> = {
   },
   trustRegressedStatus: {
     invariants: ["safety", "generation"],
+    skeleton: STATUS_REGRESSED,
     why: "a shard keeping grants of a generation the status no longer has overlaps the new table",
   },
   recreateLeaseAtOnce: {
     invariants: ["safety"],
+    skeleton: STANDBY_AFTER_DELETE,
     why: "a shard re-creating a deleted Lease at once runs beside the incarnation that held it",
   },
   neverEscalate: {
     invariants: ["liveness"],
+    skeleton: STUCK_THEN_JOIN,
     why: "a reconcile that never returns must not hold a migration forever",
   },
 };
@@ -149,7 +223,7 @@ describe("every protocol mutation is caught by the simulator", () => {
       const invariant = brokenInvariant(details.errorInstance);
       // A crash (TypeError, a core's input error) is not a catch: the invariants must see the bug.
       expect(invariant, `${m}: not a Violation: ${String(details.errorInstance)}`).toBeDefined();
-      expect(e.invariants).toContain(invariant);
+      expect(e.invariants, String(details.errorInstance).slice(0, 3000)).toContain(invariant);
       console.log(
         `mutation ${m}: caught by [${invariant}] after ${counters.stepsToFailure} steps (${details.numRuns} scenarios, seed ${details.seed})`,
       );

@@ -12,7 +12,14 @@
 import type { SlotMapStatus } from "../../src/api/v1alpha1.js";
 import type { LeaseObject, LeaseWriteResult, WriteLeaseEffect } from "../../src/client/core/types.js";
 import { type CoordinatorAction, TAKEOVER_HOLDER } from "../../src/coordinator/core/types.js";
-import { checkLeaseTransition, StatusWriteChecks, type TakeoverRecord } from "./invariants.js";
+import {
+  checkLeaseTransition,
+  type ObservedAcks,
+  StatusWriteChecks,
+  type TakeoverRecord,
+} from "./invariants.js";
+
+export type { ObservedAcks };
 
 /** Namespace of the shard Leases (spec.leaseNamespace). */
 export const NS = "sim-system";
@@ -74,6 +81,20 @@ export interface Version<T> {
 
 /** Outcome of a coordinator write as its I/O layer sees it. */
 export type WriteOutcome = "ok" | "conflict";
+
+/** The version with resourceVersion `rv` of a history (sorted by rv), by binary search. */
+function versionAt<T>(h: readonly Version<T>[], rv: number): Version<T> | undefined {
+  let lo = 0;
+  let hi = h.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const x = h[mid]!;
+    if (x.rv === rv) return x;
+    if (x.rv < rv) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return undefined;
+}
 
 function deepFreeze<T>(v: T): T {
   if (typeof v === "object" && v !== null && !Object.isFrozen(v)) {
@@ -287,6 +308,20 @@ export class ApiServer {
 
   // ------------------------------------------------------------------ coordinator writes
 
+  /** Takeovers of the Lease instances (uids) the writer observed. */
+  #takeoversOfObserved(observed: ReadonlyMap<string, number>): Map<string, TakeoverRecord[]> {
+    const out = new Map<string, TakeoverRecord[]>();
+    for (const [name, list] of this.takeovers) {
+      const rv = observed.get(name);
+      const v = rv === undefined ? undefined : versionAt(this.#leases.get(name) ?? [], rv);
+      out.set(
+        name,
+        list.filter((t) => v !== undefined && t.leaseUid === v.uid),
+      );
+    }
+    return out;
+  }
+
   /**
    * Applies a coordinator action with its preconditions.
    *
@@ -298,7 +333,7 @@ export class ApiServer {
   coordinatorWrite(
     a: CoordinatorAction,
     observedLeaseRvs: ReadonlyMap<string, number>,
-    observedAck = 0,
+    observedAck: ObservedAcks = { all: 0, confirmed: 0 },
   ): WriteOutcome {
     switch (a.type) {
       case "updateStatus": {
@@ -317,7 +352,7 @@ export class ApiServer {
           cur.status,
           status,
           observedLeaseRvs,
-          this.takeovers,
+          this.#takeoversOfObserved(observedLeaseRvs),
           observedAck,
         );
         const rv = this.#nextRv();
@@ -351,7 +386,7 @@ export class ApiServer {
           list = [];
           this.takeovers.set(a.name, list);
         }
-        list.push({ holder: cur.spec.holderIdentity ?? "", rv });
+        list.push({ holder: cur.spec.holderIdentity ?? "", rv, leaseUid: cur.metadata.uid });
         return "ok";
       }
       case "deleteLease": {

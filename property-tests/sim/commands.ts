@@ -138,6 +138,20 @@ export function command(kind: CommandKind, a = 0, b = 0): Command {
   return [TABLE.indexOf(kind), a, b];
 }
 
+/**
+ * A pinned command of `kind`: never thinned out by the fault level (for skeletons, whose
+ * arguments must pick a target rather than satisfy the thinning). Random commands are never
+ * pinned: their first number is below the table's length.
+ */
+export function pinned(kind: CommandKind, a = 0, b = 0): Command {
+  return [TABLE.indexOf(kind) + TABLE.length, a, b];
+}
+
+/** Whether a command was made by {@link pinned}. */
+export function isPinned(c: Command): boolean {
+  return c[0] >= TABLE.length;
+}
+
 /** One random command. */
 export const commandArb: fc.Arbitrary<Command> = fc.tuple(
   fc.nat(TABLE.length - 1),

@@ -193,10 +193,20 @@ export function summary(s: SlotMapStatus | undefined): string {
   return `g${s.assignmentGeneration} {${shards.join(" ")}} migrations {${migrations.join(" ")}} unassigned [${s.unassignedSlots}]`;
 }
 
+/** The highest acks for the SlotMap's uid a coordinator saw when it decided a write. */
+export interface ObservedAcks {
+  /** In any observed Lease: a reset must jump above it. */
+  readonly all: number;
+  /** In Leases the coordinator had seen renewing: a status below it must not be planned on. */
+  readonly confirmed: number;
+}
+
 /** A takeover applied by the API server: Lease `name`, taken from `holder`, at `rv`. */
 export interface TakeoverRecord {
   readonly holder: string;
   readonly rv: number;
+  /** The Lease instance taken over (a Lease re-created by a person may reuse a holder string). */
+  readonly leaseUid: string;
 }
 
 /** Checks on every status write the API server applies (generation, dead, status). */
@@ -220,7 +230,8 @@ export class StatusWriteChecks {
    * @param prev - the status being replaced (same uid; undefined for a new SlotMap)
    * @param observedLeaseRvs - resourceVersion of each Lease in the writer's observation
    * @param takeovers - takeovers applied so far, by Lease name
-   * @param observedAck - the highest ack for `uid` in the writer's observation of the Leases
+   * @param observedAck - the highest ack for `uid` in the writer's observation of the Leases (of
+   *   all of them, and of those it had seen renewing)
    */
   check(
     uid: string,
@@ -228,26 +239,29 @@ export class StatusWriteChecks {
     nextRaw: unknown,
     observedLeaseRvs: ReadonlyMap<string, number>,
     takeovers: ReadonlyMap<string, readonly TakeoverRecord[]>,
-    observedAck = 0,
+    observedAck: ObservedAcks = { all: 0, confirmed: 0 },
   ): CheckedStatus {
     const next = checkedStatus(nextRaw);
     const prev = prevRaw === undefined ? undefined : checkedStatus(prevRaw);
     const g = next.table.generation;
     const max = this.#maxGeneration.get(uid) ?? 0;
     // A reset (a status below the shards' acks): a generation above every ack that assigns nothing.
-    const reset = g > (prev?.table.generation ?? 0) + 1 && assignsNothing(next.table) && g > observedAck;
+    const reset = g > (prev?.table.generation ?? 0) + 1 && assignsNothing(next.table) && g > observedAck.all;
     if (g < max) {
       throw new Violation("generation", `SlotMap ${uid}: generation ${g} written after ${max}`);
     }
     if (prev !== undefined) {
       const pg = prev.table.generation;
       if (g !== pg && g !== pg + 1 && !reset) {
-        throw new Violation("generation", `SlotMap ${uid}: generation jumps from ${pg} to ${g} in one write`);
-      }
-      if (observedAck > pg && !reset && !sameAssignment(prev.table, next.table)) {
         throw new Violation(
           "generation",
-          `SlotMap ${uid}: generation ${g} planned on a status at ${pg} while the writer saw generation ${observedAck} acknowledged (a regressed status must be reset, not planned on)`,
+          `SlotMap ${uid}: generation jumps from ${pg} to ${g} in one write (the writer saw acks up to ${observedAck.all}); after: ${summary(next.status)}`,
+        );
+      }
+      if (observedAck.confirmed > pg && !reset && !sameAssignment(prev.table, next.table)) {
+        throw new Violation(
+          "generation",
+          `SlotMap ${uid}: generation ${g} planned on a status at ${pg} while the writer saw generation ${observedAck.confirmed} acknowledged by a Lease seen renewing (a regressed status must be reset, not planned on)`,
         );
       }
       if (g === pg) {

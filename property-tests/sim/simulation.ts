@@ -47,6 +47,7 @@ import {
   ApiServer,
   LEASE_PREFIX,
   NS,
+  type ObservedAcks,
   type SimLease,
   type SimSlotMap,
   type SimSpec,
@@ -56,7 +57,14 @@ import {
   type WriteOutcome,
 } from "./apiserver.js";
 import { ProcessClock } from "./clock.js";
-import { type Command, type CommandKind, FAULT_KINDS, kindOf, type ScenarioSeed } from "./commands.js";
+import {
+  type Command,
+  type CommandKind,
+  FAULT_KINDS,
+  isPinned,
+  kindOf,
+  type ScenarioSeed,
+} from "./commands.js";
 import { checkedStatus, SafetyTracker, stateOf, summary, Violation } from "./invariants.js";
 import { Rng } from "./rng.js";
 
@@ -234,7 +242,7 @@ type Request = { dueAt: number } & (
       readonly from: CoordProc;
       readonly action: CoordinatorAction;
       readonly observed: ReadonlyMap<string, number>;
-      readonly observedAck: number;
+      readonly observedAck: ObservedAcks;
     }
 );
 
@@ -713,8 +721,13 @@ export class Simulation {
       }
     }
     this.stats.coordinatorSteps += 1;
-    if (process.env.SIMDEBUG)
+    if (process.env.SIMDEBUG) {
       for (const l of r.logs) this.log(`DEBUG core#${c.id} ${l.level} ${l.msg} ${JSON.stringify(l.fields)}`);
+      const acks = [...c.leases.values()].map(
+        (l) => `${l.metadata.name}:${JSON.stringify(l.metadata.annotations)}`,
+      );
+      this.log(`DEBUG core#${c.id} saw uid ${c.sm.metadata.uid} leases ${acks.join(" ")}`);
+    }
     c.memory = r.memory;
     c.nextStepAt = r.nextStepAt;
     if (r.nextStepAt !== undefined && r.nextStepAt <= now) {
@@ -725,10 +738,14 @@ export class Simulation {
     }
     c.dirtyAt = undefined;
     const observed = new Map([...c.leases].map(([n, l]) => [n, Number(l.metadata.resourceVersion)]));
-    let observedAck = 0;
+    // The acks the writer saw: all of them (a reset must jump above each), and those of Leases it
+    // had seen renewing (a status below one of those must not be planned on; DESIGN rule 6).
+    const observedAck = { all: 0, confirmed: 0 };
     for (const l of c.leases.values()) {
       const a = ackedGeneration(parseShardLeaseAnnotations(l.metadata.annotations), c.sm.metadata.uid);
-      if (a > observedAck) observedAck = a;
+      observedAck.all = Math.max(observedAck.all, a);
+      if (r.memory.shards[l.metadata.name]?.confirmed === true)
+        observedAck.confirmed = Math.max(observedAck.confirmed, a);
     }
     for (const a of r.actions) {
       if (a.type === "event") continue;
@@ -1108,6 +1125,7 @@ export class Simulation {
     const [, a, b] = cmd;
     if (
       FAULT_KINDS.has(kind) &&
+      !isPinned(cmd) &&
       this.opts.faultLevel > 0 &&
       (a + b) % FAULT_DIVISORS[this.opts.faultLevel]! !== 0
     ) {
