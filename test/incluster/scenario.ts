@@ -78,7 +78,7 @@ const shards = (n: number) => Array.from({ length: n }, (_, i) => `${DEPLOY.shar
 export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
   const say = o.say ?? ((m: string) => process.stderr.write(`${m}\n`));
   const kubectl = async (...args: string[]) =>
-    (await run(o.kubectl, ["--kubeconfig", o.kubeconfig, ...args], { timeoutMs: 300_000 })).stdout;
+    (await run(o.kubectl, ["--kubeconfig", o.kubeconfig, ...args], { timeoutMs: 360_000 })).stdout;
   const http = httpFor(o.kubeconfig);
   const steps: StepTime[] = [];
   const step = async <T>(name: string, fn: () => Promise<T>, detail?: (t: T) => string): Promise<T> => {
@@ -92,7 +92,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
   };
   const deployDir = (d: string) => path.join(o.deployRoot ?? path.join(REPO_ROOT, "deploy"), d);
   const rollout = (kind: string, ns: string, name: string) =>
-    kubectl("-n", ns, "rollout", "status", `${kind}/${name}`, "--timeout=180s");
+    kubectl("-n", ns, "rollout", "status", `${kind}/${name}`, "--timeout=300s");
 
   await step("apply deploy/crd", async () => {
     await kubectl("apply", "-k", deployDir("crd"));
@@ -117,7 +117,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
   const watch = new SlotMapWatch(http, DEPLOY.slotMap);
   await watch.start();
   const settled = (names: string[], extra: (s: ObservedStatus) => boolean = () => true) =>
-    watch.waitFor((s) => isSettled(s, names) && extra(s), 180_000, `settled on ${names.join(", ")}`);
+    watch.waitFor((s) => isSettled(s, names) && extra(s), 300_000, `settled on ${names.join(", ")}`);
   const holders = () => new Map((watch.status?.shards ?? []).map((s) => [s.name, s.holderIdentity]));
   const renewed = (names: string[], before: Map<string, string | undefined>) => (s: ObservedStatus) =>
     names.every((n) => {

@@ -5,6 +5,7 @@
  * write whatever they are told. Every function here is safe to call on a half-made node.
  */
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { NODE_NETWORK } from "./config.js";
 import { run } from "./exec.js";
@@ -193,18 +194,47 @@ export const SHARED_HOST_DIRS = [
   "/run/containerd",
 ] as const;
 
-/** Which of {@link SHARED_HOST_DIRS} are missing now (the node will remove those it creates). */
-export function missingHostDirs(): string[] {
-  return SHARED_HOST_DIRS.filter((d) => !fs.existsSync(d));
+/**
+ * Which of {@link SHARED_HOST_DIRS} nodes created: a list in the temporary directory, so that a
+ * node started after a crashed one still knows which directories were not there before any.
+ */
+const HOST_DIRS_REGISTRY = path.join(os.tmpdir(), "slotmap-node-host-dirs.json");
+
+function registeredHostDirs(): string[] {
+  try {
+    return JSON.parse(fs.readFileSync(HOST_DIRS_REGISTRY, "utf8")) as string[];
+  } catch {
+    return [];
+  }
+}
+
+/** `ip netns add` makes /run/netns, bind-mounted on itself, if it is missing. */
+const NETNS_DIR = "/run/netns";
+
+/**
+ * Records which of {@link SHARED_HOST_DIRS} (and /run/netns) are missing now: nodes create them,
+ * and remove them.
+ */
+export function claimHostDirs(): void {
+  const missing = [...SHARED_HOST_DIRS, NETNS_DIR].filter((d) => !fs.existsSync(d));
+  const dirs = new Set([...registeredHostDirs(), ...missing]);
+  fs.writeFileSync(HOST_DIRS_REGISTRY, JSON.stringify([...dirs]));
 }
 
 /**
- * Removes the host directories that were missing before the node started, unless another node
- * still runs (it shares them).
+ * Removes the host directories that no node found when it started, unless a node still runs
+ * (they share them); /run/netns only once no namespace at all is left in it.
  */
-export function removeHostDirs(createdByUs: readonly string[]): void {
+export async function releaseHostDirs(): Promise<void> {
   if (nodeNamespaces().length > 0) return;
-  for (const d of createdByUs) fs.rmSync(d, { recursive: true, force: true });
+  for (const d of registeredHostDirs()) {
+    if ((SHARED_HOST_DIRS as readonly string[]).includes(d)) fs.rmSync(d, { recursive: true, force: true });
+    if (d === NETNS_DIR && fs.existsSync(d) && fs.readdirSync(d).length === 0) {
+      await unmountUnder(d);
+      fs.rmdirSync(d);
+    }
+  }
+  fs.rmSync(HOST_DIRS_REGISTRY, { force: true });
 }
 
 /** Removes the node's cgroups and directory (after {@link killNodeProcesses}). */
@@ -212,6 +242,36 @@ export async function removeNodeFiles(cgroupRoot: string, dir: string): Promise<
   await unmountUnder(dir);
   removeCgroupTree(cgroupRoot);
   fs.rmSync(dir, { recursive: true, force: true });
+}
+
+/**
+ * Removes what nodes of dead processes left (their test runner was killed before it could stop
+ * them): a node's id starts with its starter's pid in base 36 (see node.ts), and its namespace,
+ * cgroup root and directory are named after the id.
+ */
+export async function sweepStaleNodes(
+  dirOf: (id: string) => string,
+  log: (msg: string) => void,
+): Promise<void> {
+  for (const netns of nodeNamespaces()) {
+    const id = netns.slice(NETNS_PREFIX.length);
+    const pid = Number.parseInt(id.split("-")[0] ?? "", 36);
+    if (!Number.isInteger(pid) || pid <= 0 || alive(pid)) continue;
+    log(`node: removing ${netns}, left by process ${pid} which is gone`);
+    const cgroupRoot = `/${NETNS_PREFIX}${id}`;
+    await killNodeProcesses(cgroupRoot, dirOf(id));
+    await removeNodeFiles(cgroupRoot, dirOf(id));
+    await deleteNetns(netns);
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
 }
 
 /** What a stopped node left behind (empty when the clean-up was complete). */

@@ -28,16 +28,17 @@ import type { ControlPlane } from "../../test/support/controlplane.js";
 import { cniConfig, cniDirs, containerdConfig, kubeletConfig, NODE_NETWORK, nodeLayout } from "./config.js";
 import { run } from "./exec.js";
 import {
+  claimHostDirs,
   createCgroupRoot,
   createNetns,
   deleteNetns,
   killNodeProcesses,
   leftovers,
-  missingHostDirs,
   NETNS_PREFIX,
   netnsPath,
-  removeHostDirs,
+  releaseHostDirs,
   removeNodeFiles,
+  sweepStaleNodes,
 } from "./host.js";
 import { CNI_BIN_DIR, ensurePackages, NODE_REQUIREMENTS } from "./packages.js";
 
@@ -72,6 +73,11 @@ export interface LocalNode {
   diagnostics(lines?: number): string;
   /** Stops everything and removes every trace; throws naming what could not be removed. */
   stop(): Promise<void>;
+}
+
+/** The directory of the node with this id. */
+function nodeDir(id: string): string {
+  return path.join(os.tmpdir(), `${NETNS_PREFIX}${id}`);
 }
 
 /** Directory of the built node programs (kubelet, ...); builds them on first use. */
@@ -140,11 +146,13 @@ export async function startNode(cp: ControlPlane, opts: NodeOptions): Promise<Lo
   await ensurePackages(NODE_REQUIREMENTS, log);
   const bin = await ensureNodePrograms(log);
 
+  await sweepStaleNodes(nodeDir, log);
   const id = `${process.pid.toString(36)}-${randomBytes(3).toString("hex")}`;
   const netns = `${NETNS_PREFIX}${id}`;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "slotmap-node-"));
+  const dir = nodeDir(id);
+  fs.mkdirSync(dir);
   const layout = nodeLayout(dir, id, opts.sandboxImage, await freePort());
-  const hostDirsToRemove = missingHostDirs();
+  claimHostDirs();
   const group = new ProcessGroup({ logDir: path.join(dir, "logs") });
 
   let stopped: Promise<void> | undefined;
@@ -163,7 +171,7 @@ export async function startNode(cp: ControlPlane, opts: NodeOptions): Promise<Lo
       await killNodeProcesses(layout.cgroupRoot, dir);
       await removeNodeFiles(layout.cgroupRoot, dir);
       await deleteNetns(netns);
-      removeHostDirs(hostDirsToRemove);
+      await releaseHostDirs();
       const left = leftovers({ netns, cgroupRoot: layout.cgroupRoot, dir });
       if (left.length > 0) throw new Error(`node ${netns}: clean-up left ${left.join("; ")}`);
     })();
