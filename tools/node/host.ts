@@ -208,6 +208,32 @@ function registeredHostDirs(): string[] {
   }
 }
 
+/** Directories the kubelet puts one entry per container or pod into (pod logs and their links). */
+const PER_POD_DIRS = ["/var/log/pods", "/var/log/containers"] as const;
+
+/** The entries of the per-pod host directories now (see {@link removeNewPodEntries}). */
+export function podEntries(): Set<string> {
+  const entries = new Set<string>();
+  for (const d of PER_POD_DIRS) {
+    try {
+      for (const e of fs.readdirSync(d)) entries.add(path.join(d, e));
+    } catch {
+      // missing
+    }
+  }
+  return entries;
+}
+
+/**
+ * Removes the pod log directories and links that appeared since `before` (the node's own: its
+ * kubelet was stopped with its pods still there, so it did not remove them), unless another node
+ * runs. Matters where those directories existed before the node, so that they stay.
+ */
+export function removeNewPodEntries(before: ReadonlySet<string>): void {
+  if (nodeNamespaces().length > 0) return;
+  for (const e of podEntries()) if (!before.has(e)) fs.rmSync(e, { recursive: true, force: true });
+}
+
 /** `ip netns add` makes /run/netns, bind-mounted on itself, if it is missing. */
 const NETNS_DIR = "/run/netns";
 

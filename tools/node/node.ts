@@ -36,7 +36,9 @@ import {
   leftovers,
   NETNS_PREFIX,
   netnsPath,
+  podEntries,
   releaseHostDirs,
+  removeNewPodEntries,
   removeNodeFiles,
   sweepStaleNodes,
 } from "./host.js";
@@ -153,6 +155,7 @@ export async function startNode(cp: ControlPlane, opts: NodeOptions): Promise<Lo
   fs.mkdirSync(dir);
   const layout = nodeLayout(dir, id, opts.sandboxImage, await freePort());
   claimHostDirs();
+  const podEntriesBefore = podEntries();
   const group = new ProcessGroup({ logDir: path.join(dir, "logs") });
 
   let stopped: Promise<void> | undefined;
@@ -171,6 +174,7 @@ export async function startNode(cp: ControlPlane, opts: NodeOptions): Promise<Lo
       await killNodeProcesses(layout.cgroupRoot, dir);
       await removeNodeFiles(layout.cgroupRoot, dir);
       await deleteNetns(netns);
+      removeNewPodEntries(podEntriesBefore);
       await releaseHostDirs();
       const left = leftovers({ netns, cgroupRoot: layout.cgroupRoot, dir });
       if (left.length > 0) throw new Error(`node ${netns}: clean-up left ${left.join("; ")}`);
