@@ -77,6 +77,9 @@ const FAULT_DIVISORS: readonly number[] = [1, 3, 8];
 /** Name of the rogue Lease (see the `rogue` command). */
 const ROGUE = "rogue";
 
+/** The kubelet's terminationGracePeriodSeconds: SIGKILL this long after SIGTERM. */
+const TERMINATION_GRACE_MS = 30_000;
+
 /** A tool that keeps touching a Lease does so this often. */
 const TOUCH_EVERY_MS = 4000;
 
@@ -209,6 +212,8 @@ interface ShardProc extends Proc {
   readonly queue: Set<number>;
   readonly inFlight: Map<number, Reconcile>;
   wakeReal: number | undefined;
+  /** SIGTERM was sent: the kubelet kills the process at this real time if it is still running. */
+  killAt: number | undefined;
   /** Newest (uid, generation) the machine applied; an older one of the same uid is a violation. */
   appliedUid: string | undefined;
   appliedGeneration: number;
@@ -458,6 +463,7 @@ export class Simulation {
       queue: new Set(),
       inFlight: new Map(),
       wakeReal: undefined,
+      killAt: undefined,
       appliedUid: undefined,
       appliedGeneration: 0,
       acked: new Map(),
@@ -485,6 +491,15 @@ export class Simulation {
 
   #liveShards(): ShardProc[] {
     return this.shards.filter((p) => p.alive && !p.paused);
+  }
+
+  /** The grace period after SIGTERM ended: the kubelet kills the process (a stuck drain ends). */
+  #sigkill(p: ShardProc): void {
+    p.killAt = undefined;
+    if (!p.alive) return;
+    this.stats.crashes += 1;
+    this.log(`SIGKILL ${p.name}#${p.id} (termination grace period over)`);
+    this.#kill(p);
   }
 
   #kill(p: ShardProc): void {
@@ -1031,6 +1046,8 @@ export class Simulation {
     }
     for (const p of this.shards) {
       if (!p.alive) continue;
+      if (p.killAt !== undefined)
+        out.push({ at: p.killAt, id: `sigkill${p.id}`, fire: () => this.#sigkill(p) });
       if (p.paused) {
         if (p.resumeAt !== undefined)
           out.push({ at: p.resumeAt, id: `resume${p.id}`, fire: () => this.#resume(p) });
@@ -1264,6 +1281,7 @@ export class Simulation {
         const p = this.#pick(this.#liveShards(), a);
         if (p === undefined) return;
         this.log(`leave ${p.name}#${p.id}`);
+        p.killAt ??= this.now + TERMINATION_GRACE_MS;
         this.#handle(p, { type: "shutdown", now: this.#local(p), abortInFlight: b % 2 === 0 });
         return;
       }
