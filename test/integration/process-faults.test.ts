@@ -204,10 +204,29 @@ describe("shard process (examples/checksum-controller)", () => {
     p.child.kill("SIGUSR2");
     const { code, at } = await p.exited;
     expect(code, p.output()).toBe(1);
+    console.log(`[faults] shard fatal error: released and exited after ${Math.round(at - sent)} ms`);
     expect(at - sent).toBeLessThan(10_000);
     expect(p.output()).toMatch(/fatal error: fencing in-flight work, releasing the Lease/);
     expect(p.output()).toMatch(/injected fatal error/);
     await expectReleasedBy(ns, "fatal-0", holder);
+  });
+
+  it("exits within --stop-timeout on SIGTERM while the API server is unreachable (the Lease then expires)", async () => {
+    const { sm, ns } = await newSlotMap();
+    const p = shard(sm, ns, "stalled-0");
+    await held(ns, "stalled-0");
+    proxy.mode("stall");
+    const sent = performance.now();
+    p.child.kill("SIGTERM");
+    const { code, at } = await p.exited;
+    proxy.mode("reset");
+    proxy.mode("pass");
+    expect(code, p.output()).toBe(0);
+    console.log(
+      `[faults] shard SIGTERM while stalled: exited after ${Math.round(at - sent)} ms (--stop-timeout 5)`,
+    );
+    expect(at - sent).toBeLessThan(5_000 + 3_000);
+    expect(p.output()).not.toMatch(NO_CRASH);
   });
 
   it("exits 0 on SIGTERM while still waiting for its SlotMap", async () => {
@@ -298,6 +317,9 @@ describe("leader elector", () => {
     await waitFor(() => !elector.isLeader, { timeoutMs: 10_000, description: "step-down" });
     // The last renewal was sent at most one retry period (0.5 s) before the stall; the deadline is 2 s.
     const after = stoppedAt - stalledAt;
+    console.log(
+      `[faults] leader elector: stepped down ${Math.round(after)} ms after the stall began (renew deadline 2000 ms)`,
+    );
     expect(startedAt).toBeGreaterThan(0);
     expect(after).toBeLessThan(2_000 + 300);
     expect(after).toBeGreaterThan(2_000 - 500 - 300);
