@@ -143,6 +143,8 @@ export class CoordinatorDriver {
   readonly stats: DriverStats = { steps: 0, conflicts: 0, writeErrors: 0 };
   private readonly slotMaps = new ObjectCache<KubeObject>();
   private readonly leases = new ObjectCache<KubeObject>();
+  /** SlotMaps with more shards than the supported count, and by how many (for /readyz). */
+  private readonly overLimit = new Map<string, number>();
   /** Lease keys by the value of their `slotmap.dev/slotmap` label. */
   private readonly leaseIndex = new Map<string, Set<string>>();
   private readonly workers = new Map<string, Worker>();
@@ -373,6 +375,16 @@ export class CoordinatorDriver {
     this.setTimer(w, nextStepAt !== undefined ? Math.min(nextStepAt, at) : at);
   }
 
+  /**
+   * A /readyz problem while a SlotMap has more shards than the supported count (the excess gets no
+   * slots until others leave), else undefined.
+   */
+  shardLimitProblem(): string | undefined {
+    if (this.overLimit.size === 0) return undefined;
+    const parts = [...this.overLimit].sort().map(([name, n]) => `${name}: ${n} shards over the limit`);
+    return `more shards than supported (they get no slots): ${parts.join("; ")}`;
+  }
+
   private async stepOnce(w: Worker): Promise<void> {
     const raw = this.slotMaps.get(w.name);
     if (raw === undefined) {
@@ -420,6 +432,8 @@ export class CoordinatorDriver {
     w.memory = result.memory;
     for (const r of result.logs) this.log[r.level](r.fields, r.msg);
     this.opts.metrics.publish(result.metrics);
+    if (result.metrics.shardsOverLimit > 0) this.overLimit.set(w.name, result.metrics.shardsOverLimit);
+    else this.overLimit.delete(w.name);
     const outcome = await this.apply(raw, leaseObjects, result.actions);
     if (this.stopped) return;
     this.opts.metrics.stepDuration.observe((this.now() - started) / 1000);

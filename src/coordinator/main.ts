@@ -107,6 +107,7 @@ export async function runCoordinator(config: CoordinatorConfig, opts: RunOptions
           if (elector !== undefined && !elector.isLeader) return undefined; // standing by
           return driver?.synced ? undefined : "SlotMap and Lease caches not synced yet";
         },
+        shardLimit: () => driver?.shardLimitProblem(),
       },
     });
     logger.info({ address: config.metricsAddress, port: server.port }, "ops server listening");

@@ -96,7 +96,10 @@ export type StatusRead =
 // Lease renewals (the common case) skips the O(16384) parse, plan, counts and encoding, in
 // production as in the simulator. Slot tables are immutable, so what is derived from them is kept
 // per table object in a WeakMap: nothing outlives its table.
-const statusMemo = new Map<string, { resourceVersion: string; text: string; read: StatusRead }>();
+const statusMemo = new Map<
+  string,
+  { raw: unknown; resourceVersion: string; text: string; read: StatusRead }
+>();
 /** More SlotMaps than any coordinator serves: past it the memo starts over (deleted SlotMaps). */
 const STATUS_MEMO_MAX = 256;
 
@@ -161,12 +164,17 @@ export function planOf(
 
 /** `parseStatus`, memoised per SlotMap uid and resourceVersion. */
 export function readStatus(raw: unknown, uid: string, resourceVersion: string): StatusRead {
-  const text = JSON.stringify(raw ?? null);
   const hit = statusMemo.get(uid);
-  if (hit !== undefined && hit.resourceVersion === resourceVersion && hit.text === text) return hit.read;
+  // The informer hands the same object until it changes: identity is the cheap check.
+  if (hit !== undefined && hit.raw === raw && hit.resourceVersion === resourceVersion) return hit.read;
+  const text = JSON.stringify(raw ?? null);
+  if (hit !== undefined && hit.resourceVersion === resourceVersion && hit.text === text) {
+    hit.raw = raw;
+    return hit.read;
+  }
   const read = parseStatus(raw);
   if (statusMemo.size >= STATUS_MEMO_MAX) statusMemo.clear();
-  statusMemo.set(uid, { resourceVersion, text, read });
+  statusMemo.set(uid, { raw, resourceVersion, text, read });
   return read;
 }
 

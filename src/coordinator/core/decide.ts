@@ -423,7 +423,8 @@ function reportGeneration(
   if (barrier !== undefined) {
     out.log("info", "drain barrier: assigning nothing until every live shard acknowledges", {
       generation: g,
-      shards: barrier.waiting.join(","),
+      waiting: barrier.waiting.length,
+      shards: nameList(barrier.waiting),
     });
   }
   out.log("info", "new assignment generation", {
@@ -579,7 +580,8 @@ export function decide(ctx: DecideContext): Decision {
   reportIncarnations(ctx, effective, next.generation);
   if (next !== table) reportGeneration(ctx, result, effective, commits, next, nextBarrier);
   if (settling.length > 0) {
-    ctx.out.report(`settling\u0000${settling.join(",")}`, () =>
+    // One line per hold, not per step (the list shrinks as Leases renew).
+    ctx.out.report("settling", () =>
       ctx.out.log("info", "holding the slot table until these Leases are seen renewing", {
         shards: nameList(settling),
         generation: table.generation,

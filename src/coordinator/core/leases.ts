@@ -106,6 +106,21 @@ export interface ObserveShardsInput {
   readonly wallMs?: number | undefined;
 }
 
+// Parsed annotations by annotations object: an informer hands the same object until the Lease
+// changes, so a step over 1000 renewing Leases parses only the ones that changed.
+const annotationMemo = new WeakMap<object, ReturnType<typeof parseShardLeaseAnnotations>>();
+
+function annotationsOf(lease: ObservedLease): ReturnType<typeof parseShardLeaseAnnotations> {
+  const a = lease.metadata.annotations;
+  if (a === undefined || a === null) return parseShardLeaseAnnotations(a);
+  let parsed = annotationMemo.get(a);
+  if (parsed === undefined) {
+    parsed = parseShardLeaseAnnotations(a);
+    annotationMemo.set(a, parsed);
+  }
+  return parsed;
+}
+
 /**
  * When the granted holder was last seen renewing, carried across steps: while it holds the Lease,
  * its last renewal; afterwards the value from the memory; never seen (new leader, restart): now.
@@ -170,7 +185,7 @@ function observeLease(
     same === undefined
       ? realHolder && hint?.state === "Expired" && hint.holderIdentity === holder
       : !changed && same.suspect;
-  const parsed = parseShardLeaseAnnotations(lease.metadata.annotations);
+  const parsed = annotationsOf(lease);
 
   // The grant: the holder the status gave this shard's slots to (only if it is involved at all).
   const granted = hint?.involved ? hint.holderIdentity : undefined;

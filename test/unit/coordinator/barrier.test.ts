@@ -233,7 +233,7 @@ describe("drain barrier: a SlotMap deleted and recreated", () => {
     expect(r.logs).toContainEqual(
       expect.objectContaining({
         msg: expect.stringContaining("assigning nothing"),
-        fields: expect.objectContaining({ slotmap: "checksums", generation: 1, shards: "a,b" }),
+        fields: expect.objectContaining({ slotmap: "checksums", generation: 1, shards: "a, b", waiting: 2 }),
       }),
     );
 
