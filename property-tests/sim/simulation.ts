@@ -351,6 +351,7 @@ export class Simulation {
   /** Leases a tool keeps touching (labels), and when it touches next. */
   readonly #touched = new Set<string>();
   #touchAt: number | undefined;
+  #personSeq = 0;
 
   constructor(opts: SimOptions) {
     this.opts = opts;
@@ -1432,7 +1433,9 @@ export class Simulation {
         break;
       case 2:
         what = "holder set to person";
-        next = { ...cur, spec: { ...cur.spec, holderIdentity: `person-${b % 97}` } };
+        // A string no process ever used (a reused one would be an incarnation the coordinator had
+        // fenced coming back, which only a person typing the same value twice produces).
+        next = { ...cur, spec: { ...cur.spec, holderIdentity: `person-${++this.#personSeq}` } };
         break;
       case 3:
         what = "touched";
