@@ -583,7 +583,7 @@ export class SlotMapFixture {
   }
 
   /** Acks the current generation from every live shard until the table is balanced, no migrations. */
-  settle(description = "balanced with no migrations", timeoutMs = 20_000): Promise<SlotMapStatus> {
+  settle(description = "balanced with no migrations", timeoutMs = 60_000): Promise<SlotMapStatus> {
     return waitFor(
       async () => {
         const s = this.latest();

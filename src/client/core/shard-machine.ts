@@ -993,9 +993,16 @@ function ownEntry(status: ShardStatusView | undefined, shard: string): ShardMach
   }
 }
 
+/**
+ * Whether two entries grant the same: the same slots to the same holder. Entries granting nothing
+ * are the same whatever holder they name (the coordinator records a slotless shard's current
+ * holder without a new generation).
+ */
 function sameEntry(a: ShardMachineState["entry"], b: ShardMachineState["entry"]): boolean {
-  if (a === undefined || b === undefined) return a === b;
-  return a.holderIdentity === b.holderIdentity && JSON.stringify(a.slots) === JSON.stringify(b.slots);
+  const slotsA = a?.slots ?? [];
+  const slotsB = b?.slots ?? [];
+  if (slotsA.length === 0 && slotsB.length === 0) return true;
+  return a?.holderIdentity === b?.holderIdentity && JSON.stringify(slotsA) === JSON.stringify(slotsB);
 }
 
 /** Duration the Lease itself declares, in ms (0 when absent or invalid). */
