@@ -205,8 +205,10 @@ describe("deploy/ renders", () => {
         "RoleBinding/slotmap-coordinator-leader-election",
         "ServiceAccount/slotmap-coordinator",
         "ValidatingAdmissionPolicy/coordinator-leases.slotmap.dev",
+        "ValidatingAdmissionPolicy/hash-key.slotmap.dev",
         "ValidatingAdmissionPolicy/shard-leases.slotmap.dev",
         "ValidatingAdmissionPolicyBinding/coordinator-leases.slotmap.dev",
+        "ValidatingAdmissionPolicyBinding/hash-key.slotmap.dev",
       ].sort(),
     );
     expect(names("examples/checksum")).toEqual(
