@@ -1497,7 +1497,14 @@ export class Simulation {
           labels: { [LABEL_SLOTMAP]: SLOTMAP_NAME },
           annotations: { [ANNOTATION_WEIGHT]: String(LIMITS.maxWeight) },
         },
-        spec: { holderIdentity: "rogue", leaseDurationSeconds: seconds, acquireTime: wall, renewTime: wall },
+        // A holder string of its own each time: a Lease re-created with the holder its deleted
+        // predecessor was granted slots under inherits them (a finding, docs/verification.md).
+        spec: {
+          holderIdentity: `rogue-${++this.#personSeq}`,
+          leaseDurationSeconds: seconds,
+          acquireTime: wall,
+          renewTime: wall,
+        },
       }));
       this.log(`person: rogue Lease created (${seconds}s)`);
       return;
