@@ -16,13 +16,18 @@
  */
 import { parseArgs } from "node:util";
 import fc from "fast-check";
-import type { Command, ScenarioSeed } from "../property-tests/sim/commands.js";
+import {
+  COMMAND_WEIGHTS,
+  type Command,
+  type CommandKind,
+  type ScenarioSeed,
+} from "../property-tests/sim/commands.js";
 import { type Counters, explain, newCounters, simProperty } from "../property-tests/sim/run.js";
 import { MUTATIONS, type Mutation, type SimOptions } from "../property-tests/sim/simulation.js";
 
 const USAGE = `usage: npm run fuzz -- [--steps N] [--seed S] [--mutation NAME]... [--max-commands N]
                         [--runs-per-batch N] [--batch B --path P] [--stale-reads] [--expect-violation]
-                        [--large] [--forge-granted-acks] [--stuck-ignores-fence]
+                        [--large] [--forge-granted-acks] [--stuck-ignores-fence] [--without KIND]...
                         [--shrink-seconds N]
                         [--json]
 mutations: ${MUTATIONS.join(", ")}`;
@@ -41,6 +46,8 @@ interface FuzzArgs {
   large: boolean;
   forgeGrantedAcks: boolean;
   stuckIgnoresFence: boolean;
+  /** Command kinds replaced by a time step (e.g. a threat whose finding is known). */
+  without: CommandKind[];
   expectViolation: boolean;
   shrinkSeconds: number;
   json: boolean;
@@ -82,6 +89,7 @@ export function parseFuzzArgs(argv: readonly string[]): FuzzArgs {
         large: { type: "boolean" },
         "forge-granted-acks": { type: "boolean" },
         "stuck-ignores-fence": { type: "boolean" },
+        without: { type: "string", multiple: true },
         "expect-violation": { type: "boolean" },
         "shrink-seconds": { type: "string" },
         json: { type: "boolean" },
@@ -103,6 +111,15 @@ export function parseFuzzArgs(argv: readonly string[]): FuzzArgs {
       );
     }
     mutations.push(m as Mutation);
+  }
+  const without: CommandKind[] = [];
+  for (const k of values.without ?? []) {
+    if (!Object.hasOwn(COMMAND_WEIGHTS, k)) {
+      throw new UsageError(
+        `--without: unknown command kind ${JSON.stringify(k)} (known: ${Object.keys(COMMAND_WEIGHTS).join(", ")})`,
+      );
+    }
+    without.push(k as CommandKind);
   }
   // Seeds are 32-bit integers like fast-check's (a negative one is written --seed=-5).
   const seed = intFlag("seed", values.seed, -(2 ** 31), Date.now() % 2 ** 31);
@@ -127,6 +144,7 @@ export function parseFuzzArgs(argv: readonly string[]): FuzzArgs {
     large: values.large ?? false,
     forgeGrantedAcks: values["forge-granted-acks"] ?? false,
     stuckIgnoresFence: values["stuck-ignores-fence"] ?? false,
+    without,
     expectViolation: values["expect-violation"] ?? false,
     shrinkSeconds: intFlag("shrink-seconds", values["shrink-seconds"], 0, 120),
     json: values.json ?? false,
@@ -140,6 +158,7 @@ function replayLine(a: FuzzArgs, batch: number, path: string): string {
     a.large ? " --large" : "",
     a.forgeGrantedAcks ? " --forge-granted-acks" : "",
     a.stuckIgnoresFence ? " --stuck-ignores-fence" : "",
+    ...a.without.map((k) => ` --without ${k}`),
   ].join("");
   const extra = `${flags}${a.maxCommands !== 1500 ? ` --max-commands ${a.maxCommands}` : ""}`;
   return `npm run fuzz -- --seed ${a.seed} --batch ${batch} --runs-per-batch ${a.runsPerBatch} --path ${path}${m}${extra}`;
@@ -151,6 +170,7 @@ function simExtra(a: FuzzArgs): Partial<SimOptions> {
     staleReads: a.staleReads,
     forgeGrantedAcks: a.forgeGrantedAcks,
     stuckIgnoresFence: a.stuckIgnoresFence,
+    without: a.without,
   };
 }
 

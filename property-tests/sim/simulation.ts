@@ -134,6 +134,8 @@ export interface SimOptions extends ScenarioSeed {
    * reconcile running after its slots moved (docs/verification.md, a finding).
    */
   stuckIgnoresFence: boolean;
+  /** Command kinds that run as a time step instead (to measure the other threats past a finding). */
+  without: readonly CommandKind[];
   /** Re-run every coordinator step on unfrozen copies and require the same result (memo check). */
   checkMemo: boolean;
   /** Keep the last lines of a trace for failure reports. */
@@ -165,6 +167,7 @@ export function simOptions(seed: ScenarioSeed, extra: Partial<SimOptions> = {}):
     staleReads: false,
     forgeGrantedAcks: false,
     stuckIgnoresFence: false,
+    without: [],
     checkMemo: false,
     trace: false,
     ...extra,
@@ -1149,6 +1152,7 @@ export class Simulation {
     ) {
       kind = "advance";
     }
+    if (this.opts.without.includes(kind)) kind = "advance";
     this.#exec(kind, a, b);
   }
 
