@@ -13,6 +13,7 @@ import type { SlotMapStatus } from "../../src/api/v1alpha1.js";
 import type { LeaseObject, LeaseWriteResult, WriteLeaseEffect } from "../../src/client/core/types.js";
 import { type CoordinatorAction, TAKEOVER_HOLDER } from "../../src/coordinator/core/types.js";
 import {
+  ackOf,
   checkLeaseTransition,
   type ObservedAcks,
   StatusWriteChecks,
@@ -112,6 +113,8 @@ export class ApiServer {
   #uidSeq = 0;
   readonly #slotMap: Version<SimSlotMap>[] = [];
   readonly #leases = new Map<string, Version<SimLease>[]>();
+  /** Acks people wrote into Leases (`<name>\0<uid>@<generation>`). */
+  readonly #forged = new Set<string>();
   /** Takeovers applied, by Lease name (for the "dead" invariant). */
   readonly takeovers = new Map<string, TakeoverRecord[]>();
   readonly #statusChecks = new StatusWriteChecks();
@@ -262,8 +265,15 @@ export class ApiServer {
     }
     const prev = h.at(-1)?.obj ?? null;
     // "No ack lost" is about the protocol's writes: a person may remove or forge an ack, and the
-    // next process write after such an edit restores its own.
-    if (!person && (prev === null || !byPerson.has(prev))) checkLeaseTransition(prev, obj, name);
+    // next process write after such an edit restores its own (a forged value the process carried
+    // along in its writes is not its ack either).
+    const prevAck = ackOf(prev?.metadata.annotations);
+    const forged =
+      prevAck !== undefined && this.#forged.has(`${name}\u0000${prevAck.uid}@${prevAck.generation}`);
+    if (person) {
+      const a = ackOf(obj?.metadata.annotations);
+      if (a !== undefined) this.#forged.add(`${name}\u0000${a.uid}@${a.generation}`);
+    } else if ((prev === null || !byPerson.has(prev)) && !forged) checkLeaseTransition(prev, obj, name);
     const rv = obj === null ? this.#nextRv() : Number(obj.metadata.resourceVersion);
     h.push({ rv, uid, obj });
     if (person && obj !== null) byPerson.add(obj);
