@@ -119,8 +119,13 @@ describe("coordinator replicas with leader election", () => {
     expect(counts(s)).toEqual({ a: 4096, b: 4096, c: 4096, d: 4096 });
     console.log(`[coordinator-ha] standby leading ${tookOverAfter} ms after the leader was killed`);
 
-    expect(second.logs).toContainEqual(
-      expect.objectContaining({ msg: "handoffs committed", slotmap: t.name, sources: "c", count: 1 }),
+    // The log line is read from the process's stdout, which may trail the status the watch saw.
+    await waitFor(
+      () =>
+        second.logs.some(
+          (l) => l.msg === "handoffs committed" && l.slotmap === t.name && l.sources === "c" && l.count === 1,
+        ),
+      { timeoutMs: 10_000, description: `coord-2 to log c's commit\n${second.tail()}` },
     );
     const text = await t.metrics();
     expect(metricValue(text, "slotmap_coordinator_leader")).toBe(1);

@@ -118,7 +118,10 @@ export async function applyDeployAccess(): Promise<AppliedDeploy> {
     applied,
     remove: async () => {
       if (applied.length === 0) return;
-      await kubectl(["delete", "--ignore-not-found", "--wait=false", "-f", "-"], { input: yamlOf(applied) });
+      // Wait: the next file applies the same namespace, which must not be still terminating.
+      await kubectl(["delete", "--ignore-not-found", "--wait=true", "--timeout=120s", "-f", "-"], {
+        input: yamlOf(applied),
+      });
     },
   };
 }

@@ -935,8 +935,8 @@ export class ShardMachine implements ShardMachineView {
    */
   #escalate(): void {
     const s = this.#s;
-    if (this.#neverEscalate || s.escalated || s.outsideSince === undefined || s.identity === undefined)
-      return;
+    // Also without the Lease: a reconcile that outlives a lost Lease must end with the process too.
+    if (this.#neverEscalate || s.escalated || s.stopped || s.outsideSince === undefined) return;
     const after = s.handoffTimeoutMs ?? this.config.handoffEscalateAfterMs;
     if (s.now < s.outsideSince + after) return;
     s.escalated = true;

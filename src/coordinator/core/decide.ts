@@ -171,8 +171,12 @@ export function drainBarrier(
   if (!assignsNothing(table)) return undefined;
   const generation = Math.max(1, table.generation);
   // A foreign Lease is never taken over by us: once unrenewed for its duration it is not waited for.
+  // A Lease refused for its duration never had slots from this table, and waiting out a rogue's
+  // declared hour would let anyone who can write one Lease stop every shard.
   const live = [
-    ...observations.filter((o) => o.lease !== undefined && o.realHolder && o.state !== "Dead"),
+    ...observations.filter(
+      (o) => o.lease !== undefined && o.realHolder && o.state !== "Dead" && o.refusedDurationMs === undefined,
+    ),
     ...foreign.filter((o) => o.realHolder && o.state === "Ready"),
   ];
   const otherUid = (o: ShardObservation): boolean => {

@@ -129,14 +129,17 @@ function grantClockOf(
   grant: string | undefined,
   holder: string,
   lastChangeAt: number,
+  durationMs: number,
   pm: ShardMemory | undefined,
   now: number,
 ): ShardMemory["grantClock"] {
   if (grant === undefined) return null;
-  if (holder === grant) return { holder: grant, renewedAt: lastChangeAt };
+  if (holder === grant) return { holder: grant, renewedAt: lastChangeAt, durationMs };
   if (pm?.grantClock?.holder === grant) return pm.grantClock;
-  if (pm?.holder === grant) return { holder: grant, renewedAt: pm.lastChangeAt };
-  return { holder: grant, renewedAt: now };
+  if (pm?.holder === grant)
+    return { holder: grant, renewedAt: pm.lastChangeAt, durationMs: pm.leaseDurationMs };
+  // Never seen it renew: wait from now, for the longest duration we know of (this Lease's).
+  return { holder: grant, renewedAt: now, durationMs };
 }
 
 interface LeaseClock {
@@ -190,8 +193,10 @@ function observeLease(
   // The grant: the holder the status gave this shard's slots to (only if it is involved at all).
   const granted = hint?.involved ? hint.holderIdentity : undefined;
   const otherHolder = granted !== undefined && holder !== granted;
-  const grantClock = grantClockOf(granted, holder, lastChangeAt, pm, now);
-  const waitMs = Math.max(durationMs, pm?.leaseDurationMs ?? 0);
+  const grantClock = grantClockOf(granted, holder, lastChangeAt, durationMs, pm, now);
+  // The granted incarnation fences by the duration it declared, not by what its successor (or a
+  // rogue re-creating the Lease with an hour) declares now.
+  const waitMs = grantClock?.durationMs ?? durationMs;
   const releasedByGrant =
     holder === "" &&
     granted !== undefined &&
@@ -329,7 +334,7 @@ function observeAbsent(
       holder: pm?.holder ?? "",
       lastChangeAt,
       leaseDurationMs: durationMs,
-      grantClock: state === "Dead" ? null : grantClockOf(granted, "", lastChangeAt, pm, now),
+      grantClock: state === "Dead" ? null : grantClockOf(granted, "", lastChangeAt, durationMs, pm, now),
       confirmed: false,
       lastAck: 0,
       deadSince,

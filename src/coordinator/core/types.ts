@@ -165,7 +165,12 @@ export interface ShardMemory {
    * clock): another incarnation gets them only a full lease duration after that. Null when the
    * shard has no grant to protect.
    */
-  readonly grantClock: { readonly holder: string; readonly renewedAt: number } | null;
+  readonly grantClock: {
+    readonly holder: string;
+    readonly renewedAt: number;
+    /** The lease duration that incarnation declared (it fences by it). */
+    readonly durationMs: number;
+  } | null;
   /**
    * A renewal (or another holder) was observed since this leader first observed the Lease, or
    * since its last blind period: only then are its acks known to be current.
