@@ -210,6 +210,14 @@ const BUDGET = 300;
 // Unmutated scenarios run per skeleton (the skeletons' own check).
 const SKELETON_RUNS = 5;
 
+/**
+ * The rogue command runs only for the mutation that needs it: a rogue Lease granted slots under a
+ * raised cap and then refused keeps them for its declared hour (a liveness finding of the
+ * campaigns, docs/verification.md), which would otherwise pre-empt other mutations' catches.
+ */
+const extraFor = (m: string | undefined) =>
+  m === "uncappedLeaseDuration" ? {} : { extra: { without: ["rogue" as const] } };
+
 describe("every protocol mutation is caught by the simulator", () => {
   it("knows every mutation the cores define", () => {
     expect(Object.keys(EXPECTED).sort()).toEqual([...MUTATIONS].sort());
@@ -221,7 +229,7 @@ describe("every protocol mutation is caught by the simulator", () => {
       Object.values(EXPECTED).flatMap((e) => (e.skeleton === undefined ? [] : [e.skeleton])),
     );
     for (const skeleton of skeletons) {
-      const details = fc.check(simProperty({ maxCommands: 1500, skeleton }), {
+      const details = fc.check(simProperty({ maxCommands: 1500, skeleton, ...extraFor(undefined) }), {
         ...fcParams<[ScenarioSeed, Command[]]>({ numRuns: SKELETON_RUNS }),
         endOnFailure: true,
       });
@@ -246,6 +254,7 @@ describe("every protocol mutation is caught by the simulator", () => {
           maxCommands: 1500,
           mutations: [m],
           counters,
+          ...extraFor(m),
           ...(e.skeleton === undefined ? {} : { skeleton: e.skeleton }),
         }),
         params,
