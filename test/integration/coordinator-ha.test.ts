@@ -98,7 +98,11 @@ describe("coordinator replicas with leader election", () => {
     await t.join("d");
     s = await t.until((x) => x.migrations.length === 3, "handoffs to d started by coord-1");
     expect(s.assignmentGeneration).toBe(g + 1);
-    expect(first.logs).toContainEqual(expect.objectContaining({ msg: "handoffs started", slotmap: t.name }));
+    // stdout may trail the status the watch saw: wait for the line rather than expect it now.
+    await waitFor(() => first.logs.some((l) => l.msg === "handoffs started" && l.slotmap === t.name), {
+      timeoutMs: 10_000,
+      description: `coord-1 to log the handoffs it started\n${first.tail()}`,
+    });
 
     first.kill("SIGKILL");
     const killedAt = Date.now();

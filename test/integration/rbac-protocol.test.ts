@@ -276,7 +276,10 @@ describe("the protocol under deploy/'s RBAC and admission, with pod-bound tokens
 
       for (const r of ["slotmaps/status", "leases"]) {
         for (const verb of ["update", "delete"])
-          expect(await writes(verb, r, "error"), `${verb} ${r}`).toBe(0);
+          expect(
+            await writes(verb, r, "error"),
+            `${verb} ${r}; failed writes:\n${logs.filter((l) => l.includes("write failed")).join("\n")}`,
+          ).toBe(0);
       }
       expect(denied()).toEqual([]);
     } catch (err) {
