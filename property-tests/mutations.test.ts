@@ -201,6 +201,10 @@ const EXPECTED: Record<Mutation, Expectation> = {
     skeleton: STUCK_THEN_JOIN,
     why: "a reconcile that never returns must not hold a migration forever",
   },
+  fenceByGeneration: {
+    invariants: ["fence"],
+    why: "generations repeat (a restored status, a re-created SlotMap): a new owner's token can equal the old owner's, and the API server lets the old owner's late write through",
+  },
 };
 
 // Scenarios searched per mutation before giving up. The slowest catch seen over 6 seeds needed

@@ -9,7 +9,13 @@ import type { LeaseObject, WriteLeaseEffect } from "../src/client/core/types.js"
 import { ApiServer, LEASE_PREFIX, NS, SM_KEY } from "./sim/apiserver.js";
 import { ProcessClock } from "./sim/clock.js";
 import { command, commandsArb, kindOf } from "./sim/commands.js";
-import { checkLeaseTransition, type LeaseLike, SafetyTracker, Violation } from "./sim/invariants.js";
+import {
+  checkLeaseTransition,
+  FenceTracker,
+  type LeaseLike,
+  SafetyTracker,
+  Violation,
+} from "./sim/invariants.js";
 import { withSkeleton } from "./sim/run.js";
 import { assertProperty } from "./support/fc.js";
 
@@ -149,6 +155,17 @@ describe("invariant checkers can fail", () => {
     expect(() => t.start(2, 7, 2)).toThrow(/slot 7 is ACTIVE on two processes/);
     t.finish(1, 7);
     expect(() => t.start(2, 7, 3)).not.toThrow();
+  });
+
+  it("fence: another process starting with a token not above the slot's newest is a violation", () => {
+    const t = new FenceTracker((id) => `p${id}`);
+    t.start(1, 7, "005", 0);
+    t.start(1, 7, "005", 1); // the same process again: equal is fine
+    expect(() => t.start(2, 7, "005", 2)).toThrow(/starts with fencing token 005, not above 005 of p1/);
+    expect(() => t.start(1, 7, "004", 3)).toThrow(Violation); // a process's own token went down
+    t.start(2, 7, "006", 4);
+    expect(() => t.start(1, 7, "005", 5)).toThrow(/not above 006 of p2/);
+    t.start(1, 8, "001", 6); // other slots are tracked apart
   });
 
   it("ack: an ack that goes back under the same holder is a violation; a new holder may clear it", () => {

@@ -298,6 +298,8 @@ async function reconcile(key: string): Promise<void> {
     resource: SECRETS,
     object: secret,
     signal: new AbortController().signal,
+    fence: "", // the label-based protocol has no fencing: writes go unstamped
+    fenced: (o) => o,
     controlled(resource?: GroupResourceRef) {
       if (resource !== undefined && (resource.group !== "" || resource.resource !== "configmaps")) return [];
       const out: KubeObject[] = [];

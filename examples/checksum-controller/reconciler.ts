@@ -84,12 +84,12 @@ export function checksumReconciler(http: KubeHttp, logger?: ShardLogger): Reconc
     if (cached === undefined) {
       try {
         await http.request("POST", configMaps(req.namespace), {
-          body: {
+          body: req.fenced({
             apiVersion: "v1",
             kind: "ConfigMap",
             metadata: { name, namespace: req.namespace, ownerReferences },
             data: { [CHECKSUM_KEY]: want },
-          },
+          }),
           signal: req.signal,
         });
         return;
@@ -111,8 +111,10 @@ export function checksumReconciler(http: KubeHttp, logger?: ShardLogger): Reconc
     }
     if (current.data?.[CHECKSUM_KEY] === want && controlledBy(current, secret)) return;
     req.signal.throwIfAborted();
+    // Stamped with the fencing token: where deploy/examples/checksum's fencing binding is applied,
+    // the API server refuses this update if a newer owner of the slot wrote the ConfigMap since.
     await http.request("PUT", `${configMaps(req.namespace)}/${name}`, {
-      body: {
+      body: req.fenced({
         ...current,
         metadata: {
           ...current.metadata,
@@ -120,7 +122,7 @@ export function checksumReconciler(http: KubeHttp, logger?: ShardLogger): Reconc
           ownerReferences: [...owners.filter((r) => r.controller !== true), ...ownerReferences],
         },
         data: { ...(current.data ?? {}), [CHECKSUM_KEY]: want },
-      },
+      }),
       signal: req.signal,
     });
   };

@@ -11,6 +11,9 @@
  * - dead: a status never grants slots to a shard that is not Ready, nor to an incarnation whose
  *   takeover the writing coordinator had observed; Dead shards own nothing and receive nothing;
  * - status: every status written is valid (schema and table consistency);
+ * - fence: a reconcile's fencing token is greater than that of every reconcile another process
+ *   started earlier on the same slot (so the API server would refuse the earlier one's late
+ *   writes), and a process's own tokens never go down;
  * - liveness: checked by the settle phase (simulation.ts).
  */
 import { ANNOTATION_OBSERVED_GENERATION, ANNOTATION_SLOTMAP_UID } from "../../src/api/lease.js";
@@ -21,7 +24,15 @@ import { sameAssignment, tableFromStatus, tableInvariantErrors } from "../../src
 import { NO_OWNER, SLOT_COUNT, type SlotTable } from "../../src/slots/types.js";
 
 /** Names of the checked invariants (the `invariant` of a {@link Violation}). */
-export type InvariantName = "safety" | "liveness" | "generation" | "ack" | "dead" | "status" | "core";
+export type InvariantName =
+  | "safety"
+  | "liveness"
+  | "generation"
+  | "ack"
+  | "dead"
+  | "status"
+  | "fence"
+  | "core";
 
 /** An invariant failed: the simulation stops and fast-check shrinks the command list. */
 export class Violation extends Error {
@@ -75,6 +86,31 @@ export class SafetyTracker {
   /** Number of slots with an ACTIVE reconcile (for statistics). */
   activeSlots(): number {
     return this.#active.size;
+  }
+}
+
+/**
+ * The newest fencing token started per slot, with its process: what the fencing admission policy
+ * would have stored on the slot's objects (docs/fencing.md). Tokens compare as plain strings, as
+ * the policy compares them.
+ */
+export class FenceTracker {
+  readonly #last = new Map<number, { procId: number; token: string }>();
+
+  constructor(private readonly describe: (procId: number) => string) {}
+
+  start(procId: number, slot: number, token: string, now: number): void {
+    const last = this.#last.get(slot);
+    if (last !== undefined) {
+      const ok = last.procId === procId ? token >= last.token : token > last.token;
+      if (!ok) {
+        throw new Violation(
+          "fence",
+          `slot ${slot} at T=${now.toFixed(3)}ms: ${this.describe(procId)} starts with fencing token ${token}, not above ${last.token} of ${this.describe(last.procId)}'s earlier reconcile`,
+        );
+      }
+    }
+    if (last === undefined || token > last.token) this.#last.set(slot, { procId, token });
   }
 }
 

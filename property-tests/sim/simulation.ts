@@ -65,7 +65,7 @@ import {
   kindOf,
   type ScenarioSeed,
 } from "./commands.js";
-import { checkedStatus, SafetyTracker, stateOf, summary, Violation } from "./invariants.js";
+import { checkedStatus, FenceTracker, SafetyTracker, stateOf, summary, Violation } from "./invariants.js";
 import { Rng } from "./rng.js";
 
 /** Wall-clock epoch of real time 0 (only written into objects). */
@@ -313,6 +313,7 @@ export class Simulation {
   readonly keySlots: readonly number[];
   readonly names: readonly string[];
   readonly safety: SafetyTracker;
+  readonly fences: FenceTracker;
   /** Real time, ms. */
   now = 0;
   readonly shards: ShardProc[] = [];
@@ -364,6 +365,7 @@ export class Simulation {
     this.keySlots = [...new Set([...BOUNDARY_SLOTS, ...opts.keySlots])].sort((a, b) => a - b);
     this.names = Array.from({ length: opts.shardPool }, (_, i) => `s${i}`);
     this.safety = new SafetyTracker((id) => this.#describe(id));
+    this.fences = new FenceTracker((id) => this.#describe(id));
     this.#spec = {
       leaseNamespace: NS,
       resources: [{ resource: "secrets" }],
@@ -640,6 +642,7 @@ export class Simulation {
       return;
     }
     this.safety.start(p.id, slot, this.now);
+    this.fences.start(p.id, slot, p.machine.ownership.fence(), this.now);
     this.stats.reconcilesStarted += 1;
     if (!this.#settling) this.stats.faultPhaseStarts += 1;
     p.inFlight.set(key, { key, slot, abortAt: undefined, stuck: false });

@@ -9,6 +9,13 @@ export {
   renderValue,
 } from "./errors.js";
 export {
+  ANNOTATION_FENCE,
+  type FenceParts,
+  formatFence,
+  parseFence,
+  withFence,
+} from "./fence.js";
+export {
   ANNOTATION_OBSERVED_GENERATION,
   ANNOTATION_RELEASED_BY,
   ANNOTATION_SLOTMAP_UID,

@@ -10,6 +10,7 @@
  * re-acquire their Lease).
  */
 import { performance } from "node:perf_hooks";
+import { withFence } from "../api/fence.js";
 import { isStatus, KubeHttp, type KubeList, type KubeObject } from "../kube/http.js";
 import { Reflector } from "../kube/reflector.js";
 import { KeyError } from "../slots/keys.js";
@@ -41,6 +42,19 @@ export interface ReconcileRequest {
    * timeout). Check it before every write and pass it to requests.
    */
   readonly signal: AbortSignal;
+  /**
+   * Fencing token of this reconcile: the SlotMap's creation time, the assignment generation this
+   * shard had applied when the reconcile started, and the SlotMap uid (docs/fencing.md). Newer
+   * owners of the slot always carry a greater token.
+   */
+  readonly fence: string;
+  /**
+   * A copy of `obj` with this reconcile's fencing token in its `slotmap.dev/fence` annotation.
+   * Write every update of a sharded object through it: with the shipped `slotmap-fencing` admission
+   * policy bound to the resource, the API server refuses the write when a newer owner of the slot
+   * has written the object since (a shard frozen past its Lease cannot land a late update).
+   */
+  fenced<T extends KubeObject>(obj: T): T;
   /** Cached objects of the controlled resources whose controller is this object (optionally one resource). */
   controlled(resource?: GroupResourceRef): KubeObject[];
 }
@@ -646,6 +660,8 @@ class Controller {
       resource: watch.rule.resource,
       object: obj,
       signal: ticket.signal,
+      fence: ticket.fence,
+      fenced: <T extends KubeObject>(o: T): T => withFence(o, ticket.fence),
       controlled(resource?: GroupResourceRef): KubeObject[] {
         const out: KubeObject[] = [];
         for (const id of children.get(key) ?? []) {

@@ -136,6 +136,12 @@ export interface SlotChange {
 export interface ReconcileTicket {
   /** Aborted when the shard is fenced, stops with `abortInFlight`, or a handoff times out. */
   readonly signal: AbortSignal;
+  /**
+   * The fencing token of this reconcile (`slotmap.dev/fence`, see docs/fencing.md): stamp it on
+   * every write to a sharded object so the shipped admission policy refuses the write should this
+   * shard lose the slot before the write lands.
+   */
+  readonly fence: string;
   /** Reports the end of the reconcile (idempotent). */
   finish(): void;
 }
@@ -198,7 +204,11 @@ export class ShardMemberConfigError extends Error {
 
 const SLOTMAPS_PATH = `/apis/${GROUP}/${VERSION}/${PLURAL}`;
 const leasesPath = (ns: string) => `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases`;
-const EMPTY_OWNERSHIP = new Ownership(new Uint8Array(SLOT_COUNT), { generation: 0, uid: undefined });
+const EMPTY_OWNERSHIP = new Ownership(new Uint8Array(SLOT_COUNT), {
+  generation: 0,
+  uid: undefined,
+  resourceVersion: undefined,
+});
 
 type PendingInput = ShardInput extends infer I ? (I extends ShardInput ? Omit<I, "now"> : never) : never;
 
@@ -467,9 +477,11 @@ export class ShardMember {
     }
     set.add(controller);
     this.#feed({ type: "reconcileStarted", slot, key });
+    const fence = m.ownership.fence();
     let finished = false;
     return {
       signal: controller.signal,
+      fence,
       finish: () => {
         if (finished) return;
         finished = true;

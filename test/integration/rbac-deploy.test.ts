@@ -205,6 +205,7 @@ describe("deploy/ renders", () => {
         "RoleBinding/slotmap-coordinator-leader-election",
         "ServiceAccount/slotmap-coordinator",
         "ValidatingAdmissionPolicy/coordinator-leases.slotmap.dev",
+        "ValidatingAdmissionPolicy/fencing.slotmap.dev",
         "ValidatingAdmissionPolicy/hash-key.slotmap.dev",
         "ValidatingAdmissionPolicy/shard-leases.slotmap.dev",
         "ValidatingAdmissionPolicyBinding/coordinator-leases.slotmap.dev",
@@ -225,6 +226,7 @@ describe("deploy/ renders", () => {
         "StatefulSet/checksums",
         "ValidatingAdmissionPolicy/checksum-configmaps.slotmap.dev",
         "ValidatingAdmissionPolicyBinding/checksum-configmaps.slotmap.dev",
+        "ValidatingAdmissionPolicyBinding/checksums-fencing.slotmap.dev",
         "ValidatingAdmissionPolicyBinding/checksums-shard-leases.slotmap.dev",
       ].sort(),
     );

@@ -23,6 +23,8 @@ export const SHARD_MUTATIONS = [
   "recreateLeaseAtOnce",
   // A drain stuck past the handoff timeout waits forever (never stops renewing).
   "neverEscalate",
+  // Fencing tokens order by the assignment generation instead of the status resourceVersion.
+  "fenceByGeneration",
 ] as const;
 
 /** One of {@link SHARD_MUTATIONS}. */

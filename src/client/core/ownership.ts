@@ -3,6 +3,7 @@
  * shard machine, so the hot path (`ownsSlot` per object event and per work item) is one typed-array
  * read with no allocation and no lookup.
  */
+import { formatFence } from "../../api/fence.js";
 import { rangesFromMask } from "../../slots/ranges.js";
 import { SLOT_COUNT, type SlotRange } from "../../slots/types.js";
 
@@ -12,6 +13,8 @@ export interface OwnershipSource {
   readonly generation: number;
   /** metadata.uid of the SlotMap that status belongs to. */
   readonly uid: string | undefined;
+  /** metadata.resourceVersion of the SlotMap version applied (undefined before any). */
+  readonly resourceVersion: string | undefined;
 }
 
 /**
@@ -21,12 +24,14 @@ export interface OwnershipSource {
 export class Ownership {
   readonly #mask: Uint8Array;
   readonly #source: OwnershipSource;
+  readonly #fenceByGeneration: boolean;
 
   /** @internal Built by the shard machine around its own mask. */
-  constructor(mask: Uint8Array, source: OwnershipSource) {
+  constructor(mask: Uint8Array, source: OwnershipSource, fenceByGeneration = false) {
     if (mask.length !== SLOT_COUNT) throw new RangeError(`ownership mask must have ${SLOT_COUNT} entries`);
     this.#mask = mask;
     this.#source = source;
+    this.#fenceByGeneration = fenceByGeneration;
   }
 
   /**
@@ -47,6 +52,21 @@ export class Ownership {
   /** UID of the SlotMap instance the ownership refers to. */
   get uid(): string | undefined {
     return this.#source.uid;
+  }
+
+  /**
+   * The fencing token of a reconcile starting now (src/api/fence.ts, docs/fencing.md): built on
+   * the resourceVersion of the newest SlotMap version applied, so the next owner of any slot this
+   * shard owns now (granted by a later write) carries a greater token.
+   */
+  fence(): string {
+    return formatFence({
+      resourceVersion: this.#fenceByGeneration
+        ? String(this.#source.generation)
+        : (this.#source.resourceVersion ?? "0"),
+      generation: this.#source.generation,
+      uid: this.#source.uid ?? "none",
+    });
   }
 
   /** Owned slots as canonical ranges (allocates; for logs, metrics and tests). */

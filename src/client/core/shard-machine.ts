@@ -229,7 +229,22 @@ export class ShardMachine implements ShardMachineView {
     this.#recreateLeaseAtOnce = mutations.includes("recreateLeaseAtOnce");
     this.#neverEscalate = mutations.includes("neverEscalate");
     this.#s = state === undefined ? initialState() : structuredClone(state);
-    this.ownership = new Ownership(this.#s.owned, this.#s.status);
+    const current = () => this.#s;
+    this.ownership = new Ownership(
+      this.#s.owned,
+      {
+        get uid() {
+          return current().status.uid;
+        },
+        get generation() {
+          return current().status.generation;
+        },
+        get resourceVersion() {
+          return current().statusResourceVersion;
+        },
+      },
+      mutations.includes("fenceByGeneration"),
+    );
   }
 
   /** A deep copy of the state (for the simulator; `new ShardMachine(config, snapshot)` resumes it). */
