@@ -19,6 +19,8 @@
  * equal, the policy lets every write through, and fencing is off rather than wrong.
  */
 
+import { isDecimalResourceVersion } from "./resource-version.js";
+
 /** The annotation that carries a fencing token on a sharded object. */
 export const ANNOTATION_FENCE = "slotmap.dev/fence";
 
@@ -38,9 +40,10 @@ export interface FenceParts {
 /** Formats a fencing token; throws a RangeError naming the part that does not fit. */
 export function formatFence(parts: FenceParts): string {
   const { resourceVersion, generation, uid } = parts;
-  const rv = /^\d{1,20}$/.test(resourceVersion)
-    ? resourceVersion.padStart(RV_DIGITS, "0")
-    : "0".repeat(RV_DIGITS);
+  const rv =
+    isDecimalResourceVersion(resourceVersion) && resourceVersion.length <= RV_DIGITS
+      ? resourceVersion.padStart(RV_DIGITS, "0")
+      : "0".repeat(RV_DIGITS);
   if (!Number.isSafeInteger(generation) || generation < 0)
     throw new RangeError(`fence generation ${generation}: not a non-negative safe integer`);
   if (uid === "") throw new RangeError("fence uid: empty");

@@ -11,11 +11,11 @@
  */
 import { performance } from "node:perf_hooks";
 import { withFence } from "../api/fence.js";
+import { compareResourceVersions } from "../api/resource-version.js";
 import { isStatus, KubeHttp, type KubeList, type KubeObject } from "../kube/http.js";
 import { Reflector } from "../kube/reflector.js";
 import { KeyError } from "../slots/keys.js";
 import { SLOT_COUNT } from "../slots/types.js";
-import { compareResourceVersions } from "./core/index.js";
 import type { GroupResourceRef, ResolvedResource } from "./discovery.js";
 import { type ShardLogger, type ShardMember, silentLogger } from "./membership.js";
 import type { ResourceRule, SlotRules } from "./rules.js";

@@ -26,6 +26,7 @@ import {
 } from "../api/v1alpha1.js";
 import { isStatus, KubeHttp, type KubeObject } from "../kube/http.js";
 import { Reflector } from "../kube/reflector.js";
+import { backoffDelay } from "../runtime/backoff.js";
 import type { KubeObjectLike } from "../slots/keys.js";
 import { SLOT_COUNT, type SlotRange } from "../slots/types.js";
 import {
@@ -839,7 +840,7 @@ export class ShardMember {
         this.#maybeReady();
         return;
       } catch (err) {
-        const delay = Math.min(30_000, 500 * 2 ** Math.min(attempt, 6));
+        const delay = backoffDelay(attempt, 500, 30_000);
         this.#log[err instanceof DiscoveryError ? "error" : "warn"](
           { ...this.#fields(), err: errText(err), retryInMs: delay },
           "cannot resolve the SlotMap's resources; retrying",

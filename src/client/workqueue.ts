@@ -5,6 +5,8 @@
  * keys come back after a per-key exponential backoff.
  */
 
+import { backoffDelay } from "../runtime/backoff.js";
+
 /** Backoff for failed keys: `baseDelayMs · 2^(failures−1)`, capped at `maxDelayMs`. */
 export interface BackoffOptions {
   /** Delay after the first failure. Default 10 ms. */
@@ -87,7 +89,7 @@ export class WorkQueue {
   addRateLimited(key: string): number {
     const n = (this.failures.get(key) ?? 0) + 1;
     this.failures.set(key, n);
-    const delay = Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** Math.min(n - 1, 52));
+    const delay = backoffDelay(n - 1, this.baseDelayMs, this.maxDelayMs);
     this.addAfter(key, delay);
     return delay;
   }

@@ -1,3 +1,4 @@
+import { isOlderResourceVersion } from "../api/resource-version.js";
 import type { KubeObject } from "../kube/http.js";
 
 /**
@@ -11,19 +12,11 @@ import type { KubeObject } from "../kube/http.js";
  * still cached: one the watch deleted meanwhile is not brought back by a late answer.
  */
 
-const DECIMAL = /^[0-9]{1,20}$/;
-
-/** Whether `b` is older than `a` by resourceVersion (false when either is not decimal). */
-export function isOlder(b: string | undefined, a: string | undefined): boolean {
-  if (a === undefined || b === undefined || !DECIMAL.test(a) || !DECIMAL.test(b)) return false;
-  return BigInt(b) < BigInt(a);
-}
-
 /** Whether `obj` should not replace `cached`: older, or the same version (nothing changed). */
 function notNewer(obj: KubeObject, cached: KubeObject): boolean {
   const rv = obj.metadata?.resourceVersion;
   const cachedRv = cached.metadata?.resourceVersion;
-  return (rv !== undefined && rv === cachedRv) || isOlder(rv, cachedRv);
+  return (rv !== undefined && rv === cachedRv) || isOlderResourceVersion(rv, cachedRv);
 }
 
 /** Cache key of an object: `namespace/name`, or `name` for a cluster-scoped one. */

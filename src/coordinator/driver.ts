@@ -4,6 +4,7 @@ import { LABEL_SLOTMAP } from "../api/lease.js";
 import { API_VERSION, GROUP, KIND, PLURAL, VERSION } from "../api/v1alpha1.js";
 import { isStatus, type KubeHttp, type KubeObject } from "../kube/http.js";
 import { Reflector, type ReflectorHandler } from "../kube/reflector.js";
+import { backoffDelay } from "../runtime/backoff.js";
 import { type CacheChange, keyOf, ObjectCache } from "./cache.js";
 import {
   type CoordinatorAction,
@@ -370,7 +371,7 @@ export class CoordinatorDriver {
 
   private retryLater(w: Worker, nextStepAt: number | undefined): void {
     w.failures++;
-    const backoff = Math.min(MAX_BACKOFF_MS, 200 * 2 ** Math.min(w.failures - 1, 10));
+    const backoff = backoffDelay(w.failures - 1, 200, MAX_BACKOFF_MS);
     const at = this.now() + backoff;
     this.setTimer(w, nextStepAt !== undefined ? Math.min(nextStepAt, at) : at);
   }

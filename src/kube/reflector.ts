@@ -1,3 +1,4 @@
+import { backoffDelay } from "../runtime/backoff.js";
 import { ApiError, type KubeHttp, type KubeList, type KubeObject, type Query } from "./http.js";
 
 /**
@@ -110,7 +111,7 @@ export class Reflector<T extends KubeObject> {
         this.opts.handler.onError?.(err);
         if (err instanceof ApiError && err.statusCode === 410) needList = true;
         failures++;
-        await this.sleep(Math.min(MAX_BACKOFF_MS, 200 * 2 ** Math.min(failures - 1, 10)));
+        await this.sleep(backoffDelay(failures - 1, 200, MAX_BACKOFF_MS));
       }
     }
   }

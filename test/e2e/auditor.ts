@@ -27,6 +27,7 @@
  * change nobody had started to act on: covers queueing, handoffs, fencing and takeovers. A write
  * overtaken by a later one before any reconcile counts until a reconcile reads the later one.
  */
+import { compareResourceVersions as orderResourceVersions } from "../../src/api/resource-version.js";
 import { keySlot, objectKey } from "../../src/slots/index.js";
 
 /** One reconcile, as logged by a shard process (one JSON line on its stdout). */
@@ -304,12 +305,7 @@ export function secretSlot(namespace: string, name: string): number {
  * Kubernetes API server backed by etcd returns them), else only equality is known (0 or NaN).
  */
 export function compareResourceVersions(a: string, b: string): number {
-  if (/^\d+$/.test(a) && /^\d+$/.test(b)) {
-    const x = BigInt(a);
-    const y = BigInt(b);
-    return x < y ? -1 : x > y ? 1 : 0;
-  }
-  return a === b ? 0 : Number.NaN;
+  return orderResourceVersions(a, b) ?? (a === b ? 0 : Number.NaN);
 }
 
 /** Appends `value` to the list of `key` in `map`. */

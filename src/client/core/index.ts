@@ -14,7 +14,6 @@ export {
 export { applyMask, fillMask, Ownership, type OwnershipSource } from "./ownership.js";
 export {
   type Ack,
-  compareResourceVersions,
   microTime,
   ShardMachine,
   type ShardMachineState,

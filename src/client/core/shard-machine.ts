@@ -16,6 +16,7 @@ import {
   LABEL_SLOTMAP,
   microTime,
 } from "../../api/lease.js";
+import { compareResourceVersions } from "../../api/resource-version.js";
 import { TAKEOVER_HOLDER } from "../../coordinator/core/types.js";
 import { parseSlotRanges, SlotRangeError } from "../../slots/ranges.js";
 import { MAX_SLOT, SLOT_COUNT, type SlotRange } from "../../slots/types.js";
@@ -137,15 +138,6 @@ export interface ShardMachineState {
 
 /** Retired SlotMap UIDs remembered (a watch never replays older instances than that). */
 const RETIRED_UIDS_KEPT = 16;
-
-const DECIMAL = /^(0|[1-9][0-9]*)$/;
-
-/** Orders two resourceVersions when both are decimal (etcd revisions); undefined otherwise. */
-export function compareResourceVersions(a: string, b: string): number | undefined {
-  if (!DECIMAL.test(a) || !DECIMAL.test(b)) return undefined;
-  if (a.length !== b.length) return a.length < b.length ? -1 : 1;
-  return a < b ? -1 : a > b ? 1 : 0;
-}
 
 export { microTime } from "../../api/lease.js";
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { isOlder, keyOf, ObjectCache } from "../../../src/coordinator/cache.js";
+import { keyOf, ObjectCache } from "../../../src/coordinator/cache.js";
 import type { KubeObject } from "../../../src/kube/http.js";
 
 const obj = (name: string, rv: string, uid = "u1", namespace?: string): KubeObject => ({
@@ -10,13 +10,6 @@ describe("ObjectCache", () => {
   it("keys cluster-scoped objects by name and namespaced ones by namespace/name", () => {
     expect(keyOf(obj("m", "1"))).toBe("m");
     expect(keyOf(obj("a", "1", "u", "ns"))).toBe("ns/a");
-  });
-
-  it("compares decimal resourceVersions numerically and takes opaque ones", () => {
-    expect(isOlder("9", "10")).toBe(true);
-    expect(isOlder("10", "9")).toBe(false);
-    expect(isOlder("99999999999999999998", "99999999999999999999")).toBe(true);
-    expect(isOlder("abc", "10")).toBe(false);
   });
 
   it("never replaces an object by an older or identical version", () => {
