@@ -47,7 +47,6 @@ import type {
   CoordinatorMutation,
   CoreMemory,
   HandoffMemory,
-  HandoffObservation,
   ObjectRef,
   SlotMapMetrics,
   StepInput,
@@ -677,5 +676,3 @@ export function resetRegressed(ctx: DecideContext, ack: number): Decision {
     nextStepAt: minDeadline([...observations.map((o) => o.deadline), now + ctx.heartbeatMs]),
   };
 }
-
-export type { HandoffObservation };
