@@ -172,10 +172,10 @@ export function drainBarrier(
   // A foreign Lease is never taken over by us: once unrenewed for its duration it is not waited for.
   // A Lease refused for its duration never had slots from this table, and waiting out a rogue's
   // declared hour would let anyone who can write one Lease stop every shard.
+  // Not Dead: a live holder, or one whose incarnation may still run (cleared, replaced or deleted
+  // without its release marker, waited out for its declared duration).
   const live = [
-    ...observations.filter(
-      (o) => o.lease !== undefined && o.realHolder && o.state !== "Dead" && o.refusedDurationMs === undefined,
-    ),
+    ...observations.filter((o) => o.state !== "Dead" && o.refusedDurationMs === undefined),
     ...foreign.filter((o) => o.realHolder && o.state === "Ready"),
   ];
   const otherUid = (o: ShardObservation): boolean => {

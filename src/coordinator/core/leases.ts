@@ -142,6 +142,20 @@ function grantClockOf(
   return { holder: grant, renewedAt: now, durationMs };
 }
 
+/**
+ * The incarnation to protect when the status grants this shard nothing: the last real holder we
+ * saw, until it is known to have stopped (Dead). Its process may still run reconciles of a table it
+ * has not seen replaced yet (a restored status, a reset that assigns nothing), so a cleared or
+ * changed holder, or a deleted Lease, is waited out like a grant's (simulator finding, 2026-12-03:
+ * a holder cleared during the drain barrier after a restore let the barrier pass while the old
+ * process still ran a slot of the restored table).
+ */
+function lastIncarnation(pm: ShardMemory | undefined): string | undefined {
+  if (pm === undefined || pm.state === "Dead") return undefined;
+  if (pm.grantClock !== null) return pm.grantClock.holder;
+  return pm.holder !== "" && pm.holder !== TAKEOVER_HOLDER ? pm.holder : undefined;
+}
+
 interface LeaseClock {
   readonly fresh: boolean;
   readonly changed: boolean;
@@ -190,8 +204,10 @@ function observeLease(
       : !changed && same.suspect;
   const parsed = annotationsOf(lease);
 
-  // The grant: the holder the status gave this shard's slots to (only if it is involved at all).
-  const granted = hint?.involved ? hint.holderIdentity : undefined;
+  // The grant: the holder the status gave this shard's slots to (only if it is involved at all),
+  // else the last incarnation we saw running.
+  const statusGrant = hint?.involved ? hint.holderIdentity : undefined;
+  const granted = statusGrant ?? lastIncarnation(pm);
   const otherHolder = granted !== undefined && holder !== granted;
   const grantClock = grantClockOf(granted, holder, lastChangeAt, durationMs, pm, now);
   // The granted incarnation fences by the duration it declared, not by what its successor (or a
@@ -239,9 +255,11 @@ function observeLease(
     state = suspect || refused ? "Expired" : "Ready";
     deadline = lastChangeAt + durationMs;
   }
-  const previousGrantFenced = otherHolder && grantStopped;
+  const incarnationFenced = otherHolder && grantStopped;
+  // Only a status grant has slots to release or commit (fenceStoppedGrants).
+  const previousGrantFenced = incarnationFenced && statusGrant !== undefined;
   const grantHolder =
-    previousGrantFenced || granted === undefined ? (realHolder ? holder : undefined) : granted;
+    incarnationFenced || granted === undefined ? (realHolder ? holder : undefined) : granted;
   const rawAck = ackedGeneration(parsed, input.slotMapUid);
   const ackCounts =
     (grantHolder === undefined || grantHolder === holder || mutations?.has("ackFromAnyHolder") === true) &&
@@ -252,7 +270,7 @@ function observeLease(
     holder,
     lastChangeAt,
     leaseDurationMs: durationMs,
-    grantClock: previousGrantFenced ? null : grantClock,
+    grantClock: incarnationFenced ? null : grantClock,
     // A renewal, or an ack written since our first observation, shows a live writer: its acks are current.
     confirmed:
       same !== undefined &&
@@ -310,7 +328,7 @@ function observeAbsent(
     state = "Expired";
     deadline = lastChangeAt + durationMs;
   }
-  const granted = hint?.involved ? hint.holderIdentity : undefined;
+  const granted = hint?.involved ? hint.holderIdentity : lastIncarnation(pm);
   return {
     name,
     state,
@@ -359,7 +377,13 @@ export function observeShards(input: ObserveShardsInput): ShardObservation[] {
   }
   for (const [name, hint] of input.statusShards) {
     if (seen.has(name) || !hint.involved) continue;
+    seen.add(name);
     out.push(observeAbsent(name, input.previous[name], hint, input));
+  }
+  // A Lease that vanished while its incarnation may still run is waited out too, involved or not.
+  for (const [name, pm] of Object.entries(input.previous)) {
+    if (seen.has(name) || lastIncarnation(pm) === undefined) continue;
+    out.push(observeAbsent(name, pm, undefined, input));
   }
   return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }

@@ -160,17 +160,41 @@ describe("rule 3: the release marker", () => {
     expect(w.counts()).toEqual({ a: SLOT_COUNT, b: 0 });
   });
 
-  it("a cleared holder without any grant (no slots, no migration) is Dead at once", () => {
+  it("a cleared holder without any grant is waited out too: its process may still run a table it has not seen replaced", () => {
+    // Simulator finding (2026-12-03): after a restored status was reset, a shard still running the
+    // restored table had its holder cleared during the drain barrier; the barrier stopped waiting
+    // for it and its slots went to another shard while it still ran one.
     const w = new World();
     w.join("a");
     w.join("b");
     w.step(); // generation 1 assigns nothing: b has no grant
-    w.clearHolder("b");
     tick(w);
+    w.step();
+    const at = w.now; // b-1 last seen renewing
+    w.clearHolder("b");
+    w.ack("a", 1);
+    w.step();
+    expect(w.stateOf("b")).toBe("Expired");
+    for (const x of w.elapse(at + 9_000 - w.now, ["a"])) expect(actionsOf(x, "updateStatus")).toEqual([]);
+    expect(w.status().assignmentGeneration).toBe(1); // the barrier still waits for b
+    w.elapse(2_000, ["a"]);
+    expect(w.stateOf("b")).toBe("Dead");
+    expect(w.counts()).toEqual({ a: SLOT_COUNT, b: 0 });
+  });
+
+  it("teeth (no grant): with trustClearedHolder the barrier stops waiting for a cleared holder at once", () => {
+    const w = new World();
+    w.join("a");
+    w.join("b");
+    w.step();
+    tick(w);
+    w.step();
+    mutated(w, "trustClearedHolder");
+    w.clearHolder("b");
     w.ack("a", 1);
     w.step();
     expect(w.stateOf("b")).toBe("Dead");
-    expect(w.counts()).toEqual({ a: SLOT_COUNT, b: 0 });
+    expect(w.status().assignmentGeneration).toBe(2);
   });
 
   it("teeth: trustClearedHolder gives the slots away while the process may still run them", () => {
