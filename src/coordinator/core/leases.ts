@@ -150,8 +150,13 @@ function grantClockOf(
  * a holder cleared during the drain barrier after a restore let the barrier pass while the old
  * process still ran a slot of the restored table).
  */
-function lastIncarnation(pm: ShardMemory | undefined): string | undefined {
+function lastIncarnation(pm: ShardMemory | undefined, input: ObserveShardsInput): string | undefined {
   if (pm === undefined || pm.state === "Dead") return undefined;
+  // A Lease refused for its duration got no slots and is not waited for (a rogue's declared hour
+  // would otherwise hold the drain barrier after it was deleted or cleared).
+  const cap = input.maxLeaseDurationMs;
+  if (cap !== undefined && pm.leaseDurationMs > cap && input.mutations?.has("uncappedLeaseDuration") !== true)
+    return undefined;
   if (pm.grantClock !== null) return pm.grantClock.holder;
   return pm.holder !== "" && pm.holder !== TAKEOVER_HOLDER ? pm.holder : undefined;
 }
@@ -207,7 +212,7 @@ function observeLease(
   // The grant: the holder the status gave this shard's slots to (only if it is involved at all),
   // else the last incarnation we saw running.
   const statusGrant = hint?.involved ? hint.holderIdentity : undefined;
-  const granted = statusGrant ?? lastIncarnation(pm);
+  const granted = statusGrant ?? lastIncarnation(pm, input);
   const otherHolder = granted !== undefined && holder !== granted;
   const grantClock = grantClockOf(granted, holder, lastChangeAt, durationMs, pm, now);
   // The granted incarnation fences by the duration it declared, not by what its successor (or a
@@ -328,7 +333,7 @@ function observeAbsent(
     state = "Expired";
     deadline = lastChangeAt + durationMs;
   }
-  const granted = hint?.involved ? hint.holderIdentity : lastIncarnation(pm);
+  const granted = hint?.involved ? hint.holderIdentity : lastIncarnation(pm, input);
   return {
     name,
     state,
@@ -382,7 +387,7 @@ export function observeShards(input: ObserveShardsInput): ShardObservation[] {
   }
   // A Lease that vanished while its incarnation may still run is waited out too, involved or not.
   for (const [name, pm] of Object.entries(input.previous)) {
-    if (seen.has(name) || lastIncarnation(pm) === undefined) continue;
+    if (seen.has(name) || lastIncarnation(pm, input) === undefined) continue;
     out.push(observeAbsent(name, pm, undefined, input));
   }
   return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));

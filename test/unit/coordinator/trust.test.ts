@@ -414,6 +414,24 @@ describe("rule 8: the lease-duration cap", () => {
     expect(w.stateOf("slow")).toBe("Expired");
   });
 
+  it("a refused Lease deleted or cleared is not waited for by the drain barrier (its declared hour is no wait)", () => {
+    // Simulator finding (2026-12-03): a deleted rogue Lease of 3600 s held the barrier for an hour.
+    for (const edit of ["delete", "clear"] as const) {
+      const w = new World(defaultSpec({ policy: { maxLeaseDurationSeconds: 60 } }));
+      w.join("a");
+      w.leaseDurationSeconds = 3600;
+      w.join("rogue", "x");
+      w.step();
+      tick(w);
+      w.step(); // the rogue seen renewing, refused
+      if (edit === "delete") w.leases.delete("rogue");
+      else w.clearHolder("rogue");
+      w.ack("a", 1);
+      w.step();
+      expect(w.counts(), edit).toEqual({ a: SLOT_COUNT, ...(edit === "clear" ? { rogue: 0 } : {}) });
+    }
+  });
+
   it("teeth: uncappedLeaseDuration gives it slots", () => {
     const w = mutated(new World(), "uncappedLeaseDuration");
     w.join("a");
