@@ -28,6 +28,8 @@ export interface ProcessSpec {
   args?: readonly string[];
   /** Added to the parent's environment. */
   env?: Readonly<Record<string, string>>;
+  /** Modules loaded before `script` (`node --import tsx --import <each> script`), for fault injection. */
+  preload?: readonly string[];
 }
 
 /** How a process ended. */
@@ -51,6 +53,8 @@ export class ManagedProcess {
   /** Resolves when the process has exited (never rejects). */
   readonly exited: Promise<ExitInfo>;
   private exitInfo: ExitInfo | undefined;
+  /** Epoch milliseconds at which the exit was seen (undefined while running). */
+  exitedAt: number | undefined;
   private frozen = false;
   private ending = false;
 
@@ -62,6 +66,7 @@ export class ManagedProcess {
   ) {
     this.exited = new Promise((resolve) => {
       child.on("exit", (code, signal) => {
+        this.exitedAt = Date.now();
         this.exitInfo = { code, signal };
         resolve(this.exitInfo);
       });
@@ -111,6 +116,11 @@ export class ManagedProcess {
     } catch {
       return false;
     }
+  }
+
+  /** Marks an exit the test causes on purpose (e.g. an escalation's exit 70) as expected: no crash. */
+  expectExit(): void {
+    this.ending = true;
   }
 
   /** SIGKILL: a crash. Resolves when it is gone. */
@@ -284,7 +294,11 @@ export class ProcessGroup {
     if (spec.command !== undefined) return [spec.command];
     const script = path.isAbsolute(spec.script!) ? spec.script! : path.join(REPO_ROOT, spec.script!);
     if (!fs.existsSync(script)) throw new Error(`${spec.name}: script ${script} does not exist`);
-    return [this.opts.node ?? process.execPath, "--import", "tsx", script];
+    const preload = (spec.preload ?? []).flatMap((m) => [
+      "--import",
+      path.isAbsolute(m) ? m : path.join(REPO_ROOT, m),
+    ]);
+    return [this.opts.node ?? process.execPath, "--import", "tsx", ...preload, script];
   }
 
   /**

@@ -142,14 +142,22 @@ export class SlotmapSystem {
     });
   }
 
-  /** Starts a shard process for Lease `shard` (a restart gets the process name `shard#n`). */
-  startShard(shard: string): ManagedProcess {
+  /**
+   * Starts a shard process for Lease `shard` (a restart gets the process name `shard#n`);
+   * `inject` preloads fault-injection modules with their environment.
+   */
+  startShard(
+    shard: string,
+    inject: { preload?: readonly string[]; env?: Readonly<Record<string, string>> } = {},
+  ): ManagedProcess {
     const n = (this.starts.get(shard) ?? 0) + 1;
     this.starts.set(shard, n);
     const t = this.timings;
     return this.group.start({
       name: n === 1 ? shard : `${shard}#${n}`,
       script: SHARD_SCRIPT,
+      ...(inject.preload ? { preload: inject.preload } : {}),
+      ...(inject.env ? { env: inject.env } : {}),
       args: [
         "--shard",
         shard,

@@ -6,19 +6,21 @@
  * 2. a shard's Lease deleted, its holder cleared, its holder set to another string;
  * 3. spec.leaseNamespace changed (refused by the API server);
  * 7. a future ack and an ack for another SlotMap uid written into a shard's Lease;
- * 8. a rogue Lease with the SlotMap's label, a 3600 s duration and a huge weight.
+ * 8. a rogue Lease with the SlotMap's label, a 3600 s duration and a huge weight;
+ * 6. a reconcile that never returns (and ignores its abort) on a shard that is then drained: the
+ *    shard stops renewing and exits 70 after the handoff timeout, and the object's next
+ *    reconcile starts only after that exit (test/support/inject-stuck.ts makes the write hang).
  *
  * After each, the system must settle again on the live shards; the time it took is printed. At
  * the end the auditor (test/e2e/auditor.ts) must find no object and no slot reconciled by two
- * processes at once, and every Secret with its right ConfigMap. Item 6 (a reconcile that never
- * returns) needs a reconciler that hangs, which the example does not have: the shard machine's
- * escalation is covered by unit tests and the simulator (docs/verification.md).
+ * processes at once, and every Secret with its right ConfigMap.
  */
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isStatus } from "../../src/kube/http.js";
+import { objectSlot, parseSlotRanges, rangesContain } from "../../src/slots/index.js";
 import { formatViolations, summaryLine } from "../e2e/auditor.js";
 import { describeStatus, httpFor, isSettled, type ObservedStatus } from "../e2e/driver.js";
 import { REPO_ROOT } from "../e2e/harness.js";
@@ -28,6 +30,22 @@ import { ENV, kubeconfigPath, kubectl, TEST_RUN_LABEL } from "../support/cluster
 const SECRETS = Number(process.env.SLOTMAP_E2E_TRUST_SECRETS ?? 300);
 const missing = [COORDINATOR_SCRIPT, SHARD_SCRIPT].filter((f) => !fs.existsSync(path.join(REPO_ROOT, f)));
 const skipReason = missing.length ? `not built yet: ${missing.join(", ")}` : undefined;
+
+/** Polls `read()` every 200 ms until it contains `text` (60 s at most). */
+async function waitForText(read: () => string, text: string): Promise<void> {
+  await waitForValue(() => (read().includes(text) ? true : undefined));
+}
+
+/** Polls `get()` every 200 ms until it returns a value (60 s at most). */
+async function waitForValue<T>(get: () => T | undefined, timeoutMs = 60_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = get();
+    if (v !== undefined) return v;
+    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
 
 const log = (msg: string) =>
   process.stderr.write(`[e2e-trust ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
@@ -72,7 +90,7 @@ describe.skipIf(skipReason)(
       if (!failed) fs.rmSync(logDir, { recursive: true, force: true });
     });
 
-    it("keeps every slot on one shard at a time through status restores, Lease edits, forged acks and a rogue Lease", async () => {
+    it("keeps every slot on one shard at a time through status restores, Lease edits, forged acks, a rogue Lease and a reconcile that never returns", async () => {
       const s = sys!;
       const http = s.opts.http;
       const lease = s.timings.leaseDuration * 1000;
@@ -258,6 +276,62 @@ describe.skipIf(skipReason)(
       );
       await settled(four, "8. rogue Lease gets nothing", t);
       await http.request("DELETE", leasePath("rogue"));
+
+      // --- 6. a reconcile that never returns, on a shard that is then drained --------------------
+      const stuckShard = s.startShard("shard-4", {
+        preload: ["test/support/inject-stuck.ts"],
+        env: { SLOTMAP_TEST_STUCK_PREFIX: "stuck-" },
+      });
+      const five = [...four, "shard-4"];
+      await settled(five, "6. shard-4 (with a write that hangs) joins", begin());
+      const owned = parseSlotRanges(s.watch.status!.shards.find((e) => e.name === "shard-4")!.slots, "slots");
+      let stuckName = "";
+      for (let i = 0; stuckName === ""; i++) {
+        const name = `stuck-${i}`;
+        const slot = objectSlot({
+          apiVersion: "v1",
+          kind: "Secret",
+          metadata: { namespace: s.namespace, name },
+        });
+        if (slot !== undefined && rangesContain(owned, slot)) stuckName = name;
+      }
+      await http.request("POST", `/api/v1/namespaces/${s.namespace}/secrets`, {
+        body: { apiVersion: "v1", kind: "Secret", metadata: { name: stuckName }, stringData: { v: "1" } },
+      });
+      await s.guard(
+        waitForText(
+          () => fs.readFileSync(stuckShard.stderrPath, "utf8"),
+          `ConfigMap ${stuckName}-checksum hangs`,
+        ),
+      );
+      t = begin();
+      stuckShard.expectExit();
+      const drain = await kubectl([
+        "patch",
+        "sm",
+        s.slotMap,
+        "--type=merge",
+        "-p",
+        JSON.stringify({ spec: { weights: { "shard-4": 0 } } }),
+      ]);
+      expect(drain.code, drain.stderr).toBe(0);
+      log(`6. ${stuckName} (slot of shard-4) hangs in its write; shard-4 drained (weight 0)`);
+      const exit = await stuckShard.exited;
+      const exitedAt = stuckShard.exitedAt!;
+      expect(exit.code).toBe(70);
+      log(`6. shard-4 escalated and exited ${exit.code} after ${exitedAt - t} ms`);
+      await settled(four, "6. stuck reconcile escalated", t);
+      const next = await s.guard(
+        waitForValue(() =>
+          s
+            .reconciles()
+            .records.find((r) => r.key.endsWith(`/${stuckName}`) && r.process !== stuckShard.name),
+        ),
+      );
+      // The stuck reconcile ended with its process: the next one may start only after that.
+      expect(next.start, `next reconcile of ${stuckName} by ${next.process}`).toBeGreaterThan(exitedAt);
+      log(`6. ${stuckName} reconciled again by ${next.process} ${next.start - exitedAt} ms after the exit`);
+      expect(stuckShard.readStdout()).toContain("did not return within the handoff timeout");
 
       // --- quiesce, stop gracefully, audit -------------------------------------------------------
       await stopChurn();
