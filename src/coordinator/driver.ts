@@ -90,7 +90,10 @@ interface Worker {
   dropped: boolean;
 }
 
-type WriteResult = "ok" | "conflict" | "error";
+type WriteResult = "ok" | "conflict" | "error" | "forbidden";
+
+/** Reason of the Warning Event for a Lease write RBAC refuses (a lease namespace without binding). */
+export const REASON_LEASE_WRITE_FORBIDDEN = "LeaseWriteForbidden";
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
@@ -558,6 +561,10 @@ export class CoordinatorDriver {
           break;
         }
       }
+      if (r === "forbidden") {
+        await this.reportForbidden(slotMap, a);
+        r = "error";
+      }
       if (r === "conflict") conflict = true;
       else if (r === "error") failed = true;
     }
@@ -608,8 +615,37 @@ export class CoordinatorDriver {
         { ...fields, verb, resource, error: errorText(err) },
         "write failed; retrying with backoff",
       );
-      return "error";
+      return resource === "leases" && isStatus(err, 403) ? "forbidden" : "error";
     }
+  }
+
+  /**
+   * RBAC refused a Lease write: most likely the lease namespace has no RoleBinding for the
+   * coordinator. The write is retried with backoff like any failure; a Warning Event on the SlotMap
+   * (one, counted up by the recorder while it repeats) tells the operator what to bind.
+   */
+  private async reportForbidden(slotMap: KubeObject, a: CoordinatorAction): Promise<void> {
+    if (a.type !== "takeOverLease" && a.type !== "deleteLease") return;
+    const verb = a.type === "takeOverLease" ? "take over" : "delete";
+    await this.events.record(
+      {
+        type: "event",
+        involvedObject: {
+          apiVersion: API_VERSION,
+          kind: KIND,
+          name: slotMap.metadata?.name ?? "",
+          uid: slotMap.metadata?.uid ?? "",
+        },
+        eventType: "Warning",
+        reason: REASON_LEASE_WRITE_FORBIDDEN,
+        message:
+          `the coordinator may not ${verb} Lease ${a.namespace}/${a.name} (403 Forbidden): bind the ClusterRole ` +
+          `slotmap-coordinator-lease-namespace to its ServiceAccount in namespace ${a.namespace} ` +
+          "(docs/operations.md); retrying with backoff",
+        reportingInstance: this.opts.identity,
+      },
+      this.stopping.signal,
+    );
   }
 
   private async rereadSlotMap(name: string, uid: string): Promise<void> {

@@ -2,7 +2,11 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { pino } from "pino";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { TAKEOVER_HOLDER } from "../../../src/coordinator/core/index.js";
-import { CoordinatorDriver, LEASES_PATH } from "../../../src/coordinator/driver.js";
+import {
+  CoordinatorDriver,
+  LEASES_PATH,
+  REASON_LEASE_WRITE_FORBIDDEN,
+} from "../../../src/coordinator/driver.js";
 import { CoordinatorMetrics } from "../../../src/coordinator/metrics.js";
 import { ApiError, type KubeHttp } from "../../../src/kube/http.js";
 import { FakeApi, type Obj } from "./fake-api.js";
@@ -187,6 +191,33 @@ describe("CoordinatorDriver", () => {
         ["default", "OrphanedLease", "SlotMap"],
       ]),
     );
+  });
+
+  it("a Lease write RBAC refuses is retried, with one Warning Event on the SlotMap naming the binding to add", async () => {
+    const { api, driver } = setup();
+    api.putSlotMap("m", SPEC);
+    api.putLease("ns", "keep", "m", holder("keep"));
+    api.putLease("ns", "a", "m", holder("a", 1));
+    let attempts = 0;
+    api.hook = (method, path) => {
+      if (method === "PUT" && path.endsWith("/leases/a")) {
+        attempts++;
+        throw new ApiError(403, "Forbidden", 'leases "a" is forbidden', method, path);
+      }
+    };
+    await driver.start();
+    await vi.waitFor(() => expect(status(api).assignmentGeneration).toBe(1));
+    renewAndAck(api, "keep");
+    await vi.waitFor(() => expect(attempts).toBeGreaterThanOrEqual(3), { timeout: 4000, interval: 50 });
+    const forbidden = [...api.events.values()].filter((e) => e.reason === REASON_LEASE_WRITE_FORBIDDEN);
+    expect(forbidden).toHaveLength(1);
+    expect(forbidden[0]).toMatchObject({
+      type: "Warning",
+      involvedObject: { kind: "SlotMap", name: "m" },
+      message: expect.stringContaining(
+        "may not take over Lease ns/a (403 Forbidden): bind the ClusterRole slotmap-coordinator-lease-namespace",
+      ),
+    });
   });
 
   it("forgets a deleted SlotMap (memory and metric series) and starts over when it is recreated", async () => {
