@@ -12,7 +12,7 @@ import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { z } from "zod";
-import { formatFieldErrors } from "../api/errors.js";
+import { type FieldError, formatFieldErrors } from "../api/errors.js";
 import {
   GROUP,
   LIMITS,
@@ -171,35 +171,57 @@ export interface ShardMemberStatus {
   inFlight: number;
 }
 
-const MemberOptionsSchema = z.object({
-  slotMap: z
-    .string()
-    .min(1)
-    .max(LIMITS.nameLength)
-    .regex(PATTERNS.dnsSubdomain, { error: "must be the name of a SlotMap (a DNS-1123 subdomain)" }),
-  shard: z
-    .string()
-    .min(1)
-    .max(253)
-    .regex(PATTERNS.dnsSubdomain, { error: "must be a Lease name (a DNS-1123 subdomain)" }),
-  leaseNamespace: z
-    .string()
-    .regex(PATTERNS.dnsLabel, { error: "must be a namespace name (a DNS-1123 label)" })
-    .max(63)
-    .optional(),
-  identityPrefix: z.string().min(1).optional(),
-  leaseDurationSeconds: z.int({ error: "must be a whole number of seconds" }).min(1).max(3600).default(15),
-  renewDeadlineSeconds: z.number().positive().max(3600).default(10),
-  retryPeriodSeconds: z.number().positive().max(600).default(2),
-  weight: z.int().min(0).max(LIMITS.maxWeight).optional(),
-  handoffAbortAfterSeconds: z.number().positive().max(LIMITS.maxHandoffTimeoutSeconds).optional(),
-});
+const MemberOptionsSchema = z
+  .object({
+    slotMap: z
+      .string()
+      .min(1)
+      .max(LIMITS.nameLength)
+      .regex(PATTERNS.dnsSubdomain, { error: "must be the name of a SlotMap (a DNS-1123 subdomain)" }),
+    shard: z
+      .string()
+      .min(1)
+      .max(253)
+      .regex(PATTERNS.dnsSubdomain, { error: "must be a Lease name (a DNS-1123 subdomain)" }),
+    leaseNamespace: z
+      .string()
+      .regex(PATTERNS.dnsLabel, { error: "must be a namespace name (a DNS-1123 label)" })
+      .max(63)
+      .optional(),
+    identityPrefix: z.string().min(1).optional(),
+    leaseDurationSeconds: z.int({ error: "must be a whole number of seconds" }).min(1).max(3600).default(15),
+    renewDeadlineSeconds: z.number().positive().max(3600).default(10),
+    retryPeriodSeconds: z.number().positive().max(600).default(2),
+    weight: z.int().min(0).max(LIMITS.maxWeight).optional(),
+    handoffAbortAfterSeconds: z.number().positive().max(LIMITS.maxHandoffTimeoutSeconds).optional(),
+  })
+  .superRefine((o, ctx) => {
+    // The shard machine checks the same in milliseconds; here they are named as the user wrote them.
+    if (o.renewDeadlineSeconds >= o.leaseDurationSeconds) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["renewDeadlineSeconds"],
+        message: `must be less than leaseDurationSeconds (${o.leaseDurationSeconds}): the difference is the safety margin`,
+      });
+    }
+    if (o.retryPeriodSeconds >= o.renewDeadlineSeconds) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["retryPeriodSeconds"],
+        message: `must be less than renewDeadlineSeconds (${o.renewDeadlineSeconds}), or a single failed renew fences the shard`,
+      });
+    }
+  });
 
-/** Invalid member options: the message names each field and value. */
+/** Invalid member options: the message names each field and value, one line each. */
 export class ShardMemberConfigError extends Error {
-  constructor(message: string) {
+  /** Every problem found (all of them, not only the first), with its field path and value. */
+  readonly errors: readonly FieldError[];
+
+  constructor(message: string, errors: readonly FieldError[] = []) {
     super(message);
     this.name = "ShardMemberConfigError";
+    this.errors = errors;
   }
 }
 
@@ -301,7 +323,10 @@ export class ShardMember {
       handoffAbortAfterSeconds: options.handoffAbortAfterSeconds,
     });
     if (!r.ok)
-      throw new ShardMemberConfigError(`invalid shard member options:\n${formatFieldErrors(r.errors)}`);
+      throw new ShardMemberConfigError(
+        `invalid shard member options:\n${formatFieldErrors(r.errors)}`,
+        r.errors,
+      );
     if (options.kubeConfig === undefined || options.kubeConfig === null) {
       throw new ShardMemberConfigError(
         "invalid shard member options:\nkubeConfig: required field is missing",

@@ -74,7 +74,28 @@ describe("createShardMember options", () => {
         leaseDurationSeconds: 5,
         renewDeadlineSeconds: 6,
       }),
-    ).toThrow(/renewDeadlineSeconds \(in ms\): must be less than leaseDurationSeconds/);
+    ).toThrow(/renewDeadlineSeconds: must be less than leaseDurationSeconds \(5\)[^\n]*; got 6/);
+    // Every problem at once, each with its field and value, in the units the user wrote.
+    let err: unknown;
+    try {
+      createShardMember({
+        kubeConfig: kc,
+        slotMap: "Bad",
+        shard: "s",
+        leaseDurationSeconds: 5,
+        renewDeadlineSeconds: 4,
+        retryPeriodSeconds: 4,
+        weight: -1,
+      });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ShardMemberConfigError);
+    expect((err as ShardMemberConfigError).errors.map((e) => [e.field, e.value])).toEqual([
+      ["slotMap", "Bad"],
+      ["weight", -1],
+      ["retryPeriodSeconds", 4],
+    ]);
     expect(() =>
       createShardMember({ kubeConfig: kc, slotMap: "sm", shard: "s", leaseDurationSeconds: 1.5 }),
     ).toThrow(/leaseDurationSeconds: must be a whole number of seconds; got 1.5/);
