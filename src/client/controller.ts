@@ -102,6 +102,10 @@ export interface ControllerOptions {
   concurrency?: number | undefined;
   /** Aborting it stops the controller (queued keys are dropped; in-flight ones finish). */
   signal?: AbortSignal | undefined;
+  /**
+   * Where reconcile failures (warn), start-up problems and watch errors go. Default: the member's
+   * logger (`createShardMember({ logger })`), so one logger option covers both.
+   */
   logger?: ShardLogger | undefined;
   /** Called after every reconcile (one audit line per reconcile). Must not throw. */
   onReconcile?: ((record: ReconcileRecord) => void) | undefined;
@@ -237,7 +241,7 @@ class Controller {
     this.#o = o;
     this.#member = o.member;
     this.#concurrency = concurrency;
-    this.#log = o.logger ?? silentLogger;
+    this.#log = o.logger ?? o.member.logger ?? silentLogger;
     this.#queue = new WorkQueue(o.backoff ?? {});
     this.#http = new KubeHttp(o.member.kubeConfig);
     const synced = new Promise<void>((resolve) => {

@@ -257,6 +257,10 @@ export class ShardMember {
   readonly shard: string;
   /** The credentials the member uses (the controller runtime lists with the same). */
   readonly kubeConfig: KubeConfig;
+  /** The member's logger (`options.logger`, else silent); the controller runtime logs to it by default. */
+  get logger(): ShardLogger {
+    return this.#log;
+  }
   /**
    * Resolves once the member holds its Lease (renewed in time), has observed the SlotMap and has
    * resolved the SlotMap's resources; rejects if {@link stop} comes first.

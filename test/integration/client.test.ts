@@ -772,4 +772,25 @@ describe("the sharded controller runtime", () => {
     expect(cd.get(keys[0]!)).toBeUndefined();
     expect(cd.stats().tombstones).toBe(0);
   });
+
+  it("logs a failing reconcile to the member's logger when the controller has none of its own", async () => {
+    const sm = await newSlotMap();
+    const ns = await freshNamespace("client-logs");
+    const m = member(sm, "shard-logs");
+    const ctrl = startController({
+      member: m,
+      reconcile: async (req) => {
+        if (req.namespace === ns) throw new Error("boom from the reconciler");
+      },
+    });
+    cleanups.push(() => ctrl.stop());
+    await createSecret(ns, "fails", { v: "1" });
+    await waitFor(
+      () =>
+        logs.some(
+          (l) => l.includes("shard-logs warn reconcile failed") && l.includes("boom from the reconciler"),
+        ),
+      { description: "the failure in the member's log" },
+    );
+  });
 });
