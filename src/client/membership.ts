@@ -30,6 +30,7 @@ import { backoffDelay } from "../runtime/backoff.js";
 import type { KubeObjectLike } from "../slots/keys.js";
 import { SLOT_COUNT, type SlotRange } from "../slots/types.js";
 import {
+  checkLeaseTimings,
   type FenceReason,
   type LeaseObject,
   type LeaseWriteResult,
@@ -195,23 +196,22 @@ const MemberOptionsSchema = z
     weight: z.int().min(0).max(LIMITS.maxWeight).optional(),
     handoffAbortAfterSeconds: z.number().positive().max(LIMITS.maxHandoffTimeoutSeconds).optional(),
   })
-  .superRefine((o, ctx) => {
-    // The shard machine checks the same in milliseconds; here they are named as the user wrote them.
-    if (o.renewDeadlineSeconds >= o.leaseDurationSeconds) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["renewDeadlineSeconds"],
-        message: `must be less than leaseDurationSeconds (${o.leaseDurationSeconds}): the difference is the safety margin`,
-      });
-    }
-    if (o.retryPeriodSeconds >= o.renewDeadlineSeconds) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["retryPeriodSeconds"],
-        message: `must be less than renewDeadlineSeconds (${o.renewDeadlineSeconds}), or a single failed renew fences the shard`,
-      });
-    }
-  });
+  .superRefine((o, ctx) =>
+    // The shard machine checks the same in milliseconds; here in the seconds the user wrote.
+    checkLeaseTimings(
+      ctx,
+      {
+        leaseDuration: o.leaseDurationSeconds,
+        renewDeadline: o.renewDeadlineSeconds,
+        retryPeriod: o.retryPeriodSeconds,
+      },
+      {
+        leaseDuration: "leaseDurationSeconds",
+        renewDeadline: "renewDeadlineSeconds",
+        retryPeriod: "retryPeriodSeconds",
+      },
+    ),
+  );
 
 /** Invalid member options: the message names each field and value, one line each. */
 export class ShardMemberConfigError extends Error {

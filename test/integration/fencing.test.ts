@@ -13,7 +13,7 @@ import { runCoordinator } from "../../src/coordinator/main.js";
 import { isStatus, type KubeHttp, type KubeObject } from "../../src/kube/http.js";
 import { freshNamespace, kubeConfig, kubeconfigPath, kubectl, waitFor } from "../support/cluster.js";
 import { renderDeploy, yamlOf } from "../support/deploy.js";
-import { ensureCrd, newHttp, repoRoot, uniqueName } from "./coordinator-harness.js";
+import { createSlotMap, ensureCrd, newHttp, repoRoot, uniqueName } from "./coordinator-harness.js";
 
 interface Line {
   event: string;
@@ -84,17 +84,10 @@ async function newSlotMap(): Promise<{ sm: string; ns: string; leaseNs: string }
   const ns = await freshNamespace("fencing");
   const leaseNs = await freshNamespace("fencing-leases");
   const sm = uniqueName("fencing");
-  await http.request("POST", "/apis/slotmap.dev/v1alpha1/slotmaps", {
-    body: {
-      apiVersion: "slotmap.dev/v1alpha1",
-      kind: "SlotMap",
-      metadata: { name: sm },
-      spec: {
-        leaseNamespace: leaseNs,
-        namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": ns } },
-        resources: [{ group: "", resource: "secrets" }],
-      },
-    },
+  await createSlotMap(http, sm, {
+    leaseNamespace: leaseNs,
+    namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": ns } },
+    resources: [{ group: "", resource: "secrets" }],
   });
   return { sm, ns, leaseNs };
 }

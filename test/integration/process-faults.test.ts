@@ -17,7 +17,7 @@ import { isStatus, KubeHttp, type KubeObject } from "../../src/kube/http.js";
 import { LeaderElector } from "../../src/kube/leader-election.js";
 import { freshNamespace, kubeConfig, waitFor } from "../support/cluster.js";
 import { type FaultProxy, kubeConfigVia, startFaultProxy } from "../support/fault-proxy.js";
-import { ensureCrd, repoRoot, uniqueName } from "./coordinator-harness.js";
+import { createSlotMap, ensureCrd, repoRoot, uniqueName } from "./coordinator-harness.js";
 
 interface Lease extends KubeObject {
   spec?: { holderIdentity?: string | null; renewTime?: string | null };
@@ -98,18 +98,11 @@ async function getLease(ns: string, name: string): Promise<Lease | undefined> {
 async function newSlotMap(): Promise<{ sm: string; ns: string }> {
   const ns = await freshNamespace("faults");
   const sm = uniqueName("faults");
-  await http.request("POST", "/apis/slotmap.dev/v1alpha1/slotmaps", {
-    body: {
-      apiVersion: "slotmap.dev/v1alpha1",
-      kind: "SlotMap",
-      metadata: { name: sm },
-      spec: {
-        leaseNamespace: ns,
-        resources: [
-          { group: "", resource: "secrets", controlledResources: [{ group: "", resource: "configmaps" }] },
-        ],
-      },
-    },
+  await createSlotMap(http, sm, {
+    leaseNamespace: ns,
+    resources: [
+      { group: "", resource: "secrets", controlledResources: [{ group: "", resource: "configmaps" }] },
+    ],
   });
   return { sm, ns };
 }

@@ -40,6 +40,32 @@ const positiveMs = () =>
     .max(LIMITS.maxHandoffTimeoutSeconds * 1000);
 
 /** Schema of {@link ShardMachineOptions}; unknown options are rejected (a typo is an error). */
+/**
+ * The order lease timings must keep (client-go's): renewDeadline < leaseDuration (the difference
+ * is the safety margin) and retryPeriod < renewDeadline. One check for the machine (ms) and the
+ * shard member's options (seconds): `names` are the fields as the caller's user wrote them.
+ */
+export function checkLeaseTimings(
+  ctx: z.RefinementCtx,
+  t: { leaseDuration: number; renewDeadline: number; retryPeriod: number },
+  names: { leaseDuration: string; renewDeadline: string; retryPeriod: string },
+): void {
+  if (t.renewDeadline >= t.leaseDuration) {
+    ctx.addIssue({
+      code: "custom",
+      path: [names.renewDeadline],
+      message: `must be less than ${names.leaseDuration} (${t.leaseDuration}): the difference is the safety margin`,
+    });
+  }
+  if (t.retryPeriod >= t.renewDeadline) {
+    ctx.addIssue({
+      code: "custom",
+      path: [names.retryPeriod],
+      message: `must be less than ${names.renewDeadline} (${t.renewDeadline}), or a single failed renew fences the shard`,
+    });
+  }
+}
+
 export const ShardMachineOptionsSchema = z
   .strictObject({
     slotmap: z
@@ -102,20 +128,11 @@ export const ShardMachineOptionsSchema = z
       ),
   })
   .superRefine((o, ctx) => {
-    if (o.renewDeadlineMs >= o.leaseDurationMs) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["renewDeadlineMs"],
-        message: `must be less than leaseDurationMs (${o.leaseDurationMs}): the difference is the safety margin`,
-      });
-    }
-    if (o.retryPeriodMs >= o.renewDeadlineMs) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["retryPeriodMs"],
-        message: `must be less than renewDeadlineMs (${o.renewDeadlineMs}), or a single failed renew fences the shard`,
-      });
-    }
+    checkLeaseTimings(
+      ctx,
+      { leaseDuration: o.leaseDurationMs, renewDeadline: o.renewDeadlineMs, retryPeriod: o.retryPeriodMs },
+      { leaseDuration: "leaseDurationMs", renewDeadline: "renewDeadlineMs", retryPeriod: "retryPeriodMs" },
+    );
     if (o.writeTimeoutMs !== undefined && o.writeTimeoutMs > o.renewDeadlineMs) {
       ctx.addIssue({
         code: "custom",

@@ -3,6 +3,7 @@
  * pure state machine. See docs/dev/shard-core.md.
  */
 export {
+  checkLeaseTimings,
   parseShardMachineOptions,
   SHARD_MUTATIONS,
   ShardConfigError,
