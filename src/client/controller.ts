@@ -17,7 +17,7 @@ import { Reflector } from "../kube/reflector.js";
 import { KeyError } from "../slots/keys.js";
 import { SLOT_COUNT } from "../slots/types.js";
 import type { GroupResourceRef, ResolvedResource } from "./discovery.js";
-import { type ShardLogger, type ShardMember, silentLogger } from "./membership.js";
+import type { ShardLogger, ShardMember } from "./membership.js";
 import type { ResourceRule, SlotRules } from "./rules.js";
 import { type BackoffOptions, WorkQueue } from "./workqueue.js";
 
@@ -43,14 +43,14 @@ export interface ReconcileRequest {
    */
   readonly signal: AbortSignal;
   /**
-   * Fencing token of this reconcile: the SlotMap's creation time, the assignment generation this
-   * shard had applied when the reconcile started, and the SlotMap uid (docs/fencing.md). Newer
-   * owners of the slot always carry a greater token.
+   * Fencing token of this reconcile: the resourceVersion of the newest SlotMap version this shard
+   * had applied when the reconcile started (then its generation and the SlotMap uid, for reading;
+   * docs/fencing.md). Newer owners of the slot always carry a greater token.
    */
   readonly fence: string;
   /**
    * A copy of `obj` with this reconcile's fencing token in its `slotmap.dev/fence` annotation.
-   * Write every update of a sharded object through it: with the shipped `slotmap-fencing` admission
+   * Write every update of a sharded object through it: with the shipped `fencing.slotmap.dev` admission
    * policy bound to the resource, the API server refuses the write when a newer owner of the slot
    * has written the object since (a shard frozen past its Lease cannot land a late update).
    */
@@ -241,7 +241,7 @@ class Controller {
     this.#o = o;
     this.#member = o.member;
     this.#concurrency = concurrency;
-    this.#log = o.logger ?? o.member.logger ?? silentLogger;
+    this.#log = o.logger ?? o.member.logger;
     this.#queue = new WorkQueue(o.backoff ?? {});
     this.#http = new KubeHttp(o.member.kubeConfig);
     const synced = new Promise<void>((resolve) => {
