@@ -48,6 +48,9 @@ const COORDINATOR_BLIND: ReadonlyArray<readonly [number, Command]> = [
   [0.7, command("partition", 0, 24)],
 ];
 
+// The placement in spec.resources switched while reconciles run (b % 6 === 3), twice.
+const RULES_SWITCHED = [0.3, 0.6].map((f) => [f, pinned("specEdit", 0, 3)] as const);
+
 /** `commands` pinned, in order, at each of `fractions` of the generated list. */
 function at(fractions: readonly number[], commands: readonly Command[]): Array<readonly [number, Command]> {
   return fractions.flatMap((f) => commands.map((c) => [f, c] as const));
@@ -200,6 +203,16 @@ const EXPECTED: Record<Mutation, Expectation> = {
     invariants: ["liveness"],
     skeleton: STUCK_THEN_JOIN,
     why: "a reconcile that never returns must not hold a migration forever",
+  },
+  adoptRulesWithoutBarrier: {
+    invariants: ["safety"],
+    skeleton: RULES_SWITCHED,
+    why: "shards resolve a new placement at different moments: without a generation that assigns nothing, one reconciles an object on its new slot while another still runs it on its old one",
+  },
+  ignoreRulesFingerprint: {
+    invariants: ["safety"],
+    skeleton: RULES_SWITCHED,
+    why: "a shard that still maps objects by the old placement reconciles them on slots the new placement gives to others",
   },
   fenceByGeneration: {
     invariants: ["fence"],

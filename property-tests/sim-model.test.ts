@@ -13,6 +13,7 @@ import {
   checkLeaseTransition,
   FenceTracker,
   type LeaseLike,
+  ObjectTracker,
   SafetyTracker,
   Violation,
 } from "./sim/invariants.js";
@@ -155,6 +156,19 @@ describe("invariant checkers can fail", () => {
     expect(() => t.start(2, 7, 2)).toThrow(/slot 7 is ACTIVE on two processes/);
     t.finish(1, 7);
     expect(() => t.start(2, 7, 3)).not.toThrow();
+  });
+
+  it("safety: two processes on one object through different roots is a violation; one process twice is not", () => {
+    const t = new ObjectTracker((id) => `p${id}`);
+    t.start(1, [4, 5], 0); // a reconcile of 4 that also works on 5 (placement B)
+    t.start(1, [5], 1);
+    expect(() => t.start(2, [5], 2)).toThrow(/object k5 is ACTIVE on two processes/);
+    expect(() => t.start(2, [6, 4], 2)).toThrow(/object k4 is ACTIVE on two processes/);
+    expect(() => t.start(2, [6, 7], 3)).not.toThrow();
+    t.finish(1, [4, 5]);
+    t.finish(1, [5]);
+    expect(() => t.start(2, [4, 5], 4)).not.toThrow();
+    expect(() => t.finish(1, [4])).toThrow(/finish without start/);
   });
 
   it("fence: another process starting with a token not above the slot's newest is a violation", () => {

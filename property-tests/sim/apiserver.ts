@@ -52,7 +52,11 @@ export interface SimLease {
 /** The SlotMap spec the simulator writes. */
 export interface SimSpec {
   readonly leaseNamespace: string;
-  readonly resources: ReadonlyArray<{ readonly resource: string }>;
+  readonly resources: ReadonlyArray<{
+    readonly resource: string;
+    readonly controlledResources?: ReadonlyArray<{ readonly resource: string }>;
+  }>;
+  readonly namespaceSelector?: { readonly matchLabels: Readonly<Record<string, string>> };
   readonly policy: {
     readonly maxMigratingSlots: number;
     readonly handoffTimeoutSeconds: number;

@@ -87,8 +87,10 @@ export const COMMAND_WEIGHTS = {
   /** A person sets status.assignmentGeneration back, or restores an older status (a backup). */
   statusEdit: 1,
   /**
-   * A person edits spec.policy (maxMigratingSlots, handoffTimeoutSeconds, maxLeaseDurationSeconds)
-   * or tries to change spec.leaseNamespace (rejected by the API server, as by the CRD's CEL rule).
+   * A person edits spec.policy (maxMigratingSlots, handoffTimeoutSeconds, maxLeaseDurationSeconds),
+   * switches the placement in spec.resources (objects change slot, sim/rules.ts) or the namespace
+   * selector, or tries to change spec.leaseNamespace (rejected by the API server, as by the CRD's
+   * CEL rule). `b % 6`: 0-2 policy, 3 placement, 4 selector, 5 leaseNamespace.
    */
   specEdit: 1,
   /** The coordinator's Lease watches stall for 2..39 s while its SlotMap watch flows. */

@@ -2,7 +2,8 @@
  * The invariants the simulator checks after every step (see docs/verification.md):
  *
  * - safety: at most one process has a reconcile ACTIVE on any slot (between `reconcileStarted` and
- *   `reconcileFinished`);
+ *   `reconcileFinished`), and on any object (a reconcile may work on objects that follow its root,
+ *   and a sharding-rule change moves such objects between slots);
  * - generation: assignment generations written per SlotMap uid never go back, move by at most one
  *   per write, and an unchanged generation means an unchanged assignment; a shard never applies an
  *   older generation of the same uid;
@@ -86,6 +87,52 @@ export class SafetyTracker {
   /** Number of slots with an ACTIVE reconcile (for statistics). */
   activeSlots(): number {
     return this.#active.size;
+  }
+}
+
+/**
+ * Tracks ACTIVE reconciles per object: a reconcile works on its root and, under some rules, on
+ * the objects that follow it (property-tests/sim/rules.ts). Two processes never may work on one
+ * object at once, whatever slot each of them reached it through (a sharding-rule change moves
+ * objects between slots).
+ */
+export class ObjectTracker {
+  readonly #active = new Map<number, Map<number, number>>();
+
+  constructor(private readonly describe: (procId: number) => string) {}
+
+  start(procId: number, objects: readonly number[], now: number): void {
+    for (const o of objects) {
+      for (const [other, n] of this.#active.get(o) ?? []) {
+        if (other !== procId && n > 0) {
+          throw new Violation(
+            "safety",
+            `object k${o} is ACTIVE on two processes at T=${now.toFixed(3)}ms: ${this.describe(other)} and ${this.describe(procId)}`,
+          );
+        }
+      }
+    }
+    for (const o of objects) {
+      let m = this.#active.get(o);
+      if (m === undefined) {
+        m = new Map();
+        this.#active.set(o, m);
+      }
+      m.set(procId, (m.get(procId) ?? 0) + 1);
+    }
+  }
+
+  finish(procId: number, objects: readonly number[]): void {
+    for (const o of objects) {
+      const m = this.#active.get(o);
+      const n = m?.get(procId) ?? 0;
+      if (m === undefined || n <= 0)
+        throw new Violation("core", `simulator: finish without start (object k${o})`);
+      if (n === 1) {
+        m.delete(procId);
+        if (m.size === 0) this.#active.delete(o);
+      } else m.set(procId, n - 1);
+    }
   }
 }
 

@@ -65,8 +65,26 @@ import {
   kindOf,
   type ScenarioSeed,
 } from "./commands.js";
-import { checkedStatus, FenceTracker, SafetyTracker, stateOf, summary, Violation } from "./invariants.js";
+import {
+  checkedStatus,
+  FenceTracker,
+  ObjectTracker,
+  SafetyTracker,
+  stateOf,
+  summary,
+  Violation,
+} from "./invariants.js";
 import { Rng } from "./rng.js";
+import {
+  inScope,
+  objectsOf,
+  RESOURCES_A,
+  RESOURCES_B,
+  rootOf,
+  rulesOf,
+  SELECTOR,
+  type SimRules,
+} from "./rules.js";
 
 /** Wall-clock epoch of real time 0 (only written into objects). */
 const WALL0 = Date.parse("2030-01-01T00:00:00.000Z");
@@ -177,6 +195,8 @@ export function simOptions(seed: ScenarioSeed, extra: Partial<SimOptions> = {}):
 interface Reconcile {
   readonly key: number;
   readonly slot: number;
+  /** The objects it works on (its root, and under placement B the object that follows it). */
+  readonly objects: readonly number[];
   /** Real time by which an aborted reconcile finishes. */
   abortAt: number | undefined;
   /** Never returns, ignores aborts: it ends only with its process. */
@@ -222,6 +242,10 @@ interface ShardProc extends Proc {
   appliedGeneration: number;
   /** Acks reported by the machine, per uid. */
   readonly acked: Map<string, number>;
+  /** The sharding rules the runtime applies (undefined: none resolved yet, nothing runs). */
+  rules: SimRules | undefined;
+  /** Rules being resolved (discovery), applied at `at` real time. */
+  resolving: { readonly rules: SimRules; readonly at: number } | undefined;
 }
 
 interface CoordProc extends Proc {
@@ -314,6 +338,7 @@ export class Simulation {
   readonly names: readonly string[];
   readonly safety: SafetyTracker;
   readonly fences: FenceTracker;
+  readonly objects: ObjectTracker;
   /** Real time, ms. */
   now = 0;
   readonly shards: ShardProc[] = [];
@@ -366,9 +391,10 @@ export class Simulation {
     this.names = Array.from({ length: opts.shardPool }, (_, i) => `s${i}`);
     this.safety = new SafetyTracker((id) => this.#describe(id));
     this.fences = new FenceTracker((id) => this.#describe(id));
+    this.objects = new ObjectTracker((id) => this.#describe(id));
     this.#spec = {
       leaseNamespace: NS,
-      resources: [{ resource: "secrets" }],
+      resources: RESOURCES_A,
       policy: {
         maxMigratingSlots: opts.maxMigratingSlots,
         handoffTimeoutSeconds: opts.handoffTimeoutSeconds,
@@ -473,6 +499,8 @@ export class Simulation {
       appliedUid: undefined,
       appliedGeneration: 0,
       acked: new Map(),
+      rules: undefined,
+      resolving: undefined,
     };
     this.shards.push(p);
     this.log(`join ${name}#${id} weight=${weight ?? "-"}`);
@@ -510,8 +538,12 @@ export class Simulation {
 
   #kill(p: ShardProc): void {
     if (!p.alive) return;
-    for (const r of p.inFlight.values()) this.safety.finish(p.id, r.slot);
+    for (const r of p.inFlight.values()) {
+      this.safety.finish(p.id, r.slot);
+      this.objects.finish(p.id, r.objects);
+    }
     p.inFlight.clear();
+    p.resolving = undefined;
     p.queue.clear();
     p.alive = false;
     p.paused = false;
@@ -549,8 +581,10 @@ export class Simulation {
         return;
       case "slotsGained":
         for (let k = 0; k < this.keySlots.length; k++) {
-          const s = this.keySlots[k]!;
-          if (e.ranges.some((r) => s >= r.start && s <= r.end)) p.queue.add(k);
+          if (p.rules === undefined || !inScope(p.rules, k)) continue;
+          const root = rootOf(p.rules, k);
+          const s = this.keySlots[root]!;
+          if (e.ranges.some((r) => s >= r.start && s <= r.end)) p.queue.add(root);
         }
         return;
       case "slotsLost":
@@ -612,6 +646,7 @@ export class Simulation {
           resourceVersion: sm.metadata.resourceVersion,
           handoffTimeoutSeconds: sm.spec.policy.handoffTimeoutSeconds,
         });
+      if (sm !== null) this.#observeRules(p, sm.spec);
     } else {
       this.#handle(p, { type: "leaseObserved", now, lease: this.#leaseObj(v) });
     }
@@ -635,17 +670,20 @@ export class Simulation {
   #start(p: ShardProc, key: number): void {
     if (!p.alive || p.paused || p.inFlight.has(key)) return;
     p.queue.delete(key);
+    if (p.rules === undefined || rootOf(p.rules, key) !== key || !inScope(p.rules, key)) return;
     const slot = this.keySlots[key]!;
     const now = this.#local(p);
     if (!p.machine.mayStart(slot, now)) {
       this.stats.startsRefused += 1;
       return;
     }
+    const objects = objectsOf(p.rules, key, this.keySlots.length);
     this.safety.start(p.id, slot, this.now);
+    this.objects.start(p.id, objects, this.now);
     this.fences.start(p.id, slot, p.machine.ownership.fence(), this.now);
     this.stats.reconcilesStarted += 1;
     if (!this.#settling) this.stats.faultPhaseStarts += 1;
-    p.inFlight.set(key, { key, slot, abortAt: undefined, stuck: false });
+    p.inFlight.set(key, { key, slot, objects, abortAt: undefined, stuck: false });
     this.log(`${p.name}#${p.id} start k${key} slot ${slot}`);
     this.#handle(p, { type: "reconcileStarted", now, slot, key: `k${key}` });
   }
@@ -655,8 +693,44 @@ export class Simulation {
     if (r === undefined || r.stuck || p.paused || !p.alive) return;
     p.inFlight.delete(key);
     this.safety.finish(p.id, r.slot);
+    this.objects.finish(p.id, r.objects);
     this.log(`${p.name}#${p.id} finish k${key}`);
     this.#handle(p, { type: "reconcileFinished", now: this.#local(p), slot: r.slot, key: `k${key}` });
+  }
+
+  /** An event of object `key` reaches the runtime: it enqueues the object's root if it owns it. */
+  #enqueue(p: ShardProc, key: number): void {
+    if (p.rules === undefined || !inScope(p.rules, key)) return;
+    const root = rootOf(p.rules, key);
+    if (p.machine.ownsSlot(this.keySlots[root]!)) p.queue.add(root);
+  }
+
+  /**
+   * The runtime saw a spec: rules other than those it applies (or is resolving) are resolved
+   * after a discovery delay, usually a message latency, 1 in 8 times 2..16 s (failed discovery).
+   */
+  #observeRules(p: ShardProc, spec: SimSpec): void {
+    const want = rulesOf(spec);
+    const current = p.resolving?.rules ?? p.rules;
+    if (current?.key === want.key) return;
+    const slow = this.rng.int(8) === 0;
+    p.resolving = { rules: want, at: this.now + (slow ? 2000 + this.rng.int(14_000) : this.#latency()) };
+  }
+
+  /**
+   * Resolved: as membership.ts does, in one synchronous block the runtime drops everything mapped
+   * by the old rules and maps by the new ones (re-listing what it owns), then reports them to the
+   * machine. In-flight reconciles keep the objects they started with.
+   */
+  #applyRules(p: ShardProc): void {
+    const r = p.resolving;
+    if (r === undefined || !p.alive || p.paused) return;
+    p.resolving = undefined;
+    p.queue.clear();
+    p.rules = r.rules;
+    this.log(`${p.name}#${p.id} applies rules ${r.rules.key} (${r.rules.fingerprint})`);
+    this.#handle(p, { type: "rulesApplied", now: this.#local(p), fingerprint: r.rules.fingerprint });
+    for (let k = 0; k < this.keySlots.length; k++) this.#enqueue(p, k);
   }
 
   // ================================================================== coordinator I/O layer
@@ -1060,6 +1134,8 @@ export class Simulation {
           out.push({ at: p.resumeAt, id: `resume${p.id}`, fire: () => this.#resume(p) });
         continue;
       }
+      if (p.resolving !== undefined)
+        out.push({ at: p.resolving.at, id: `rules${p.id}`, fire: () => this.#applyRules(p) });
       if (p.wakeReal !== undefined) {
         out.push({
           at: p.wakeReal,
@@ -1251,8 +1327,7 @@ export class Simulation {
       case "trigger": {
         for (let i = 0; i < 4; i++) {
           const key = (a + i) % this.keySlots.length;
-          for (const p of this.shards)
-            if (p.alive && p.machine.ownsSlot(this.keySlots[key]!)) p.queue.add(key);
+          for (const p of this.shards) if (p.alive) this.#enqueue(p, key);
         }
         return;
       }
@@ -1556,10 +1631,27 @@ export class Simulation {
     );
   }
 
-  /** A person edits spec.policy, or tries to move spec.leaseNamespace (rejected). */
+  /**
+   * A person edits spec.policy, switches the placement in spec.resources or the namespace
+   * selector (rules.ts), or tries to move spec.leaseNamespace (rejected).
+   */
   #specEdit(a: number, b: number): void {
     const policy = { ...this.#spec.policy };
-    switch (b % 4) {
+    switch (b % 6) {
+      case 3: {
+        const resources = this.#spec.resources === RESOURCES_A ? RESOURCES_B : RESOURCES_A;
+        this.#spec = { ...this.#spec, resources };
+        this.server.updateSpec(this.#spec);
+        this.log(`person: spec.resources → placement ${rulesOf(this.#spec).key}`);
+        return;
+      }
+      case 4: {
+        const { namespaceSelector, ...rest } = this.#spec;
+        this.#spec = namespaceSelector === undefined ? { ...rest, namespaceSelector: SELECTOR } : rest;
+        this.server.updateSpec(this.#spec);
+        this.log(`person: spec.namespaceSelector ${namespaceSelector === undefined ? "set" : "removed"}`);
+        return;
+      }
       case 0:
         policy.maxMigratingSlots = [16384, 4096, 1000, 100][a % 4]!;
         break;
@@ -1606,6 +1698,8 @@ export class Simulation {
       if (p.machine.phase() !== "active") return `${name}: process is ${p.machine.phase()}`;
       if (p.machine.ownership.generation !== table.generation)
         return `${name}: has not applied ${table.generation}`;
+      if (status.rulesFingerprint !== undefined && p.rules?.fingerprint !== status.rulesFingerprint)
+        return `${name}: applies rules ${p.rules?.fingerprint ?? "none"}, the table ${status.rulesFingerprint}`;
     }
     // Every shard with a live process takes part: one of its processes holds the Lease, is active,
     // and the status lists it Ready with that holder.
@@ -1736,7 +1830,7 @@ export class Simulation {
       for (const p of this.#liveShards()) for (const k of [...p.inFlight.keys()]) this.#finish(p, k);
       for (let i = 0; i < 2; i++) {
         const key = this.rng.int(this.keySlots.length);
-        for (const p of this.#liveShards()) if (p.machine.ownsSlot(this.keySlots[key]!)) p.queue.add(key);
+        for (const p of this.#liveShards()) this.#enqueue(p, key);
       }
       for (const p of this.#liveShards()) for (const k of [...p.queue].slice(0, 3)) this.#start(p, k);
       this.advanceTo(this.now + tickMs);

@@ -430,6 +430,13 @@ export const SlotMapStatusSchema = z
     shardCount: z.int().min(0).max(LIMITS.shards).optional().describe("Number of entries in shards."),
     readyShards: z.int().min(0).max(LIMITS.shards).optional().describe("Shards in state Ready."),
     migratingSlots: z.int().min(0).max(SLOT_COUNT).optional().describe("Slots in migrations."),
+    rulesFingerprint: z
+      .string()
+      .regex(/^[0-9a-f]{16}$/, { error: "must be 16 lowercase hex digits" })
+      .optional()
+      .describe(
+        "Fingerprint of the spec.resources placement the table applies to; shards own nothing while theirs differs.",
+      ),
     conditions: z
       .array(ConditionSchema)
       .max(LIMITS.conditions)

@@ -336,17 +336,19 @@ class Controller {
         selected.push(rule);
       }
     }
-    // A new rule set restarts every watch: keys and slots may have changed.
+    // A new rule set restarts every watch: keys and slots may have changed. Everything mapped by
+    // the old rules goes before this returns to the event loop (the membership tells the shard
+    // machine the new rules right after this call); events of the old watches are dropped.
     const old = this.#watches;
     this.#watches = [];
-    await Promise.all(old.map((w) => w.reflector.stop()));
     for (const key of this.#roots.keys()) this.#queue.remove(key);
     for (const key of this.#tombstones.keys()) this.#queue.remove(key);
     this.#roots.clear();
     this.#controlled.clear();
     this.#children.clear();
     this.#tombstones.clear();
-    if (this.#stopping) return;
+    await Promise.all(old.map((w) => w.reflector.stop()));
+    if (this.#stopping || this.#rules !== rules) return;
     this.#watches = selected.map((rule) => this.#makeWatch(rule));
     const owned = this.#member.ownership.ownedCount() > 0;
     for (const w of this.#watches) if (owned) this.#ensureStarted(w);
@@ -411,6 +413,7 @@ class Controller {
   }
 
   #onEvent(w: Watched, type: "ADDED" | "MODIFIED" | "DELETED", raw: KubeObject, listed: boolean): void {
+    if (!this.#watches.includes(w)) return; // a watch of replaced rules, still stopping
     const obj = this.#prepare(w, raw);
     const id = ENTRY_KEY(w.rule, obj);
     if (listed) w.listSeen?.add(id);
@@ -589,6 +592,7 @@ class Controller {
           signal: this.#stopController.signal,
         },
       );
+      if (!this.#watches.includes(w)) return; // the rules changed during the list
       for (const raw of page.items) {
         this.#counters.gainListedObjects++;
         const obj = this.#prepare(w, raw);

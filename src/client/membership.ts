@@ -28,6 +28,7 @@ import { isStatus, KubeHttp, type KubeObject } from "../kube/http.js";
 import { Reflector } from "../kube/reflector.js";
 import { backoffDelay } from "../runtime/backoff.js";
 import type { KubeObjectLike } from "../slots/keys.js";
+import { placementFingerprint } from "../slots/placement.js";
 import { SLOT_COUNT, type SlotRange } from "../slots/types.js";
 import {
   checkLeaseTimings,
@@ -302,6 +303,8 @@ export class ShardMember {
   #leaseSeenInList = false;
   #specJson: string | undefined;
   #rules: SlotRules | undefined;
+  /** placementFingerprint of the spec `#rules` were resolved from. */
+  #rulesFingerprint: string | undefined;
   #rulesEpoch = 0;
   #rulesWaiters: Array<(r: SlotRules) => void> = [];
 
@@ -629,6 +632,8 @@ export class ShardMember {
     this.#leaseNamespace = namespace;
     this.#machine = new ShardMachine(this.#fullMachineOptions(namespace));
     this.#ownership = this.#machine.ownership;
+    if (this.#rulesFingerprint !== undefined)
+      this.#feed({ type: "rulesApplied", fingerprint: this.#rulesFingerprint });
     this.#leaseReflector = new Reflector<KubeObject>({
       http: this.#http,
       path: leasesPath(namespace),
@@ -865,7 +870,13 @@ export class ShardMember {
           "SlotMap resources resolved",
         );
         for (const w of this.#rulesWaiters.splice(0)) w(rules);
+        // In one synchronous block, so no reconcile starts in between: the runtime drops every
+        // object it mapped by the old rules, then the machine learns the new ones (and owns
+        // nothing while the status names other rules). In-flight reconciles of the old rules hold
+        // the machine's ack until they end (docs/design-decisions.md "Sharding-rule changes").
         this.#emit((l) => l.rulesChanged?.(rules));
+        this.#rulesFingerprint = placementFingerprint(spec.resources);
+        this.#feed({ type: "rulesApplied", fingerprint: this.#rulesFingerprint });
         this.#maybeReady();
         return;
       } catch (err) {

@@ -14,6 +14,7 @@ export {
   type ShardingKey,
   shardingKey,
 } from "./keys.js";
+export { type PlacementResource, placementFingerprint } from "./placement.js";
 export { computeTargets, PlanInputError, type PlanResult, plan } from "./planner.js";
 export {
   countSlots,

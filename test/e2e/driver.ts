@@ -170,6 +170,8 @@ export interface ObservedStatus {
   }>;
   migrations: Array<{ slots: string; from: string; to: string; generation: number }>;
   unassignedSlots: string;
+  /** The placement fingerprint the table applies to (status.rulesFingerprint). */
+  rulesFingerprint?: string;
   conditions: Array<{ type: string; status: string; reason?: string }>;
 }
 
@@ -243,6 +245,7 @@ export class SlotMapWatch {
             shards: st.shards ?? [],
             migrations: st.migrations ?? [],
             unassignedSlots: st.unassignedSlots ?? "",
+            ...(st.rulesFingerprint !== undefined ? { rulesFingerprint: st.rulesFingerprint } : {}),
             conditions: st.conditions ?? [],
           };
           const status = this.joined();

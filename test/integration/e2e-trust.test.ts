@@ -277,6 +277,41 @@ describe.skipIf(skipReason)(
       await settled(four, "8. rogue Lease gets nothing", t);
       await http.request("DELETE", leasePath("rogue"));
 
+      // --- 9. sharding rules edited under churn: the ConfigMaps stop following their Secret, then
+      // follow it again. Each placement change is a generation that assigns nothing (the drain
+      // barrier) before any shard reconciles under the new rules.
+      const original = (await http.request<{ spec: { resources: unknown } }>("GET", smPath)).spec.resources;
+      const edits: Array<[string, unknown]> = [
+        ["9a. ConfigMaps no longer follow their Secret", [{ group: "", resource: "secrets" }]],
+        ["9b. ConfigMaps follow their Secret again", original],
+      ];
+      for (const [what, resources] of edits) {
+        t = begin();
+        const g9 = s.watch.status!.assignmentGeneration;
+        const fp = s.watch.status!.rulesFingerprint;
+        expect(fp).toMatch(/^[0-9a-f]{16}$/);
+        const patch = await kubectl([
+          "patch",
+          "sm",
+          s.slotMap,
+          "--type=merge",
+          "-p",
+          JSON.stringify({ spec: { resources } }),
+        ]);
+        expect(patch.code, patch.stderr).toBe(0);
+        log(`${what}: spec.resources patched`);
+        const barrier = await s.guard(
+          s.watch.waitFor(
+            (x) => x.rulesFingerprint !== fp && x.assignmentGeneration === g9 + 1,
+            30_000,
+            `${what}: a generation that assigns nothing, with the new rules`,
+          ),
+        );
+        expect(barrier.shards.every((e) => e.slots === "")).toBe(true);
+        expect(conditionIs(barrier, "Ready", "DrainBarrier")).toBe(true);
+        await settled(four, what, t);
+      }
+
       // --- 6. a reconcile that never returns, on a shard that is then drained --------------------
       const stuckShard = s.startShard("shard-4", {
         preload: ["test/support/inject-stuck.ts"],

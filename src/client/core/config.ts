@@ -25,6 +25,8 @@ export const SHARD_MUTATIONS = [
   "neverEscalate",
   // Fencing tokens order by the assignment generation instead of the status resourceVersion.
   "fenceByGeneration",
+  // Grants are used whatever rules the runtime applies (status.rulesFingerprint is not compared).
+  "ignoreRulesFingerprint",
 ] as const;
 
 /** One of {@link SHARD_MUTATIONS}. */

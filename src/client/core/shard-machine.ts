@@ -113,6 +113,10 @@ export interface ShardMachineState {
   statusResourceVersion: string | undefined;
   /** The status went down (restored) at this resourceVersion: we own nothing until a higher generation. */
   regressedAt: string | undefined;
+  /** `rulesFingerprint` of that status (undefined: it names none, any rules go). */
+  statusRules: string | undefined;
+  /** The rules the runtime applies (`rulesApplied`); undefined before it reported any. */
+  appliedRules: string | undefined;
   /** Our entry in that status. */
   entry: { slots: SlotRange[]; holderIdentity: string | undefined } | undefined;
   /** UIDs of deleted or replaced SlotMaps: their statuses are never applied again. */
@@ -204,6 +208,7 @@ export class ShardMachine implements ShardMachineView {
   readonly #ignoreFencing: boolean;
   readonly #acceptStaleGeneration: boolean;
   readonly #trustRegressedStatus: boolean;
+  readonly #ignoreRulesFingerprint: boolean;
   readonly #recreateLeaseAtOnce: boolean;
   readonly #neverEscalate: boolean;
 
@@ -218,6 +223,7 @@ export class ShardMachine implements ShardMachineView {
     this.#ignoreFencing = mutations.includes("ignoreFencing");
     this.#acceptStaleGeneration = mutations.includes("acceptStaleGeneration");
     this.#trustRegressedStatus = mutations.includes("trustRegressedStatus");
+    this.#ignoreRulesFingerprint = mutations.includes("ignoreRulesFingerprint");
     this.#recreateLeaseAtOnce = mutations.includes("recreateLeaseAtOnce");
     this.#neverEscalate = mutations.includes("neverEscalate");
     this.#s = state === undefined ? initialState() : structuredClone(state);
@@ -377,6 +383,9 @@ export class ShardMachine implements ShardMachineView {
         break;
       case "slotMapDeleted":
         this.#slotMapDeleted(input.uid);
+        break;
+      case "rulesApplied":
+        this.#rulesApplied(input.fingerprint);
         break;
       case "reconcileStarted":
         this.#started(input.slot, input.key);
@@ -779,6 +788,7 @@ export class ShardMachine implements ShardMachineView {
     s.status.generation = generation;
     s.statusResourceVersion = resourceVersion;
     s.regressedAt = undefined;
+    s.statusRules = status?.rulesFingerprint;
     s.entry = entry;
     this.#log("info", "applying assignment generation", {
       uid,
@@ -841,11 +851,34 @@ export class ShardMachine implements ShardMachineView {
     if (r.length > RETIRED_UIDS_KEPT) r.shift();
   }
 
-  /** Recomputes granted (status × identity) and owned (granted × not fenced); reports the difference. */
+  #rulesApplied(fingerprint: string): void {
+    if (typeof fingerprint !== "string" || fingerprint === "")
+      throw new TypeError(`rulesApplied.fingerprint: must be a non-empty string; got ${String(fingerprint)}`);
+    const s = this.#s;
+    if (s.appliedRules === fingerprint) return;
+    s.appliedRules = fingerprint;
+    if (s.statusRules !== undefined && s.statusRules !== fingerprint)
+      this.#log("info", "the runtime's rules differ from the status's: owning nothing until they match", {
+        applied: fingerprint,
+        status: s.statusRules,
+      });
+    this.#refreshOwnership("assignment");
+  }
+
+  /**
+   * Whether the table may be used: it names no rules, or the runtime applies the same. Otherwise
+   * another shard may reconcile some object under the other placement, on another slot.
+   */
+  #rulesMatch(): boolean {
+    const s = this.#s;
+    return s.statusRules === undefined || s.statusRules === s.appliedRules || this.#ignoreRulesFingerprint;
+  }
+
+  /** Recomputes granted (status × identity × rules) and owned (granted × not fenced); reports the difference. */
   #refreshOwnership(reason: OwnershipChangeReason): void {
     const s = this.#s;
     const e = s.entry;
-    if (e !== undefined && s.identity !== undefined && e.holderIdentity === s.identity)
+    if (e !== undefined && s.identity !== undefined && e.holderIdentity === s.identity && this.#rulesMatch())
       fillMask(s.granted, e.slots);
     else s.granted.fill(0);
     if (s.fenced || s.stopped) this.#next.fill(0);
@@ -1042,6 +1075,8 @@ function initialState(): ShardMachineState {
     status: { uid: undefined, generation: 0 },
     statusResourceVersion: undefined,
     regressedAt: undefined,
+    statusRules: undefined,
+    appliedRules: undefined,
     entry: undefined,
     retiredUids: [],
     ackTarget: undefined,

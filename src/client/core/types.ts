@@ -39,6 +39,11 @@ export interface LeaseSpecFields {
  */
 export interface ShardStatusView {
   readonly assignmentGeneration: number;
+  /**
+   * Fingerprint of the placement the table applies to (`status.rulesFingerprint`). When present,
+   * the shard owns nothing until it reported the same with `rulesApplied`.
+   */
+  readonly rulesFingerprint?: string | undefined;
   readonly shards: ReadonlyArray<{
     readonly name: string;
     readonly slots: string;
@@ -91,6 +96,11 @@ export type ShardInput =
     }
   /** The SlotMap with this uid was deleted. */
   | { type: "slotMapDeleted"; now: number; uid: string }
+  /**
+   * The runtime now maps objects to slots by these rules (`placementFingerprint` of the
+   * `spec.resources` it resolved). Report it before the runtime starts anything under them.
+   */
+  | { type: "rulesApplied"; now: number; fingerprint: string }
   /** A reconcile of `key` (an object in `slot`) started; call only after `mayStart(slot, now)`. */
   | { type: "reconcileStarted"; now: number; slot: number; key: string }
   /** A reconcile started with `reconcileStarted` ended (success, error or abort alike). */

@@ -22,6 +22,7 @@ export const REASONS = {
   previousInstance: "PreviousInstanceDraining",
   drainBarrier: "DrainBarrier",
   statusRegressed: "StatusRegressed",
+  rulesChanged: "RulesChanged",
   leaseRefused: "LeaseDurationRefused",
   tooManyShards: "TooManyShards",
   foreignLease: "LeaseOutsideNamespace",

@@ -16,6 +16,7 @@
  */
 import { effectiveWeight } from "../../api/lease.js";
 import { LIMITS, type ShardStatus, type SlotMapSpec, type SlotMapStatus } from "../../api/v1alpha1.js";
+import type { placementFingerprint } from "../../slots/placement.js";
 import type { PlanResult } from "../../slots/planner.js";
 import { countSlots, formatSlotRanges } from "../../slots/ranges.js";
 import { makeTable, rangesByShard, tableToStatus } from "../../slots/table.js";
@@ -65,6 +66,8 @@ export interface DecideContext {
   readonly meta: StepInput["slotMap"]["metadata"];
   readonly ref: ObjectRef;
   readonly spec: SlotMapSpec;
+  /** {@link placementFingerprint} of `spec.resources`. */
+  readonly rules: string;
   readonly status: SlotMapStatus;
   readonly table: SlotTable;
   readonly observations: readonly ShardObservation[];
@@ -269,6 +272,8 @@ interface StatusParts {
   readonly facts: ConditionFacts;
   /** While the table is held nothing is decided: the observed conditions stand. */
   readonly keepConditions?: boolean;
+  /** Set by a reset (it passes the drain barrier); otherwise the status's fingerprint is kept. */
+  readonly rulesFingerprint?: string;
 }
 
 function statusOf(ctx: DecideContext, parts: StatusParts): SlotMapStatus {
@@ -285,6 +290,10 @@ function statusOf(ctx: DecideContext, parts: StatusParts): SlotMapStatus {
     shardCount: parts.entries.length,
     readyShards: parts.facts.readyCount,
     migratingSlots: parts.facts.migratingSlots,
+    // A status without one (a first status, or written by v0.2) adopts the spec's.
+    rulesFingerprint:
+      parts.rulesFingerprint ??
+      (ctx.mutations.has("adoptRulesWithoutBarrier") ? ctx.rules : (status.rulesFingerprint ?? ctx.rules)),
     conditions: parts.keepConditions
       ? status.conditions
       : mergeConditions(status.conditions, conditionWants(parts.facts), meta.generation, metaTime(wall)),
@@ -630,9 +639,8 @@ export function highestAck(observations: readonly ShardObservation[]): number {
  * the drain barrier then waits for every live shard to acknowledge it before assigning anew.
  */
 export function resetRegressed(ctx: DecideContext, ack: number): Decision {
-  const { table, out, ref, now, observations } = ctx;
-  const { included, excluded } = limitShards(observations, table);
-  const next = makeTable(ack + RESET_JUMP, table.shards, new Uint16Array(SLOT_COUNT).fill(NO_OWNER), []);
+  const { table, out, ref } = ctx;
+  const next = emptyTable(table, ack + RESET_JUMP);
   out.report(`regressed\u0000${table.generation}\u0000${ack}`, () => {
     out.event(
       ref,
@@ -646,16 +654,58 @@ export function resetRegressed(ctx: DecideContext, ack: number): Decision {
       generation: next.generation,
     });
   });
+  return writeReset(ctx, next, {
+    statusGeneration: table.generation,
+    highestAck: ack,
+    resetGeneration: next.generation,
+  });
+}
+
+/**
+ * The placement in spec.resources changed (an object may now be reconciled on another slot): the
+ * next generation assigns nothing and carries the new fingerprint; the drain barrier assigns again
+ * once every live shard acknowledged it, i.e. finished every reconcile under the old rules. A
+ * shard owns nothing while the rules it applies differ from the status's, so none starts under
+ * either placement while another may still run the other.
+ */
+export function resetForRules(ctx: DecideContext): Decision {
+  const { table, out, ref, status } = ctx;
+  const next = emptyTable(table, table.generation + 1);
+  out.report(`rules\u0000${ctx.rules}`, () => {
+    out.event(
+      ref,
+      "Normal",
+      REASONS.rulesChanged,
+      `the placement in spec.resources changed (fingerprint ${status.rulesFingerprint} → ${ctx.rules}): generation ${next.generation} assigns nothing; every shard drains, and slots are assigned under the new rules once every live shard acknowledged it`,
+    );
+    out.log("info", "SlotMap rules changed: resetting through a drain barrier", {
+      from: status.rulesFingerprint ?? "",
+      to: ctx.rules,
+      generation: next.generation,
+    });
+  });
+  return writeReset(ctx, next, undefined);
+}
+
+/** A table with the same shards that assigns nothing. */
+function emptyTable(table: SlotTable, generation: number): SlotTable {
+  return makeTable(generation, table.shards, new Uint16Array(SLOT_COUNT).fill(NO_OWNER), []);
+}
+
+/** Writes a reset table (assigns nothing, the spec's rules) under the drain barrier. */
+function writeReset(ctx: DecideContext, next: SlotTable, regressed: ConditionFacts["regressed"]): Decision {
+  const { out, ref, now, observations } = ctx;
+  const { included, excluded } = limitShards(observations, ctx.table);
   const entries = statusEntries(included, next);
   const facts: ConditionFacts = {
     ...baseFacts(ctx, next, entries, included, excluded.length),
     barrier: drainBarrier(next, observations, ctx.meta.uid, ctx.mutations, ctx.foreign),
-    regressed: { statusGeneration: table.generation, highestAck: ack, resetGeneration: next.generation },
+    regressed,
     balanced: false,
     waits: [],
     late: [],
   };
-  writeStatus(ctx, statusOf(ctx, { next, entries, facts }));
+  writeStatus(ctx, statusOf(ctx, { next, entries, facts, rulesFingerprint: ctx.rules }));
   leaseActions(out, observations, ctx.spec, ref, ctx.wall, ctx.orphanAfterMs);
   const listed = new Set(entries.map((e) => e.name));
   return {

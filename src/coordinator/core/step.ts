@@ -22,6 +22,7 @@ import {
   parseSlotMapSpec,
   type SlotMapStatus,
 } from "../../api/v1alpha1.js";
+import { placementFingerprint } from "../../slots/placement.js";
 import { REASONS } from "./conditions.js";
 import {
   byKey,
@@ -35,7 +36,7 @@ import {
   type StatusRead,
   statusHints,
 } from "./context.js";
-import { type Decision, decide, highestAck, resetRegressed } from "./decide.js";
+import { type Decision, decide, highestAck, resetForRules, resetRegressed } from "./decide.js";
 import { observeShards, type ShardObservation } from "./leases.js";
 import { type ConditionWant, jsonEqual, mergeConditions, metaTime, parseWallTime } from "./status.js";
 import {
@@ -300,6 +301,7 @@ export function step(memory: CoreMemory | undefined, input: StepInput): StepResu
     meta: sm.metadata,
     ref,
     spec,
+    rules: placementFingerprint(spec.resources),
     status: statusRead.status,
     table: statusRead.table,
     observations,
@@ -319,6 +321,10 @@ export function step(memory: CoreMemory | undefined, input: StepInput): StepResu
     // The reset jumps above every ack, confirmed or not: a Lease not yet seen renewing (Expired, a
     // new leader) may name a generation its process applied, and that number must not be reused.
     return finish(resetRegressed(ctx, Math.max(ack, highestAck(observations))));
+  }
+  const written = statusRead.status.rulesFingerprint;
+  if (written !== undefined && written !== ctx.rules && !cfg.mutations.has("adoptRulesWithoutBarrier")) {
+    return finish(resetForRules(ctx));
   }
   return finish(decide(ctx));
 }

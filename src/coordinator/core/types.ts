@@ -107,6 +107,8 @@ export interface CoordinatorConfig {
  * - `barrierTrustsUnacked`: the drain barrier waits only for Leases acking another SlotMap uid.
  * - `ignoreObservationGap`: after a blind period, Lease clocks keep running.
  * - `skipSettle`: plan before every live Lease was seen renewing once (a new leader, a restore).
+ * - `adoptRulesWithoutBarrier`: a changed spec.resources placement is written into the status
+ *   with the next table, without a generation that assigns nothing.
  */
 export const COORDINATOR_MUTATIONS = [
   "commitBeforeAck",
@@ -122,6 +124,7 @@ export const COORDINATOR_MUTATIONS = [
   "barrierTrustsUnacked",
   "ignoreObservationGap",
   "skipSettle",
+  "adoptRulesWithoutBarrier",
 ] as const;
 
 /** One of {@link COORDINATOR_MUTATIONS}. */

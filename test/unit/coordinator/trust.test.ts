@@ -7,7 +7,7 @@
 import { describe, expect, it, vi } from "vitest";
 import { ANNOTATION_RELEASED_BY } from "../../../src/api/index.js";
 import type { CoordinatorMutation } from "../../../src/coordinator/core/index.js";
-import { SLOT_COUNT } from "../../../src/slots/index.js";
+import { placementFingerprint, SLOT_COUNT } from "../../../src/slots/index.js";
 import { actionsOf, condition, defaultSpec, World } from "./world.js";
 
 // Every step plans a 16384-slot table and the World checks every write slot by slot: a few
@@ -439,6 +439,91 @@ describe("rule 8: the lease-duration cap", () => {
     w.join("slow");
     w.openBarrier();
     expect(w.counts()).toEqual({ a: 8192, slow: 8192 });
+  });
+});
+
+describe("rule 10: sharding-rule changes pass the drain barrier", () => {
+  const placementB = [{ resource: "configmaps", controlledResources: [{ resource: "secrets" }] }];
+  const editResources = (w: World, resources: unknown): void => {
+    w.slotMap = {
+      ...w.slotMap,
+      metadata: {
+        ...w.slotMap.metadata,
+        generation: w.slotMap.metadata.generation + 1,
+        resourceVersion: w.nextRv(),
+      },
+      spec: { ...(w.slotMap.spec as object), resources },
+    };
+  };
+
+  it("the status carries the placement fingerprint of spec.resources from its first write", () => {
+    const w = balanced("a", "b");
+    expect(w.status().rulesFingerprint).toBe(placementFingerprint([{ resource: "secrets" }]));
+  });
+
+  it("a placement change writes the next generation assigning nothing with the new fingerprint, then assigns once every live shard acked it", () => {
+    const w = balanced("a", "b", "c");
+    const g = w.status().assignmentGeneration;
+    editResources(w, placementB);
+    const r = w.step();
+    expect(w.status()).toMatchObject({
+      assignmentGeneration: g + 1,
+      rulesFingerprint: placementFingerprint(placementB),
+      migrations: [],
+      unassignedSlots: `0-${SLOT_COUNT - 1}`,
+    });
+    expect(actionsOf(r, "event")).toEqual([
+      expect.objectContaining({ eventType: "Normal", reason: "RulesChanged" }),
+    ]);
+    expect(condition(w.status(), "Ready")).toMatchObject({ status: "False", reason: "DrainBarrier" });
+    // Nothing is assigned while one live shard has not acked (it may still run the old rules).
+    w.ack("a");
+    w.ack("b");
+    tick(w);
+    w.step();
+    expect(w.status().assignmentGeneration).toBe(g + 1);
+    w.ack("c");
+    w.step();
+    expect(w.status().assignmentGeneration).toBe(g + 2);
+    expect(w.counts()).toEqual({ a: 5462, b: 5461, c: 5461 });
+    expect(w.status().rulesFingerprint).toBe(placementFingerprint(placementB));
+  });
+
+  it("reordering spec.resources or editing the namespace selector is no change: no barrier", () => {
+    const w = balanced("a", "b");
+    const g = w.status().assignmentGeneration;
+    editResources(w, [{ resource: "secrets" }]);
+    w.slotMap = {
+      ...w.slotMap,
+      spec: { ...(w.slotMap.spec as object), namespaceSelector: { matchLabels: { team: "a" } } },
+    };
+    tick(w);
+    const r = w.step();
+    expect(actionsOf(r, "event")).toEqual([]);
+    expect(w.status().assignmentGeneration).toBe(g);
+  });
+
+  it("a status without a fingerprint (written by v0.2) adopts the spec's without a barrier", () => {
+    const w = balanced("a", "b");
+    const g = w.status().assignmentGeneration;
+    const { rulesFingerprint: _, ...legacy } = w.status();
+    w.writeStatusRaw(legacy);
+    tick(w);
+    w.step();
+    expect(w.status().assignmentGeneration).toBe(g);
+    expect(w.status().rulesFingerprint).toBe(placementFingerprint([{ resource: "secrets" }]));
+    expect(w.counts()).toEqual({ a: 8192, b: 8192 });
+  });
+
+  it("teeth: adoptRulesWithoutBarrier keeps the table and only swaps the fingerprint", () => {
+    const w = mutated(balanced("a", "b"), "adoptRulesWithoutBarrier");
+    const g = w.status().assignmentGeneration;
+    editResources(w, placementB);
+    tick(w);
+    w.step();
+    expect(w.status().assignmentGeneration).toBe(g);
+    expect(w.counts()).toEqual({ a: 8192, b: 8192 });
+    expect(w.status().rulesFingerprint).toBe(placementFingerprint(placementB));
   });
 });
 

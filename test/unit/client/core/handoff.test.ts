@@ -216,6 +216,71 @@ describe("handoff", () => {
   });
 });
 
+describe("sharding rules (status.rulesFingerprint)", () => {
+  const withRules = (g: number, slots: string, rules: string) => ({
+    ...status(g, [[SHARD, slots, ident(1)]]),
+    rulesFingerprint: rules,
+  });
+  const rules = (d: Driver, fingerprint: string) =>
+    d.m.handle({ type: "rulesApplied", now: d.now, fingerprint });
+
+  it("owns its grant only while the runtime applies the rules the status names", () => {
+    const d = new Driver();
+    d.at(0).observeStatus(withRules(1, "0-99", "aaaaaaaaaaaaaaaa"));
+    d.acquire();
+    expect(d.m.ownership.ownedCount()).toBe(0); // no rules reported yet
+    let fx = rules(d, "aaaaaaaaaaaaaaaa");
+    expect(ofType(fx, "slotsGained")).toEqual([
+      { type: "slotsGained", ranges: [r(0, 99)], generation: 1, reason: "assignment" },
+    ]);
+    // The runtime resolved an edited spec before the coordinator's barrier: nothing is owned.
+    fx = rules(d, "bbbbbbbbbbbbbbbb");
+    expect(ofType(fx, "slotsLost")).toEqual([
+      { type: "slotsLost", ranges: [r(0, 99)], generation: 1, reason: "assignment" },
+    ]);
+    expect(d.m.mayStart(5, d.now)).toBe(false);
+    // The barrier generation (assigns nothing, new rules), then the new table.
+    d.observeStatus({ ...withRules(2, "", "bbbbbbbbbbbbbbbb"), shards: [] });
+    d.run(d.now + 1000);
+    expect(d.m.ackedGeneration()).toBe(2);
+    d.observeStatus(withRules(3, "0-199", "bbbbbbbbbbbbbbbb"));
+    expect(d.m.ownership.ownedCount()).toBe(200);
+  });
+
+  it("a status naming other rules holds the ack until reconciles of the old rules finish", () => {
+    const d = new Driver();
+    d.at(0).observeStatus(withRules(1, "0-99", "aaaaaaaaaaaaaaaa"));
+    d.acquire();
+    rules(d, "aaaaaaaaaaaaaaaa");
+    d.start(5, "old-rules-key");
+    d.observeStatus({ ...withRules(2, "", "bbbbbbbbbbbbbbbb"), shards: [] });
+    d.run(d.now + 2000);
+    expect(d.m.ackedGeneration()).toBe(1);
+    d.finish(5, "old-rules-key");
+    d.run(d.now + 1000);
+    expect(d.m.ackedGeneration()).toBe(2);
+  });
+
+  it("a status without a fingerprint (v0.2) is used whatever rules the runtime applies", () => {
+    const d = owning();
+    rules(d, "bbbbbbbbbbbbbbbb");
+    expect(d.m.ownership.ownedCount()).toBe(100);
+  });
+
+  it("teeth: with ignoreRulesFingerprint the grant is used under other rules", () => {
+    const d = new Driver({ mutations: ["ignoreRulesFingerprint"] });
+    d.at(0).observeStatus(withRules(1, "0-99", "aaaaaaaaaaaaaaaa"));
+    d.acquire();
+    rules(d, "bbbbbbbbbbbbbbbb");
+    expect(d.m.ownership.ownedCount()).toBe(100);
+  });
+
+  it("rejects an empty fingerprint", () => {
+    const d = new Driver();
+    expect(() => rules(d, "")).toThrow(/rulesApplied.fingerprint/);
+  });
+});
+
 describe("graceful shutdown", () => {
   it("stops starting, drains, then releases the Lease keeping the ack", () => {
     const d = owning();
