@@ -300,12 +300,12 @@ async function reconcile(key: string): Promise<void> {
     signal: new AbortController().signal,
     fence: "", // the label-based protocol has no fencing: writes go unstamped
     fenced: (o) => o,
-    controlled(resource?: GroupResourceRef) {
+    controlled<C>(resource?: GroupResourceRef): C[] {
       if (resource !== undefined && (resource.group !== "" || resource.resource !== "configmaps")) return [];
-      const out: KubeObject[] = [];
+      const out: C[] = [];
       for (const k of children.get(key) ?? []) {
         const cm = configMaps.get(k);
-        if (cm) out.push(cm);
+        if (cm) out.push(cm as unknown as C);
       }
       return out;
     },

@@ -67,8 +67,8 @@ export function checksumReconciler(http: KubeHttp, logger?: ShardLogger): Reconc
     }
     const want = secretChecksum((secret as { data?: Record<string, string> }).data);
     const cached = req
-      .controlled({ group: "", resource: "configmaps" })
-      .find((c) => c.metadata?.name === name) as ConfigMap | undefined;
+      .controlled<ConfigMap>({ group: "", resource: "configmaps" })
+      .find((c) => c.metadata?.name === name);
     if (cached !== undefined && cached.data?.[CHECKSUM_KEY] === want && controlledBy(cached, secret)) return;
 
     const ownerReferences = [

@@ -14,15 +14,19 @@ import { withFence } from "../api/fence.js";
 import { compareResourceVersions } from "../api/resource-version.js";
 import { isStatus, KubeHttp, type KubeList, type KubeObject } from "../kube/http.js";
 import { Reflector } from "../kube/reflector.js";
-import { KeyError } from "../slots/keys.js";
+import { KeyError, type KubeObjectLike } from "../slots/keys.js";
 import { SLOT_COUNT } from "../slots/types.js";
 import type { GroupResourceRef, ResolvedResource } from "./discovery.js";
 import type { ShardLogger, ShardMember } from "./membership.js";
 import type { ResourceRule, SlotRules } from "./rules.js";
 import { type BackoffOptions, WorkQueue } from "./workqueue.js";
 
-/** What a reconciler is asked to do: bring the root object `key` to its desired state. */
-export interface ReconcileRequest {
+/**
+ * What a reconciler is asked to do: bring the root object `key` to its desired state. `T` types
+ * the root object (`startController<V1Secret>`): a view of the JSON the API server sent, not
+ * checked at run time (client-node models' `Date` fields, such as creationTimestamp, hold strings).
+ */
+export interface ReconcileRequest<T extends KubeObjectLike = KubeObject> {
   /** `group/Kind/namespace/name` of the root object (its sharding key unless it has a hash-key). */
   readonly key: string;
   /** Namespace of the root object ("" for cluster-scoped). */
@@ -36,7 +40,7 @@ export interface ReconcileRequest {
    * The object as last seen by the watch, or undefined when it was deleted. Read-only: it is the
    * cached copy. May lag behind the API server; write with its resourceVersion as precondition.
    */
-  readonly object: KubeObject | undefined;
+  readonly object: T | undefined;
   /**
    * Aborted when the shard must stop this reconcile (fenced, shutting down with abort, handoff
    * timeout). Check it before every write and pass it to requests.
@@ -54,9 +58,12 @@ export interface ReconcileRequest {
    * policy bound to the resource, the API server refuses the write when a newer owner of the slot
    * has written the object since (a shard frozen past its Lease cannot land a late update).
    */
-  fenced<T extends KubeObject>(obj: T): T;
-  /** Cached objects of the controlled resources whose controller is this object (optionally one resource). */
-  controlled(resource?: GroupResourceRef): KubeObject[];
+  fenced<O extends KubeObjectLike>(obj: O): O;
+  /**
+   * Cached objects of the controlled resources whose controller is this object (optionally of one
+   * resource; `C` types them, unchecked).
+   */
+  controlled<C extends KubeObjectLike = KubeObject>(resource?: GroupResourceRef): C[];
 }
 
 /** What a reconcile returns: nothing (done) or a request to run again later. */
@@ -66,8 +73,10 @@ export type ReconcileResult = undefined | { requeueAfterMs?: number | undefined 
  * A reconciler: an async function of the request. Throwing requeues the key with exponential
  * backoff; `{ requeueAfterMs }` requeues it after that delay.
  */
-// biome-ignore lint/suspicious/noConfusingVoidType: lets a plain `async (req) => { ... }` be a Reconciler.
-export type Reconciler = (request: ReconcileRequest) => Promise<ReconcileResult | void>;
+export type Reconciler<T extends KubeObjectLike = KubeObject> = (
+  request: ReconcileRequest<T>,
+  // biome-ignore lint/suspicious/noConfusingVoidType: lets a plain `async (req) => { ... }` be a Reconciler.
+) => Promise<ReconcileResult | void>;
 
 /** One finished reconcile, for audit logs (`onReconcile`). */
 export interface ReconcileRecord {
@@ -88,11 +97,11 @@ export interface ReconcileRecord {
   readonly error?: string | undefined;
 }
 
-/** Options of {@link startController}. */
-export interface ControllerOptions {
+/** Options of {@link startController}. `T` types the root objects (unchecked). */
+export interface ControllerOptions<T extends KubeObjectLike = KubeObject> {
   /** The shard's membership; the runtime asks it before every reconcile. */
   member: ShardMember;
-  reconcile: Reconciler;
+  reconcile: Reconciler<T>;
   /**
    * Which of the SlotMap's resources to watch (roots and controlled). Default: all of them. A
    * resource the SlotMap does not list is an error.
@@ -139,7 +148,7 @@ export interface ControllerStats {
 }
 
 /** A running sharded controller. */
-export interface ShardedController {
+export interface ShardedController<T extends KubeObjectLike = KubeObject> {
   /** Resolves once every watched resource was listed once after the first slots were gained. */
   readonly synced: Promise<void>;
   /** Resolves when the controller has stopped (after `stop()` or the signal). */
@@ -148,7 +157,7 @@ export interface ShardedController {
   stop(): Promise<void>;
   stats(): ControllerStats;
   /** The cached root object of a key, if owned and present. */
-  get(key: string): KubeObject | undefined;
+  get(key: string): T | undefined;
 }
 
 interface RootEntry {
@@ -202,12 +211,17 @@ function notOlder(a: string | undefined, b: string | undefined): boolean {
  *
  * @throws RangeError for a bad `concurrency`.
  */
-export function startController(options: ControllerOptions): ShardedController {
-  return new Controller(options).handle;
+export function startController<T extends KubeObjectLike = KubeObject>(
+  options: ControllerOptions<T>,
+): ShardedController<T> {
+  // The cache holds the JSON the API server sent; T is the caller's view of it (unchecked).
+  return new Controller(options as unknown as ControllerOptions).handle as unknown as ShardedController<T>;
 }
 
 /** Runs a sharded controller until `options.signal` aborts; resolves once it has stopped. */
-export function runController(options: ControllerOptions): Promise<void> {
+export function runController<T extends KubeObjectLike = KubeObject>(
+  options: ControllerOptions<T>,
+): Promise<void> {
   return startController(options).done;
 }
 
@@ -389,7 +403,7 @@ class Controller {
           },
           onError: (err) =>
             this.#log.warn(
-              { ...this.#fields(), resource: rule.resource.path, err: errText(err) },
+              { ...this.#fields(), resource: rule.resource.path, err },
               "watch failed; retrying",
             ),
         },
@@ -565,7 +579,7 @@ class Controller {
           for (let s = 0; s < SLOT_COUNT; s++) if (gained[s] === 1) w.pendingGain[s] = 1;
           w.pendingAny = true;
           this.#log.warn(
-            { ...this.#fields(), resource: w.rule.resource.path, err: errText(err) },
+            { ...this.#fields(), resource: w.rule.resource.path, err },
             "listing gained slots failed; retrying",
           );
           await new Promise((r) => setTimeout(r, 1000));
@@ -630,7 +644,7 @@ class Controller {
       try {
         await this.#process(key);
       } catch (err) {
-        this.#log.error({ ...this.#fields(), key, err: errText(err) }, "reconcile runtime error");
+        this.#log.error({ ...this.#fields(), key, err }, "reconcile runtime error");
       } finally {
         this.#queue.done(key);
       }
@@ -669,15 +683,15 @@ class Controller {
       object: obj,
       signal: ticket.signal,
       fence: ticket.fence,
-      fenced: <T extends KubeObject>(o: T): T => withFence(o, ticket.fence),
-      controlled(resource?: GroupResourceRef): KubeObject[] {
-        const out: KubeObject[] = [];
+      fenced: <O extends KubeObjectLike>(o: O): O => withFence(o, ticket.fence),
+      controlled<C extends KubeObjectLike = KubeObject>(resource?: GroupResourceRef): C[] {
+        const out: C[] = [];
         for (const id of children.get(key) ?? []) {
           const c = controlledMap.get(id);
           if (c === undefined) continue;
           const r = c.watch.rule.resource;
           if (resource === undefined || (r.group === resource.group && r.resource === resource.resource))
-            out.push(c.obj);
+            out.push(c.obj as unknown as C);
         }
         return out;
       },
@@ -723,7 +737,7 @@ class Controller {
       try {
         this.#o.onReconcile?.(record);
       } catch (err) {
-        this.#log.error({ ...this.#fields(), err: errText(err) }, "onReconcile hook threw");
+        this.#log.error({ ...this.#fields(), err }, "onReconcile hook threw");
       }
     }
   }

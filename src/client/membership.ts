@@ -49,7 +49,8 @@ import { SlotRules } from "./rules.js";
 
 /**
  * Structured logger; pino's `Logger` fits. Every record about membership carries `slotmap`,
- * `shard`, `generation` and `identity`.
+ * `shard`, `generation` and `identity`; failures carry the Error itself under `err` (pino's
+ * standard serializer keeps its stack).
  */
 export interface ShardLogger {
   debug(fields: object, msg: string): void;
@@ -407,8 +408,7 @@ export class ShardMember {
             }
           }
         },
-        onError: (err) =>
-          this.#log.warn({ ...this.#fields(), err: errText(err) }, "SlotMap watch failed; retrying"),
+        onError: (err) => this.#log.warn({ ...this.#fields(), err }, "SlotMap watch failed; retrying"),
       },
     });
     void this.#slotMapReflector.start().catch(() => {});
@@ -649,8 +649,7 @@ export class ShardMember {
         onSynced: () => {
           if (!this.#leaseSeenInList) this.#feed({ type: "leaseObserved", lease: null });
         },
-        onError: (err) =>
-          this.#log.warn({ ...this.#fields(), err: errText(err) }, "Lease watch failed; retrying"),
+        onError: (err) => this.#log.warn({ ...this.#fields(), err }, "Lease watch failed; retrying"),
       },
     });
     void this.#leaseReflector.start().catch(() => {});
@@ -745,7 +744,7 @@ export class ShardMember {
     try {
       fn();
     } catch (err) {
-      this.#log.error({ ...this.#fields(), err: errText(err) }, "shard member listener threw");
+      this.#log.error({ ...this.#fields(), err }, "shard member listener threw");
     }
   }
 
@@ -882,7 +881,7 @@ export class ShardMember {
       } catch (err) {
         const delay = backoffDelay(attempt, 500, 30_000);
         this.#log[err instanceof DiscoveryError ? "error" : "warn"](
-          { ...this.#fields(), err: errText(err), retryInMs: delay },
+          { ...this.#fields(), err, retryInMs: delay },
           "cannot resolve the SlotMap's resources; retrying",
         );
         await new Promise<void>((resolve) => {
@@ -928,8 +927,7 @@ export class ShardMember {
             if (!seen.has(name)) this.#namespaceLabels.delete(name);
           changed();
         },
-        onError: (err) =>
-          this.#log.warn({ ...this.#fields(), err: errText(err) }, "Namespace watch failed; retrying"),
+        onError: (err) => this.#log.warn({ ...this.#fields(), err }, "Namespace watch failed; retrying"),
       },
     });
     void this.#namespaceReflector.start().catch(() => {});

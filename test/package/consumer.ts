@@ -44,4 +44,25 @@ const out = {
 export function memberFor(kc: KubeConfig) {
   return createShardMember({ kubeConfig: kc, slotMap: "demo", shard: "demo-0" });
 }
+// Typed objects: the reconciler sees its own types for the root and controlled objects.
+interface Secret {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: { name?: string; namespace?: string };
+  data?: Record<string, string>;
+}
+interface ConfigMap {
+  metadata?: { name?: string; namespace?: string };
+  data?: Record<string, string>;
+}
+const typed: Reconciler<Secret> = async (req) => {
+  const keys: string[] = Object.keys(req.object?.data ?? {});
+  const cms: ConfigMap[] = req.controlled<ConfigMap>({ group: "", resource: "configmaps" });
+  req.signal.throwIfAborted();
+  void keys;
+  void cms;
+};
+export function typedController(kc: KubeConfig): Secret | undefined {
+  return startController<Secret>({ member: memberFor(kc), reconcile: typed }).get("/Secret/ns/s");
+}
 console.log(JSON.stringify(out));
