@@ -29,6 +29,12 @@ export const ANNOTATION_SLOTMAP_UID = "slotmap.dev/slotmap-uid";
  * hand (no marker) is waited out for a full lease duration like an expiry (DESIGN "Trust").
  */
 export const ANNOTATION_RELEASED_BY = "slotmap.dev/released-by";
+/**
+ * Annotation a shard writes while it refuses the status of its SlotMap (the uid of its ack): a
+ * table at this generation, or below, written after one it applied (a restore). The coordinator
+ * resets above it (docs/design-decisions.md "Regressed status").
+ */
+export const ANNOTATION_REFUSED_GENERATION = "slotmap.dev/refused-generation";
 /** Optional annotation: the shard's weight (default 1; 0 drains the shard). */
 export const ANNOTATION_WEIGHT = "slotmap.dev/weight";
 /** Weight of a shard without a valid weight annotation or `spec.weights` entry. */
@@ -40,6 +46,8 @@ export interface ShardLeaseAnnotations {
   observedGeneration: number | undefined;
   /** The SlotMap UID the ack refers to, or undefined when absent or malformed. */
   slotmapUid: string | undefined;
+  /** The generation whose table the shard refuses (same uid as the ack), or undefined. */
+  refusedGeneration: number | undefined;
   /** The Lease's weight: {@link DEFAULT_WEIGHT} when absent or malformed. */
   weight: number;
   /** One error per malformed annotation; empty when all are fine or absent. */
@@ -67,6 +75,7 @@ export function parseShardLeaseAnnotations(
   const result: ShardLeaseAnnotations = {
     observedGeneration: undefined,
     slotmapUid: undefined,
+    refusedGeneration: undefined,
     weight: DEFAULT_WEIGHT,
     errors: [],
   };
@@ -81,6 +90,18 @@ export function parseShardLeaseAnnotations(
         field: annotationField(ANNOTATION_OBSERVED_GENERATION),
         value: gen,
         message: `must be a non-negative integer (at most ${Number.MAX_SAFE_INTEGER}) without sign or leading zeros; treated as no acknowledgement`,
+      });
+    }
+  }
+
+  const refused = get(ANNOTATION_REFUSED_GENERATION);
+  if (refused !== undefined) {
+    result.refusedGeneration = parseDecimal(refused, Number.MAX_SAFE_INTEGER);
+    if (result.refusedGeneration === undefined) {
+      result.errors.push({
+        field: annotationField(ANNOTATION_REFUSED_GENERATION),
+        value: refused,
+        message: `must be a non-negative integer (at most ${Number.MAX_SAFE_INTEGER}) without sign or leading zeros; ignored`,
       });
     }
   }

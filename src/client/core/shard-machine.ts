@@ -10,6 +10,7 @@
  */
 import {
   ANNOTATION_OBSERVED_GENERATION,
+  ANNOTATION_REFUSED_GENERATION,
   ANNOTATION_RELEASED_BY,
   ANNOTATION_SLOTMAP_UID,
   ANNOTATION_WEIGHT,
@@ -61,6 +62,8 @@ interface PendingWrite {
   identity: string;
   /** The ack the body carries. */
   ack: Ack | undefined;
+  /** The refused generation the body carries. */
+  refused: number | undefined;
 }
 
 /**
@@ -113,6 +116,10 @@ export interface ShardMachineState {
   statusResourceVersion: string | undefined;
   /** The status went down (restored) at this resourceVersion: we own nothing until a higher generation. */
   regressedAt: string | undefined;
+  /** Generation of that refused status, reported in the Lease until a higher one is applied. */
+  refused: number | undefined;
+  /** The refusal the last successful write carried. */
+  refusedWritten: number | undefined;
   /** `rulesFingerprint` of that status (undefined: it names none, any rules go). */
   statusRules: string | undefined;
   /** The rules the runtime applies (`rulesApplied`); undefined before it reported any. */
@@ -559,6 +566,7 @@ export class ShardMachine implements ShardMachineView {
     s.retryAt = Number.NEGATIVE_INFINITY;
     this.#observeLease(lease);
     this.#recordAck(w.ack);
+    s.refusedWritten = w.refused;
     if (acquired) {
       this.#log("info", "acquired the shard Lease", { transitions: lease.spec?.leaseTransitions });
       this.#refreshOwnership("lease");
@@ -612,7 +620,14 @@ export class ShardMachine implements ShardMachineView {
    * handoff's latency). Weight and label ride along with every write, so cadence suffices for them.
    */
   #ackDirty(): boolean {
-    return !sameAck(this.#s.ackTarget, this.#s.ackWritten);
+    const s = this.#s;
+    return !sameAck(s.ackTarget, s.ackWritten) || this.#refusal() !== s.refusedWritten;
+  }
+
+  /** The refusal to report: only beside an ack of the same SlotMap instance (the uid it refers to). */
+  #refusal(): number | undefined {
+    const s = this.#s;
+    return s.ackTarget !== undefined && s.ackTarget.uid === s.status.uid ? s.refused : undefined;
   }
 
   #send(kind: LeaseWriteKind): void {
@@ -656,6 +671,11 @@ export class ShardMachine implements ShardMachineView {
       delete annotations[ANNOTATION_OBSERVED_GENERATION];
       delete annotations[ANNOTATION_SLOTMAP_UID];
     }
+    // Our ack alone cannot tell the coordinator that the table at its generation is not the one we
+    // applied (restored while its Lease view lagged, so it reused the generation): this does.
+    const refused = this.#refusal();
+    if (refused !== undefined) annotations[ANNOTATION_REFUSED_GENERATION] = String(refused);
+    else delete annotations[ANNOTATION_REFUSED_GENERATION];
     // The release marker names the incarnation that released: only that makes a cleared holder a
     // release to the coordinator (a holder cleared by hand is waited out like an expiry).
     if (kind === "release") annotations[ANNOTATION_RELEASED_BY] = identity;
@@ -670,7 +690,7 @@ export class ShardMachine implements ShardMachineView {
 
     const id = s.nextWriteId++;
     const timeoutAt = s.now + cfg.writeTimeoutMs;
-    s.write = { id, kind, sentAt: s.now, timeoutAt, identity, ack };
+    s.write = { id, kind, sentAt: s.now, timeoutAt, identity, ack, refused };
     const resourceVersion = base === null ? undefined : base.metadata.resourceVersion;
     this.#out.push({
       type: "writeLease",
@@ -788,6 +808,7 @@ export class ShardMachine implements ShardMachineView {
     s.status.generation = generation;
     s.statusResourceVersion = resourceVersion;
     s.regressedAt = undefined;
+    s.refused = undefined;
     s.statusRules = status?.rulesFingerprint;
     s.entry = entry;
     this.#log("info", "applying assignment generation", {
@@ -819,6 +840,7 @@ export class ShardMachine implements ShardMachineView {
     }
     if (s.regressedAt === resourceVersion) return true;
     s.regressedAt = resourceVersion;
+    s.refused = generation;
     s.statusResourceVersion = resourceVersion;
     this.#log(
       "error",
@@ -1075,6 +1097,8 @@ function initialState(): ShardMachineState {
     status: { uid: undefined, generation: 0 },
     statusResourceVersion: undefined,
     regressedAt: undefined,
+    refused: undefined,
+    refusedWritten: undefined,
     statusRules: undefined,
     appliedRules: undefined,
     entry: undefined,

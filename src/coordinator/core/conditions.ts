@@ -48,7 +48,13 @@ export interface ConditionFacts {
     | undefined;
   /** The status was found regressed in this step (reset written). */
   readonly regressed:
-    | { readonly statusGeneration: number; readonly highestAck: number; readonly resetGeneration: number }
+    | {
+        readonly statusGeneration: number;
+        readonly highestAck: number;
+        readonly resetGeneration: number;
+        /** Set when a shard's refusal, not an ack above the status, found it. */
+        readonly refused?: number | undefined;
+      }
     | undefined;
   readonly unassigned: number;
   readonly balanced: boolean;
@@ -73,10 +79,14 @@ function ready(f: ConditionFacts): ConditionWant {
   });
   if (f.regressed !== undefined) {
     const r = f.regressed;
+    const why =
+      r.refused === undefined
+        ? `status.assignmentGeneration ${r.statusGeneration} is below generation ${r.highestAck} that shards acknowledged (a status restored from a backup?)`
+        : `a shard refuses the table at generation ${r.refused}: it had applied another table at that generation (a status restored from a backup?)`;
     return want(
       "False",
       REASONS.statusRegressed,
-      `status.assignmentGeneration ${r.statusGeneration} is below generation ${r.highestAck} that shards acknowledged (a status restored from a backup?): the restored table is not used; every shard drains and slots are assigned anew once every live shard acknowledged reset generation ${r.resetGeneration}`,
+      `${why}: the restored table is not used; every shard drains and slots are assigned anew once every live shard acknowledged reset generation ${r.resetGeneration}`,
     );
   }
   if (f.readyCount === 0) {

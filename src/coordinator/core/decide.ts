@@ -638,15 +638,19 @@ export function highestAck(observations: readonly ShardObservation[]): number {
  * is never planned on. Writes a generation {@link RESET_JUMP} above every ack that assigns nothing;
  * the drain barrier then waits for every live shard to acknowledge it before assigning anew.
  */
-export function resetRegressed(ctx: DecideContext, ack: number): Decision {
+export function resetRegressed(ctx: DecideContext, ack: number, refused?: number): Decision {
   const { table, out, ref } = ctx;
   const next = emptyTable(table, ack + RESET_JUMP);
   out.report(`regressed\u0000${table.generation}\u0000${ack}`, () => {
+    const why =
+      refused === undefined
+        ? `status.assignmentGeneration ${table.generation} is below generation ${ack} acknowledged by shards (restored from a backup?)`
+        : `a shard refuses the table at generation ${refused}: it applied another table at that generation (the status was restored from a backup and a generation reused?)`;
     out.event(
       ref,
       "Warning",
       REASONS.statusRegressed,
-      `status.assignmentGeneration ${table.generation} is below generation ${ack} acknowledged by shards (restored from a backup?): the restored table is not used; resetting to generation ${next.generation}, which assigns nothing until every live shard acknowledges it`,
+      `${why}: the restored table is not used; resetting to generation ${next.generation}, which assigns nothing until every live shard acknowledges it`,
     );
     out.log("error", "SlotMap status regressed: resetting through a drain barrier", {
       statusGeneration: table.generation,
@@ -658,6 +662,7 @@ export function resetRegressed(ctx: DecideContext, ack: number): Decision {
     statusGeneration: table.generation,
     highestAck: ack,
     resetGeneration: next.generation,
+    refused,
   });
 }
 

@@ -67,6 +67,8 @@ export interface ShardObservation {
   readonly ackedGeneration: number;
   /** The Lease's observed-generation for this SlotMap uid, whoever wrote it (regression check). */
   readonly rawAck: number;
+  /** The generation whose table the shard refuses (restored under it), for this uid; 0 if none. */
+  readonly refusedGeneration: number;
   /** Weight from the Lease annotation (default 1). */
   readonly leaseWeight: number;
   readonly annotationErrors: readonly FieldError[];
@@ -300,6 +302,7 @@ function observeLease(
         ? rawAck
         : 0,
     rawAck,
+    refusedGeneration: parsed.slotmapUid === input.slotMapUid ? (parsed.refusedGeneration ?? 0) : 0,
     leaseWeight: parsed.weight,
     annotationErrors: parsed.errors,
     refusedDurationMs: refused ? durationMs : undefined,
@@ -344,6 +347,7 @@ function observeAbsent(
     previousGrantFenced: false,
     ackedGeneration: 0,
     rawAck: 0,
+    refusedGeneration: 0,
     leaseWeight: 1,
     annotationErrors: [],
     refusedDurationMs: undefined,

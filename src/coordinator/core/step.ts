@@ -316,11 +316,18 @@ export function step(memory: CoreMemory | undefined, input: StepInput): StepResu
   // Judged only from Leases seen live since our first observation: a new leader whose SlotMap view
   // lags its Lease view would otherwise take a fresh ack for a restore (its reset would 409, but
   // its Warning would be false).
-  const ack = highestAck(observations.filter((o) => o.memory.confirmed));
+  const confirmed = observations.filter((o) => o.memory.confirmed);
+  const ack = highestAck(confirmed);
   if (ack > statusRead.table.generation && !cfg.mutations.has("acceptRegressedStatus")) {
     // The reset jumps above every ack, confirmed or not: a Lease not yet seen renewing (Expired, a
     // new leader) may name a generation its process applied, and that number must not be reused.
     return finish(resetRegressed(ctx, Math.max(ack, highestAck(observations))));
+  }
+  // A shard refuses the table at the status's generation: restored while our Lease view lagged, we
+  // wrote another table at a generation it had applied. Its ack equals ours, so only this tells.
+  const refused = Math.max(0, ...confirmed.map((o) => o.refusedGeneration));
+  if (refused >= statusRead.table.generation && refused > 0 && !cfg.mutations.has("ignoreRefusal")) {
+    return finish(resetRegressed(ctx, Math.max(refused, highestAck(observations)), refused));
   }
   const written = statusRead.status.rulesFingerprint;
   if (written !== undefined && written !== ctx.rules && !cfg.mutations.has("adoptRulesWithoutBarrier")) {

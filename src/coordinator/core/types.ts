@@ -107,6 +107,7 @@ export interface CoordinatorConfig {
  * - `barrierTrustsUnacked`: the drain barrier waits only for Leases acking another SlotMap uid.
  * - `ignoreObservationGap`: after a blind period, Lease clocks keep running.
  * - `skipSettle`: plan before every live Lease was seen renewing once (a new leader, a restore).
+ * - `ignoreRefusal`: a shard's `refused-generation` report is not acted on.
  * - `adoptRulesWithoutBarrier`: a changed spec.resources placement is written into the status
  *   with the next table, without a generation that assigns nothing.
  */
@@ -125,6 +126,7 @@ export const COORDINATOR_MUTATIONS = [
   "ignoreObservationGap",
   "skipSettle",
   "adoptRulesWithoutBarrier",
+  "ignoreRefusal",
 ] as const;
 
 /** One of {@link COORDINATOR_MUTATIONS}. */

@@ -301,6 +301,50 @@ describe("rule 5: which acks count", () => {
     expect(w.counts()).toEqual({ a: 5462, b: 5461, c: 5461 });
   });
 
+  it("a shard refusing the table at the status's generation (a reused generation) resets it; a refusal below it or for another uid does not", () => {
+    const w = balanced("a", "b");
+    const g = w.status().assignmentGeneration;
+    w.annotate("b", { "slotmap.dev/refused-generation": String(g - 1) });
+    tick(w);
+    w.step();
+    expect(w.status().assignmentGeneration).toBe(g);
+    w.annotate("b", {
+      "slotmap.dev/refused-generation": String(g),
+      "slotmap.dev/slotmap-uid": "another-uid",
+    });
+    tick(w);
+    w.step();
+    expect(w.status().assignmentGeneration).toBe(g);
+    w.annotate("b", {
+      "slotmap.dev/refused-generation": String(g),
+      "slotmap.dev/slotmap-uid": w.slotMap.metadata.uid,
+    });
+    tick(w);
+    const r = w.step();
+    expect(w.status()).toMatchObject({
+      assignmentGeneration: g + 1000,
+      unassignedSlots: `0-${SLOT_COUNT - 1}`,
+    });
+    expect(condition(w.status(), "Ready")).toMatchObject({ status: "False", reason: "StatusRegressed" });
+    expect(actionsOf(r, "event")).toEqual([
+      expect.objectContaining({
+        reason: "StatusRegressed",
+        message: expect.stringContaining("refuses the table"),
+      }),
+    ]);
+    w.settle({ ack: true });
+    expect(w.counts()).toEqual({ a: 8192, b: 8192 });
+  });
+
+  it("teeth: with ignoreRefusal the refused table stands", () => {
+    const w = mutated(balanced("a", "b"), "ignoreRefusal");
+    const g = w.status().assignmentGeneration;
+    w.annotate("b", { "slotmap.dev/refused-generation": String(g) });
+    tick(w);
+    w.step();
+    expect(w.status().assignmentGeneration).toBe(g);
+  });
+
   it("an ack above the status generation for another SlotMap uid is not a regression", () => {
     const w = balanced("a", "b");
     const g = w.status().assignmentGeneration;

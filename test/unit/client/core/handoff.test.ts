@@ -1,5 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { ANNOTATION_OBSERVED_GENERATION, ANNOTATION_SLOTMAP_UID } from "../../../../src/api/lease.js";
+import {
+  ANNOTATION_OBSERVED_GENERATION,
+  ANNOTATION_REFUSED_GENERATION,
+  ANNOTATION_SLOTMAP_UID,
+} from "../../../../src/api/lease.js";
 import { Driver, ident, ofType, quiet, SHARD, status, UID } from "./harness.js";
 
 /** An active shard that owns 0-99 in generation 1 (acked). */
@@ -213,6 +217,50 @@ describe("handoff", () => {
     ]);
     expect(ofType(fx, "log")[0]?.level).toBe("warn");
     expect(d.m.inspect().inFlight).toBe(1);
+  });
+});
+
+describe("a restored status (generation reused by the coordinator)", () => {
+  const observe = (d: Driver, g: number, slots: string, rv: string) =>
+    d.observeStatus(status(g, [[SHARD, slots, ident(1)]]), UID, rv);
+
+  it("refuses another table at the generation it applied, owns nothing and reports the refusal in its Lease until a higher generation", () => {
+    const d = new Driver();
+    d.at(0);
+    observe(d, 3, "0-99", "100");
+    d.acquire();
+    expect(d.m.ackedGeneration()).toBe(3);
+    // Restored to 2, then the coordinator writes 3 again with another table (newer resourceVersions).
+    observe(d, 2, "0-16383", "110");
+    observe(d, 3, "0-16383", "120");
+    expect(d.m.ownership.ownedCount()).toBe(0);
+    // Written at once, not at the next renew: first the refusal of the restored 2, then of 3.
+    expect(d.onlyPending().lease.metadata.annotations?.[ANNOTATION_REFUSED_GENERATION]).toBe("2");
+    d.reply();
+    d.tick(d.now + 1);
+    const w = d.onlyPending();
+    expect(w.lease.metadata.annotations).toMatchObject({
+      [ANNOTATION_REFUSED_GENERATION]: "3",
+      [ANNOTATION_OBSERVED_GENERATION]: "3",
+      [ANNOTATION_SLOTMAP_UID]: UID,
+    });
+    d.reply();
+    // The coordinator's reset, then the new table: the report goes away with the next write.
+    observe(d, 1003, "", "130");
+    d.run(d.now + 3000);
+    expect(d.m.ackedGeneration()).toBe(1003);
+    expect(d.api.lease!.metadata.annotations?.[ANNOTATION_REFUSED_GENERATION]).toBeUndefined();
+  });
+
+  it("a rewrite of the same table at the same generation (conditions) is no refusal", () => {
+    const d = new Driver();
+    d.at(0);
+    observe(d, 3, "0-99", "100");
+    d.acquire();
+    observe(d, 3, "0-99", "105");
+    expect(d.m.ownership.ownedCount()).toBe(100);
+    d.run(d.now + 3000);
+    expect(d.api.lease!.metadata.annotations?.[ANNOTATION_REFUSED_GENERATION]).toBeUndefined();
   });
 });
 

@@ -143,8 +143,10 @@ export class Driver {
     return this.#take(this.m.handle({ type: "leaseObserved", now: this.now, lease: structuredClone(lease) }));
   }
 
-  observeStatus(s: ShardStatusView | undefined, uid = UID): ShardEffect[] {
-    return this.#take(this.m.handle({ type: "slotMapObserved", now: this.now, uid, status: s }));
+  observeStatus(s: ShardStatusView | undefined, uid = UID, resourceVersion?: string): ShardEffect[] {
+    return this.#take(
+      this.m.handle({ type: "slotMapObserved", now: this.now, uid, status: s, resourceVersion }),
+    );
   }
 
   start(slot: number, key: string): ShardEffect[] {
