@@ -32,6 +32,7 @@ COPY --from=build /app/dist ./dist
 COPY crds ./crds
 # The image's "node" user, by number so that Kubernetes' runAsNonRoot can verify it.
 USER 1000:1000
-# /metrics, /healthz, /readyz
-EXPOSE 8080
+# The coordinator: /metrics on 8080, /healthz and /readyz on 8081 (the example shard serves all
+# three on 8080).
+EXPOSE 8080 8081
 ENTRYPOINT ["node", "dist/src/coordinator/main.js"]

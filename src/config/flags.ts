@@ -1,5 +1,6 @@
-import { Command, CommanderError } from "commander";
+import { Command, CommanderError, Option } from "commander";
 import { z } from "zod";
+import { parseGoDuration } from "./duration.js";
 
 /**
  * Flag tables for slotmap's processes (coordinator, example shards): every flag also has
@@ -25,6 +26,11 @@ export interface FlagSpec<K extends string = string> {
   schema: z.ZodType;
   /** Raw default, parsed by `schema` like any other value. */
   defaultValue?: string | (() => string | undefined);
+  /**
+   * Former names of this flag (`--old-name`), still accepted with a one-line warning on stderr
+   * naming the new flag (and `note`, when the meaning changed too). Hidden from `--help`.
+   */
+  deprecatedAliases?: readonly { flag: string; note?: string }[];
 }
 
 /** Where help and errors go (injected by tests). */
@@ -49,6 +55,29 @@ export function boundedNumber(min: number, max: number, unit = ""): z.ZodType<nu
   return z.coerce
     .number({ error: `must be a number${unit ? ` of${unit}` : ""}` })
     .refine((n) => Number.isFinite(n) && n >= min && n <= max, `must be between ${min} and ${max}${unit}`);
+}
+
+/**
+ * A duration in seconds within [min, max] seconds: a Go duration as Kubernetes components accept
+ * (`15s`, `1m30s`, `500ms`, see {@link parseGoDuration}) or a plain number of seconds (`15`,
+ * `0.5`).
+ */
+export function durationSeconds(min: number, max: number): z.ZodType<number> {
+  return z
+    .string()
+    .transform((v, ctx) => {
+      const s = /^\d+(\.\d+)?$/.test(v) ? Number(v) : parseGoDuration(v);
+      if (s === undefined) {
+        ctx.issues.push({
+          code: "custom",
+          input: v,
+          message: "must be a duration such as 15s, 1m30s or 500ms, or a number of seconds",
+        });
+        return z.NEVER;
+      }
+      return s;
+    })
+    .refine((s) => s >= min && s <= max, `must be between ${min} and ${max} seconds`);
 }
 
 /** `true`/`false`/`1`/`0`. */
@@ -93,7 +122,11 @@ export function parseFlags<K extends string>(
     .exitOverride()
     .configureOutput({ ...out, outputError: () => {} }) // the caller prints the ConfigError once
     .allowExcessArguments(false);
-  for (const f of flags) cmd.option(f.flag, `${f.help} [env ${f.env.join(", ")}]`);
+  for (const f of flags) {
+    cmd.option(f.flag, `${f.help} [env ${f.env.join(", ")}]`);
+    const argument = f.flag.slice(f.flag.indexOf(" "));
+    for (const a of f.deprecatedAliases ?? []) cmd.addOption(new Option(`${a.flag}${argument}`).hideHelp());
+  }
   try {
     cmd.parse([...argv], { from: "user" });
   } catch (err) {
@@ -103,8 +136,18 @@ export function parseFlags<K extends string>(
   const given = cmd.opts<Record<string, string | boolean | undefined>>();
   const result: Partial<Record<K, unknown>> = {};
   for (const f of flags) {
-    const flagName = f.flag.split(" ")[0] ?? f.flag;
-    const value = given[optionName(f.flag)];
+    const alias = f.deprecatedAliases?.find((a) => given[optionName(a.flag)] !== undefined);
+    let flagName = f.flag.split(" ")[0] ?? f.flag;
+    let value = given[optionName(f.flag)];
+    if (alias !== undefined) {
+      out.writeErr(
+        `warning: ${alias.flag} is deprecated: use ${flagName}${alias.note ? ` (${alias.note})` : ""}\n`,
+      );
+      if (value === undefined) {
+        value = given[optionName(alias.flag)];
+        flagName = alias.flag;
+      }
+    }
     // `--leader-elect` without a value means true.
     const fromFlag = value === true ? "true" : value === false ? undefined : value;
     const envName = f.env.find((e) => env[e] !== undefined && env[e] !== "");
@@ -124,20 +167,39 @@ export function parseFlags<K extends string>(
   return result as Record<K, unknown>;
 }
 
-/** The leader-election style timing rule shared by coordinator and shards. */
-export function checkLeaseTimings(c: {
-  leaseDurationSeconds: number;
-  renewDeadlineSeconds: number;
-  retryPeriodSeconds: number;
-}): void {
+/** The flags {@link checkLeaseTimings} names in its errors. */
+export interface LeaseTimingFlags {
+  leaseDuration: string;
+  renewDeadline: string;
+  retryPeriod: string;
+}
+
+/**
+ * The leader-election style timing rule shared by coordinator and shards.
+ *
+ * @param flags the flag names for messages; default `--lease-duration`, `--renew-deadline`,
+ *   `--retry-period` (the example shard's).
+ */
+export function checkLeaseTimings(
+  c: {
+    leaseDurationSeconds: number;
+    renewDeadlineSeconds: number;
+    retryPeriodSeconds: number;
+  },
+  flags: LeaseTimingFlags = {
+    leaseDuration: "--lease-duration",
+    renewDeadline: "--renew-deadline",
+    retryPeriod: "--retry-period",
+  },
+): void {
   if (c.renewDeadlineSeconds >= c.leaseDurationSeconds) {
     throw new ConfigError(
-      `--renew-deadline: ${c.renewDeadlineSeconds} must be below --lease-duration (${c.leaseDurationSeconds})`,
+      `${flags.renewDeadline}: ${c.renewDeadlineSeconds} must be below ${flags.leaseDuration} (${c.leaseDurationSeconds})`,
     );
   }
   if (c.retryPeriodSeconds >= c.renewDeadlineSeconds) {
     throw new ConfigError(
-      `--retry-period: ${c.retryPeriodSeconds} must be below --renew-deadline (${c.renewDeadlineSeconds})`,
+      `${flags.retryPeriod}: ${c.retryPeriodSeconds} must be below ${flags.renewDeadline} (${c.renewDeadlineSeconds})`,
     );
   }
 }

@@ -11,6 +11,7 @@ import {
   checkLeaseTimings,
   DNS_LABEL,
   DNS_SUBDOMAIN,
+  durationSeconds,
   type FlagOutput,
   type FlagSpec,
   LOG_LEVEL_FLAG,
@@ -30,12 +31,28 @@ export interface CoordinatorConfig {
   leaseDurationSeconds: number;
   renewDeadlineSeconds: number;
   retryPeriodSeconds: number;
-  metricsAddress: string;
+  /** Listen address of `/metrics`; "0" disables it. */
+  metricsBindAddress: string;
+  /** Listen address of `/healthz` and `/readyz`; "0" disables it. */
+  healthProbeBindAddress: string;
   orphanAfterSeconds: number;
   logLevel: "trace" | "debug" | "info" | "warn" | "error" | "fatal";
 }
 
 const seconds = (min: number, max: number) => boundedNumber(min, max, " seconds");
+const LISTEN_ADDRESS = z
+  .string()
+  .regex(/^((\[[^\]]+\]|[^:]*):)?\d{1,5}$/, "must be host:port, :port or a port (0 disables)");
+
+/** The flag names of the leader-election timings, as component-base spells them. */
+const TIMING_FLAGS = {
+  leaseDuration: "--leader-elect-lease-duration",
+  renewDeadline: "--leader-elect-renew-deadline",
+  retryPeriod: "--leader-elect-retry-period",
+} as const;
+
+// Flag names follow Kubernetes component-base (leader election) and kubebuilder (bind addresses);
+// the former names stay accepted as deprecated aliases. See docs/coordinator.md.
 
 const FLAGS: FlagSpec<keyof CoordinatorConfig>[] = [
   {
@@ -64,7 +81,8 @@ const FLAGS: FlagSpec<keyof CoordinatorConfig>[] = [
   },
   {
     key: "leaderElectionNamespace",
-    flag: "--leader-election-namespace <ns>",
+    flag: "--leader-elect-resource-namespace <ns>",
+    deprecatedAliases: [{ flag: "--leader-election-namespace" }],
     env: ["POD_NAMESPACE"],
     help: "namespace of the leader-election Lease",
     schema: z.string().regex(DNS_LABEL, "must be a DNS label (lowercase letters, digits, '-')"),
@@ -72,7 +90,8 @@ const FLAGS: FlagSpec<keyof CoordinatorConfig>[] = [
   },
   {
     key: "leaderElectionName",
-    flag: "--leader-election-name <name>",
+    flag: "--leader-elect-resource-name <name>",
+    deprecatedAliases: [{ flag: "--leader-election-name" }],
     env: ["SLOTMAP_LEADER_ELECTION_NAME"],
     help: "name of the leader-election Lease",
     schema: z.string().regex(DNS_SUBDOMAIN, "must be a DNS subdomain"),
@@ -80,35 +99,52 @@ const FLAGS: FlagSpec<keyof CoordinatorConfig>[] = [
   },
   {
     key: "leaseDurationSeconds",
-    flag: "--lease-duration <s>",
+    flag: `${TIMING_FLAGS.leaseDuration} <duration>`,
+    deprecatedAliases: [{ flag: "--lease-duration" }],
     env: ["SLOTMAP_LEASE_DURATION"],
-    help: "leader-election lease duration",
-    schema: seconds(1, 3600),
-    defaultValue: "15",
+    help: "how long a standby waits after the leader's last renewal before taking over (15s, 1m; plain numbers are seconds)",
+    schema: durationSeconds(1, 3600),
+    defaultValue: "15s",
   },
   {
     key: "renewDeadlineSeconds",
-    flag: "--renew-deadline <s>",
+    flag: `${TIMING_FLAGS.renewDeadline} <duration>`,
+    deprecatedAliases: [{ flag: "--renew-deadline" }],
     env: ["SLOTMAP_RENEW_DEADLINE"],
-    help: "a leader that could not renew for this long steps down (< lease duration)",
-    schema: seconds(0.1, 3600),
-    defaultValue: "10",
+    help: "a leader that could not renew for this long steps down (below the lease duration)",
+    schema: durationSeconds(0.1, 3600),
+    defaultValue: "10s",
   },
   {
     key: "retryPeriodSeconds",
-    flag: "--retry-period <s>",
+    flag: `${TIMING_FLAGS.retryPeriod} <duration>`,
+    deprecatedAliases: [{ flag: "--retry-period" }],
     env: ["SLOTMAP_RETRY_PERIOD"],
-    help: "interval between leader-election attempts and renewals",
-    schema: seconds(0.05, 600),
-    defaultValue: "2",
+    help: "interval between leader-election attempts and renewals (below the renew deadline)",
+    schema: durationSeconds(0.05, 600),
+    defaultValue: "2s",
   },
   {
-    key: "metricsAddress",
-    flag: "--metrics-address <addr>",
+    key: "metricsBindAddress",
+    flag: "--metrics-bind-address <addr>",
+    deprecatedAliases: [
+      {
+        flag: "--metrics-address",
+        note: "/healthz and /readyz are now served on --health-probe-bind-address, default :8081",
+      },
+    ],
     env: ["SLOTMAP_METRICS_ADDRESS"],
-    help: "listen address of /metrics, /healthz and /readyz (host:port, :port, or 0 to disable)",
-    schema: z.string().regex(/^((\[[^\]]+\]|[^:]*):)?\d{1,5}$/, "must be host:port, :port or a port"),
+    help: "listen address of /metrics (host:port, :port, or 0 to disable)",
+    schema: LISTEN_ADDRESS,
     defaultValue: ":8080",
+  },
+  {
+    key: "healthProbeBindAddress",
+    flag: "--health-probe-bind-address <addr>",
+    env: ["SLOTMAP_HEALTH_PROBE_ADDRESS"],
+    help: "listen address of /healthz and /readyz (host:port, :port, or 0 to disable)",
+    schema: LISTEN_ADDRESS,
+    defaultValue: ":8081",
   },
   {
     key: "orphanAfterSeconds",
@@ -141,6 +177,6 @@ export function parseCoordinatorConfig(
     env,
     out,
   ) as unknown as CoordinatorConfig;
-  checkLeaseTimings(config);
+  checkLeaseTimings(config, TIMING_FLAGS);
   return config;
 }

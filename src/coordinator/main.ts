@@ -11,7 +11,7 @@ import { CommanderError } from "commander";
 import { type Logger, pino } from "pino";
 import { KubeHttp } from "../kube/http.js";
 import { LeaderElector } from "../kube/leader-election.js";
-import { type OpsServer, startOpsServer } from "../kube/ops-server.js";
+import { type OpsServer, type OpsServerOptions, startOpsServer } from "../kube/ops-server.js";
 import { untilShutdown } from "../runtime/shutdown.js";
 import { PACKAGE_VERSION } from "../runtime/version.js";
 import { ConfigError, type CoordinatorConfig, parseCoordinatorConfig } from "./config.js";
@@ -19,20 +19,29 @@ import { CoordinatorDriver } from "./driver.js";
 import { CoordinatorMetrics } from "./metrics.js";
 
 /**
- * The `slotmap-coordinator` process: ops server, optional leader election, and the driver
- * (src/coordinator/driver.ts) while this replica leads. See docs/coordinator.md.
+ * The `slotmap-coordinator` process: metrics and health-probe servers, optional leader
+ * election, and the driver (src/coordinator/driver.ts) while this replica leads. See
+ * docs/coordinator.md.
  */
+
+/** The bound ports of the coordinator's two servers; undefined when disabled ("0"). */
+export interface CoordinatorPorts {
+  /** `/metrics`, on `--metrics-bind-address`. */
+  metrics: number | undefined;
+  /** `/healthz` and `/readyz`, on `--health-probe-bind-address`. */
+  healthProbe: number | undefined;
+}
 
 /** Options of {@link runCoordinator}. */
 export interface RunOptions {
-  /** Aborting it shuts down: stop the driver, release leadership, close the ops server. */
+  /** Aborting it shuts down: stop the driver, release leadership, close the servers. */
   signal: AbortSignal;
   /** Default: pino to stdout at `config.logLevel`. */
   logger?: Logger;
   /** Default: loaded from `config.kubeconfig`, in-cluster, or ~/.kube/config. */
   kubeConfig?: KubeConfig;
-  /** Called once the ops server listens (not called when it is disabled). */
-  onListening?: (port: number) => void;
+  /** Called once both servers listen (also when either or both are disabled). */
+  onListening?: (ports: CoordinatorPorts) => void;
   /** Default: a fresh registry with the default process metrics. */
   metrics?: CoordinatorMetrics;
 }
@@ -63,7 +72,7 @@ export async function loadCoordinatorKubeConfig(
 /**
  * Runs the coordinator until `opts.signal` aborts, then shuts down in order: stop the driver
  * (no write starts after that), release the leader Lease (a standby takes over at once instead of
- * after expiry), close the ops server. Resolves when done.
+ * after expiry), close the servers. Resolves when done.
  */
 export async function runCoordinator(config: CoordinatorConfig, opts: RunOptions): Promise<void> {
   const logger = opts.logger ?? coordinatorLogger(config);
@@ -94,10 +103,11 @@ export async function runCoordinator(config: CoordinatorConfig, opts: RunOptions
     d.start().catch((err: unknown) => logger.error({ err }, "driver failed to start"));
   };
 
-  let server: OpsServer | undefined;
-  if (config.metricsAddress !== "0") {
-    server = await startOpsServer({
-      address: config.metricsAddress,
+  // Bound before leader election or the driver starts: a bad or busy address stops the process
+  // before it takes any Lease.
+  let servers: CoordinatorServers;
+  try {
+    servers = await startServers(config, logger, {
       registry: metrics.registry,
       healthz: {
         driver: () => driver?.health(),
@@ -110,9 +120,11 @@ export async function runCoordinator(config: CoordinatorConfig, opts: RunOptions
         shardLimit: () => driver?.shardLimitProblem(),
       },
     });
-    logger.info({ address: config.metricsAddress, port: server.port }, "ops server listening");
-    opts.onListening?.(server.port);
+  } catch (err) {
+    await http.close();
+    throw err;
   }
+  opts.onListening?.(servers.ports);
 
   if (config.leaderElect) {
     // A fresh suffix per process: a restarted pod with the same name must not resume a tenure
@@ -161,9 +173,57 @@ export async function runCoordinator(config: CoordinatorConfig, opts: RunOptions
   await d?.stop();
   await elector?.stop();
   metrics.leader.set(0);
-  await server?.close();
+  await servers.close();
   await http.close();
   logger.info("stopped");
+}
+
+/** The metrics and health-probe servers of a coordinator. */
+interface CoordinatorServers {
+  readonly ports: CoordinatorPorts;
+  close(): Promise<void>;
+}
+
+/**
+ * Binds `/metrics` on `--metrics-bind-address` and the probes on `--health-probe-bind-address`
+ * (kubebuilder's split: scraping and probing get their own ports, and either can be off with
+ * "0"). All or nothing: when the second cannot listen the first is closed again.
+ */
+async function startServers(
+  config: CoordinatorConfig,
+  logger: Logger,
+  what: Pick<OpsServerOptions, "registry" | "healthz" | "readyz">,
+): Promise<CoordinatorServers> {
+  const servers: OpsServer[] = [];
+  const listen = async (name: string, field: string, address: string, o: Partial<OpsServerOptions>) => {
+    if (address === "0") return undefined;
+    const server = await startOpsServer({ ...o, address, field });
+    servers.push(server);
+    logger.info({ address, port: server.port }, `${name} server listening`);
+    return server.port;
+  };
+  const close = async () => {
+    await Promise.all(servers.map((s) => s.close()));
+  };
+  try {
+    const metrics = await listen("metrics", "--metrics-bind-address", config.metricsBindAddress, {
+      registry: what.registry,
+      probes: false,
+    });
+    const healthProbe = await listen(
+      "health probe",
+      "--health-probe-bind-address",
+      config.healthProbeBindAddress,
+      {
+        healthz: what.healthz,
+        readyz: what.readyz,
+      },
+    );
+    return { ports: { metrics, healthProbe }, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
 }
 
 /** pino at the configured level, with string level labels (`"level":"info"`, not 30). */
@@ -192,8 +252,8 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   const logger = coordinatorLogger(config);
   const ac = new AbortController();
-  // The ops server binds first inside runCoordinator: a bad or busy --metrics-address rejects
-  // here before leader election or the driver starts.
+  // The metrics and probe servers bind first inside runCoordinator: a bad or busy address
+  // rejects here before leader election or the driver starts.
   const running = runCoordinator(config, { signal: ac.signal, logger, kubeConfig: kc });
   const failed = running.then(
     () => undefined,
@@ -202,7 +262,7 @@ async function main(argv: readonly string[]): Promise<number> {
   const stopped = untilShutdown({
     logger,
     // Signal or fatal error: stop the driver (no write starts after that), release the leader
-    // Lease (bounded by the renew deadline), close the ops server.
+    // Lease (bounded by the renew deadline), close the servers.
     stop: async () => {
       ac.abort();
       const err = await failed;

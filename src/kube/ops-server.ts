@@ -6,6 +6,8 @@ import type { Registry } from "prom-client";
  * The operational HTTP endpoints every slotmap process serves: `/metrics` (Prometheus text
  * format), `/healthz` (the process is alive and its loops are running) and `/readyz` (it is
  * ready to do its job: caches synced, and for the coordinator either leading or standing by).
+ * One server serves all three by default; the coordinator runs two, as kubebuilder's managers
+ * do: one with only `/metrics` (`probes: false`) and one with only the probes (no `registry`).
  */
 
 /** A named check; returns undefined when fine, else the reason it is not. */
@@ -20,8 +22,11 @@ export interface OpsServerOptions {
   /**
    * What `/metrics` serves; a function when the metrics exist only later (the server binds
    * before the shard member starts): until it returns a registry, `/metrics` answers 503.
+   * Absent: this server has no `/metrics` (404).
    */
-  registry: Registry | (() => Registry | undefined);
+  registry?: Registry | (() => Registry | undefined);
+  /** Serve `/healthz`, `/livez` and `/readyz`. Default true; false: they answer 404. */
+  probes?: boolean;
   healthz?: Record<string, Check>;
   readyz?: Record<string, Check>;
 }
@@ -73,11 +78,12 @@ function runChecks(checks: Record<string, Check> | undefined): { ok: boolean; bo
 export async function startOpsServer(opts: OpsServerOptions): Promise<OpsServer> {
   const field = opts.field ?? "--metrics-address";
   const { host, port } = parseListenAddress(opts.address, field);
-  const registryOf = typeof opts.registry === "function" ? opts.registry : () => opts.registry as Registry;
+  const { registry: source, probes = true } = opts;
+  const registryOf = typeof source === "function" ? source : () => source;
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     const registry = path === "/metrics" ? registryOf() : undefined;
-    if (path === "/metrics" && registry === undefined) {
+    if (path === "/metrics" && source !== undefined && registry === undefined) {
       res.writeHead(503, { "Content-Type": "text/plain" });
       res.end("metrics not ready yet\n");
       return;
@@ -95,7 +101,7 @@ export async function startOpsServer(opts: OpsServerOptions): Promise<OpsServer>
       );
       return;
     }
-    if (path === "/healthz" || path === "/livez" || path === "/readyz") {
+    if (probes && (path === "/healthz" || path === "/livez" || path === "/readyz")) {
       const { ok, body } = runChecks(path === "/readyz" ? opts.readyz : opts.healthz);
       res.writeHead(ok ? 200 : 503, { "Content-Type": "text/plain" });
       res.end(body);

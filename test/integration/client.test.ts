@@ -58,7 +58,9 @@ beforeAll(async () => {
     [
       "--leader-elect",
       "false",
-      "--metrics-address",
+      "--metrics-bind-address",
+      "0",
+      "--health-probe-bind-address",
       "0",
       "--identity",
       "it-coordinator",

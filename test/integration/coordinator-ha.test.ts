@@ -44,15 +44,17 @@ afterAll(async () => {
 function replica(identity: string): CoordinatorProcess {
   const p = new CoordinatorProcess([
     "--leader-elect=true",
-    "--leader-election-namespace",
+    "--leader-elect-resource-namespace",
     electionNs,
-    "--lease-duration",
-    "3",
-    "--renew-deadline",
-    "2",
-    "--retry-period",
-    "0.5",
-    "--metrics-address",
+    "--leader-elect-lease-duration",
+    "3s",
+    "--leader-elect-renew-deadline",
+    "2s",
+    "--leader-elect-retry-period",
+    "500ms",
+    "--metrics-bind-address",
+    "127.0.0.1:0",
+    "--health-probe-bind-address",
     "127.0.0.1:0",
     "--orphan-after",
     "2",
@@ -79,16 +81,19 @@ describe("coordinator replicas with leader election", () => {
       description: `coord-1 to lead\n${first.tail()}`,
     });
     const second = replica("coord-2");
-    await waitFor(() => second.hasLog("another replica leads: standing by") && second.port !== undefined, {
-      timeoutMs: 30_000,
-      description: `coord-2 to stand by\n${second.tail()}`,
-    });
-    leaderPort = first.port;
-    // The standby is ready (standing by) and exports leader 0.
-    expect((await fetchText(second.port!, "/readyz")).status).toBe(200);
-    expect(metricValue((await fetchText(second.port!, "/metrics")).text, "slotmap_coordinator_leader")).toBe(
-      0,
+    await waitFor(
+      () => second.hasLog("another replica leads: standing by") && second.probePort !== undefined,
+      {
+        timeoutMs: 30_000,
+        description: `coord-2 to stand by\n${second.tail()}`,
+      },
     );
+    leaderPort = first.metricsPort;
+    // The standby is ready (standing by) and exports leader 0.
+    expect((await fetchText(second.probePort!, "/readyz")).status).toBe(200);
+    expect(
+      metricValue((await fetchText(second.metricsPort!, "/metrics")).text, "slotmap_coordinator_leader"),
+    ).toBe(0);
 
     const t = await SlotMapFixture.create(http, track, "ha", ["a", "b", "c"]);
     let s = await t.settle();
@@ -115,7 +120,7 @@ describe("coordinator replicas with leader election", () => {
       description: `coord-2 to take over\n${second.tail()}`,
     });
     const tookOverAfter = Date.now() - killedAt;
-    leaderPort = second.port;
+    leaderPort = second.metricsPort;
     s = await t.until((x) => x.migrations.length === 1, "a's and b's handoffs committed by coord-2");
     expect(s.migrations[0]).toMatchObject({ from: "c", to: "d", generation: g + 1 });
     await t.shards.c!.ack(g + 1, t.uid);

@@ -457,7 +457,10 @@ export async function eventsFor(
 export class CoordinatorProcess {
   readonly logs: Array<Record<string, unknown>> = [];
   readonly stderr: string[] = [];
-  port: number | undefined;
+  /** The `/metrics` port, once logged (`metrics server listening`). */
+  metricsPort: number | undefined;
+  /** The `/healthz` and `/readyz` port, once logged (`health probe server listening`). */
+  probePort: number | undefined;
   exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private readonly child: ChildProcessByStdio<null, Readable, Readable>;
 
@@ -472,7 +475,10 @@ export class CoordinatorProcess {
       try {
         const rec = JSON.parse(line) as Record<string, unknown>;
         this.logs.push(rec);
-        if (rec.msg === "ops server listening" && typeof rec.port === "number") this.port = rec.port;
+        if (typeof rec.port === "number" && rec.msg === "metrics server listening")
+          this.metricsPort = rec.port;
+        if (typeof rec.port === "number" && rec.msg === "health probe server listening")
+          this.probePort = rec.port;
       } catch {
         this.stderr.push(line);
       }

@@ -32,7 +32,7 @@ import {
 } from "./coordinator-harness.js";
 
 let http: KubeHttp;
-let port: number;
+let ports: { metrics: number; probes: number };
 const stopping = new AbortController();
 let running: Promise<void>;
 const logs: Array<Record<string, unknown>> = [];
@@ -46,7 +46,9 @@ beforeAll(async () => {
   const config = parseCoordinatorConfig(
     [
       "--leader-elect=false",
-      "--metrics-address",
+      "--metrics-bind-address",
+      "127.0.0.1:0",
+      "--health-probe-bind-address",
       "127.0.0.1:0",
       "--orphan-after",
       "2",
@@ -56,16 +58,19 @@ beforeAll(async () => {
     {},
   );
   const logger = pino({ level: "debug" }, { write: (line: string) => logs.push(JSON.parse(line)) });
-  port = await new Promise<number>((resolve, reject) => {
+  ports = await new Promise((resolve, reject) => {
     running = runCoordinator(config, {
       signal: stopping.signal,
       logger,
       kubeConfig: kubeConfig(),
-      onListening: resolve,
+      onListening: ({ metrics, healthProbe }) =>
+        metrics !== undefined && healthProbe !== undefined
+          ? resolve({ metrics, probes: healthProbe })
+          : reject(new Error(`a server is disabled: ${JSON.stringify({ metrics, healthProbe })}`)),
     });
     running.catch(reject);
   });
-  await waitFor(async () => (await fetchText(port, "/readyz")).status === 200, {
+  await waitFor(async () => (await fetchText(ports.probes, "/readyz")).status === 200, {
     timeoutMs: 30_000,
     description: "coordinator /readyz",
   });
@@ -80,7 +85,7 @@ afterAll(async () => {
 });
 
 /** Track for cleanup; the metrics of this file's coordinator. */
-const track: Tracked = { shards: allShards, observers, slotMaps, metricsPort: () => port };
+const track: Tracked = { shards: allShards, observers, slotMaps, metricsPort: () => ports.metrics };
 const Setup = {
   create: (
     prefix: string,
@@ -499,15 +504,21 @@ describe("coordinator", () => {
     t.expectNoViolations();
   });
 
-  it("serves /healthz and /readyz", async () => {
-    expect(await fetchText(port, "/healthz")).toMatchObject({
+  it("serves /healthz and /readyz on the health-probe port, /metrics on the metrics port", async () => {
+    expect(ports.metrics).not.toBe(ports.probes);
+    expect(await fetchText(ports.probes, "/healthz")).toMatchObject({
       status: 200,
       text: expect.stringContaining("ok"),
     });
-    expect(await fetchText(port, "/readyz")).toMatchObject({
+    expect(await fetchText(ports.probes, "/readyz")).toMatchObject({
       status: 200,
       text: expect.stringContaining("[+]caches ok"),
     });
-    expect(metricValue((await fetchText(port, "/metrics")).text, "slotmap_coordinator_leader")).toBe(1);
+    expect(metricValue((await fetchText(ports.metrics, "/metrics")).text, "slotmap_coordinator_leader")).toBe(
+      1,
+    );
+    // Each port serves only its own endpoints, as kubebuilder's manager does.
+    expect((await fetchText(ports.probes, "/metrics")).status).toBe(404);
+    expect((await fetchText(ports.metrics, "/readyz")).status).toBe(404);
   });
 });

@@ -212,7 +212,10 @@ beforeAll(async () => {
   const r = await kubectl(["apply", "-f", "-"], { input: policy });
   expect(r.code, r.stderr).toBe(0);
   const config = parseCoordinatorConfig(
-    ["--leader-elect", "false", "--metrics-address", "0", "--identity", "fencing-it"],
+    [
+      ...["--leader-elect", "false", "--metrics-bind-address", "0", "--health-probe-bind-address", "0"],
+      ...["--identity", "fencing-it"],
+    ],
     {},
   );
   coordinator = runCoordinator(config, {

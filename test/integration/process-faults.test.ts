@@ -4,7 +4,8 @@
 // - no connection fault kills a process, and it renews again once the network heals;
 // - a fatal (uncaught) error releases the Lease and exits 1;
 // - SIGTERM drains, releases and exits 0;
-// - a busy --metrics-address exits 1 before any Lease is taken;
+// - a busy listen address (the shard's --metrics-address, the coordinator's
+//   --health-probe-bind-address) exits 1 before any Lease is taken;
 // - the leader elector steps down on time when its API calls stall (renew deadline watchdog).
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -236,19 +237,23 @@ describe("shard process (examples/checksum-controller)", () => {
 describe("coordinator process", () => {
   const coordinator = (ns: string, extra: string[] = []) =>
     start("src/coordinator/main.ts", [
-      ...["--kubeconfig", proxyKubeconfig, "--leader-elect", "true", "--leader-election-namespace", ns],
-      ...["--leader-election-name", "coordinator", "--identity", uniqueName("coord")],
-      ...["--metrics-address", "127.0.0.1:0", ...TIMING, ...extra],
+      ...["--kubeconfig", proxyKubeconfig, "--leader-elect", "true", "--leader-elect-resource-namespace", ns],
+      ...["--leader-elect-resource-name", "coordinator", "--identity", uniqueName("coord")],
+      ...["--metrics-bind-address", "127.0.0.1:0", "--health-probe-bind-address", "127.0.0.1:0"],
+      ...["--leader-elect-lease-duration", "4s", "--leader-elect-renew-deadline", "3s"],
+      ...["--leader-elect-retry-period", "500ms", ...extra],
     ]);
 
-  it("exits 1 with a clear message when --metrics-address is busy, before taking the leader Lease", async () => {
+  it("exits 1 with a clear message when --health-probe-bind-address is busy, before taking the leader Lease", async () => {
     const ns = await freshNamespace("faults-coord");
     const busy = await busyPort();
     try {
-      const p = coordinator(ns, ["--metrics-address", `127.0.0.1:${busy.port}`]);
+      const p = coordinator(ns, ["--health-probe-bind-address", `127.0.0.1:${busy.port}`]);
       const { code } = await p.exited;
       expect(code, p.output()).toBe(1);
-      expect(p.output()).toMatch(/error: --metrics-address "127.0.0.1:\d+": cannot listen: .*EADDRINUSE/);
+      expect(p.output()).toMatch(
+        /error: --health-probe-bind-address "127.0.0.1:\d+": cannot listen: .*EADDRINUSE/,
+      );
       expect(await getLease(ns, "coordinator")).toBeUndefined();
     } finally {
       busy.close();

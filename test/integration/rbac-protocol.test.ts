@@ -175,7 +175,9 @@ describe("the protocol under deploy/'s RBAC and admission, with pod-bound tokens
       [
         "--leader-elect",
         "true",
-        "--metrics-address",
+        "--metrics-bind-address",
+        "0",
+        "--health-probe-bind-address",
         "0",
         "--identity",
         "slotmap-coordinator-it",

@@ -29,9 +29,20 @@ describe("slotmap-coordinator process", { timeout: 60_000 }, () => {
   });
 
   it("a bad flag prints one `error:` line naming flag and value, exit 2", () => {
-    const r = run(["--lease-duration", "abc"]);
+    const r = run(["--leader-elect-lease-duration", "abc"]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toBe('error: --lease-duration: "abc": must be a number of seconds\n');
+    expect(r.stderr).toBe(
+      'error: --leader-elect-lease-duration: "abc": must be a duration such as 15s, 1m30s or 500ms, or a number of seconds\n',
+    );
+  });
+
+  it("a deprecated flag name warns on stderr, then the run goes on", () => {
+    const r = run(["--lease-duration", "20", "--kubeconfig", "/nonexistent/kubeconfig"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(
+      "warning: --lease-duration is deprecated: use --leader-elect-lease-duration\n" +
+        'error: --kubeconfig "/nonexistent/kubeconfig": cannot read the kubeconfig: no such file\n',
+    );
   });
 
   it("an unreadable kubeconfig is a one-line error, exit 2", () => {
