@@ -177,7 +177,9 @@ interface SizeContext {
   readonly coordinator: Child;
   readonly logDir: string;
   readonly log: (m: string) => void;
-  opsPort: number | undefined;
+  /** The coordinator's `/metrics` port and its `/healthz`, `/readyz` port. */
+  metricsPort: number | undefined;
+  probePort: number | undefined;
   watchers: Watchers | undefined;
 }
 
@@ -352,8 +354,11 @@ function generationAcks(fleet: ShardFleet, from: number, t0: number): Generation
   return out;
 }
 
-/** The coordinator's ops port, from its log line `ops server listening`. */
-function opsPortFromLog(logFile: string): number | undefined {
+/** A port of the coordinator, from its log line `metrics server listening` or `health probe server listening`. */
+function portFromLog(
+  logFile: string,
+  msg: "metrics server listening" | "health probe server listening",
+): number | undefined {
   let text: string;
   try {
     text = readFileSync(logFile, "utf8");
@@ -361,14 +366,14 @@ function opsPortFromLog(logFile: string): number | undefined {
     return undefined;
   }
   for (const line of text.split("\n")) {
-    if (!line.includes('"ops server listening"')) continue;
+    if (!line.includes(`"${msg}"`)) continue;
     const port = (JSON.parse(line) as { port?: unknown }).port;
     if (typeof port === "number") return port;
   }
   return undefined;
 }
 
-/** GET of the coordinator's ops server; the body is cut at `maxBody` characters. */
+/** GET of one of the coordinator's servers; the body is cut at `maxBody` characters. */
 async function opsGet(
   port: number | undefined,
   path: string,
@@ -442,7 +447,7 @@ async function measureOverLimit(
       note?: string;
     }>;
   }>("GET", "/api/v1/events", { query: { fieldSelector: "reason=TooManyShards" } });
-  const metrics = await opsGet(ctx.opsPort, "/metrics", Number.POSITIVE_INFINITY);
+  const metrics = await opsGet(ctx.metricsPort, "/metrics", Number.POSITIVE_INFINITY);
   const status = fleet.status;
   const result: Omit<OverLimitResult, "leave"> = {
     shards: total,
@@ -468,8 +473,8 @@ async function measureOverLimit(
     ready: conditionOf(status, "Ready"),
     metricShardsOverLimit:
       metrics.code === 200 ? gaugeValue(metrics.body, "slotmap_shards_over_limit") : undefined,
-    readyz: await opsGet(ctx.opsPort, "/readyz"),
-    healthz: await opsGet(ctx.opsPort, "/healthz"),
+    readyz: await opsGet(ctx.probePort, "/readyz"),
+    healthz: await opsGet(ctx.probePort, "/healthz"),
   };
   // The existing table keeps working: a listed shard with slots leaves.
   const victim = [...shardsWithSlots(status)].sort()[0] ?? shardName(0);
@@ -576,7 +581,9 @@ export async function runSize(
         cp.kubeconfig,
         "--leader-elect",
         "false",
-        "--metrics-address",
+        "--metrics-bind-address",
+        "127.0.0.1:0",
+        "--health-probe-bind-address",
         "127.0.0.1:0",
         "--identity",
         "bench-coordinator",
@@ -595,7 +602,8 @@ export async function runSize(
       coordinator,
       logDir,
       log,
-      opsPort: undefined,
+      metricsPort: undefined,
+      probePort: undefined,
       watchers: undefined,
     };
     const m0 = await metricsText(kube);
@@ -635,7 +643,8 @@ export async function runSize(
     log(
       `balanced in ${(balancedMs / 1000).toFixed(1)} s: generation ${setup.generations}, ${setup.statusWrites} status writes`,
     );
-    ctx.opsPort = opsPortFromLog(join(logDir, "coordinator.log"));
+    ctx.metricsPort = portFromLog(join(logDir, "coordinator.log"), "metrics server listening");
+    ctx.probePort = portFromLog(join(logDir, "coordinator.log"), "health probe server listening");
     fleet.seen.splice(0, Math.max(0, fleet.seen.length - 1)); // keep the latest only
 
     const rv = fleet.latest?.object.metadata?.resourceVersion ?? "0";
