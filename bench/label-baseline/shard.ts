@@ -300,6 +300,20 @@ async function reconcile(key: string): Promise<void> {
     signal: new AbortController().signal,
     fence: "", // the label-based protocol has no fencing: writes go unstamped
     fenced: (o) => o,
+    // The same writes as the sharded runtime's, without its fencing token.
+    write: {
+      create: (path, o) => http.request("POST", path, { body: o }),
+      update: (path, o) => http.request("PUT", path, { body: o }),
+      patch: (path, p, opts) =>
+        http.request("PATCH", path, {
+          body: {
+            ...p,
+            metadata: { ...((p.metadata as object) ?? {}), resourceVersion: opts?.resourceVersion },
+          },
+          contentType: "application/merge-patch+json",
+        }),
+    },
+    event: async () => {},
     controlled<C>(resource?: GroupResourceRef): C[] {
       if (resource !== undefined && (resource.group !== "" || resource.resource !== "configmaps")) return [];
       const out: C[] = [];

@@ -83,14 +83,11 @@ export function checksumReconciler(http: KubeHttp, logger?: ShardLogger): Reconc
     req.signal.throwIfAborted();
     if (cached === undefined) {
       try {
-        await http.request("POST", configMaps(req.namespace), {
-          body: req.fenced({
-            apiVersion: "v1",
-            kind: "ConfigMap",
-            metadata: { name, namespace: req.namespace, ownerReferences },
-            data: { [CHECKSUM_KEY]: want },
-          }),
-          signal: req.signal,
+        await req.write.create(configMaps(req.namespace), {
+          apiVersion: "v1",
+          kind: "ConfigMap",
+          metadata: { name, namespace: req.namespace, ownerReferences },
+          data: { [CHECKSUM_KEY]: want },
         });
         return;
       } catch (err) {
@@ -111,19 +108,17 @@ export function checksumReconciler(http: KubeHttp, logger?: ShardLogger): Reconc
     }
     if (current.data?.[CHECKSUM_KEY] === want && controlledBy(current, secret)) return;
     req.signal.throwIfAborted();
-    // Stamped with the fencing token: where deploy/examples/checksum's fencing binding is applied,
-    // the API server refuses this update if a newer owner of the slot wrote the ConfigMap since.
-    await http.request("PUT", `${configMaps(req.namespace)}/${name}`, {
-      body: req.fenced({
-        ...current,
-        metadata: {
-          ...current.metadata,
-          // Replace a reference to an earlier Secret of the same name (recreated: new uid).
-          ownerReferences: [...owners.filter((r) => r.controller !== true), ...ownerReferences],
-        },
-        data: { ...(current.data ?? {}), [CHECKSUM_KEY]: want },
-      }),
-      signal: req.signal,
+    // req.write stamps the fencing token (where deploy/examples/checksum's fencing binding is
+    // applied, the API server refuses this update if a newer owner of the slot wrote the ConfigMap
+    // since) and writes under current's resourceVersion (a stale cache gets 409, retried).
+    await req.write.update(`${configMaps(req.namespace)}/${name}`, {
+      ...current,
+      metadata: {
+        ...current.metadata,
+        // Replace a reference to an earlier Secret of the same name (recreated: new uid).
+        ownerReferences: [...owners.filter((r) => r.controller !== true), ...ownerReferences],
+      },
+      data: { ...(current.data ?? {}), [CHECKSUM_KEY]: want },
     });
   };
 }

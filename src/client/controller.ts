@@ -12,6 +12,7 @@
 import { performance } from "node:perf_hooks";
 import { withFence } from "../api/fence.js";
 import { compareResourceVersions } from "../api/resource-version.js";
+import { EventRecorder } from "../kube/events.js";
 import { isStatus, KubeHttp, type KubeList, type KubeObject } from "../kube/http.js";
 import { Reflector } from "../kube/reflector.js";
 import { KeyError, type KubeObjectLike } from "../slots/keys.js";
@@ -64,6 +65,39 @@ export interface ReconcileRequest<T extends KubeObjectLike = KubeObject> {
    * resource; `C` types them, unchecked).
    */
   controlled<C extends KubeObjectLike = KubeObject>(resource?: GroupResourceRef): C[];
+  /** Writes that carry this reconcile's `signal` and fencing token, under a precondition. */
+  readonly write: ReconcileWriter;
+  /**
+   * Records an Event about the root object (`kubectl describe` shows it), reported by this shard's
+   * Lease holder; repeats are aggregated (count). Best effort: never throws.
+   */
+  event(type: "Normal" | "Warning", reason: string, message: string): Promise<void>;
+}
+
+/**
+ * The writes of one reconcile. Each carries the reconcile's `signal` (aborted when the shard must
+ * stop), stamps its fencing token (`fenced`) and fails with an {@link ApiError} 409 instead of
+ * overwriting a newer version. Paths are API paths, e.g. `/api/v1/namespaces/ns/configmaps`.
+ */
+export interface ReconcileWriter {
+  /** POST `obj` to a collection path. An existing object is a 409 (AlreadyExists). */
+  create<O extends KubeObjectLike>(collectionPath: string, obj: O): Promise<O>;
+  /**
+   * PUT `obj` to its path. `obj.metadata.resourceVersion` is required: the write applies only to
+   * that version (409 Conflict otherwise), so a stale cache never overwrites a newer object.
+   *
+   * @throws TypeError when `obj.metadata.resourceVersion` is missing.
+   */
+  update<O extends KubeObjectLike>(path: string, obj: O): Promise<O>;
+  /**
+   * JSON merge patch of the object at `path`. With `resourceVersion` it applies only to that
+   * version (409 Conflict otherwise).
+   */
+  patch<O extends KubeObjectLike = KubeObject>(
+    path: string,
+    patch: Record<string, unknown>,
+    options?: { resourceVersion?: string | undefined },
+  ): Promise<O>;
 }
 
 /** What a reconcile returns: nothing (done) or a request to run again later. */
@@ -124,6 +158,8 @@ export interface ControllerOptions<T extends KubeObjectLike = KubeObject> {
   keepManagedFields?: boolean | undefined;
   /** Items per list page. Default 500. */
   pageSize?: number | undefined;
+  /** `reportingComponent` of the Events reconcilers record (`req.event`). Default `slotmap-shard`. */
+  eventComponent?: string | undefined;
 }
 
 /** Counters and sizes, for metrics and benchmarks. */
@@ -230,6 +266,7 @@ class Controller {
   readonly #o: ControllerOptions;
   readonly #member: ShardMember;
   readonly #http: KubeHttp;
+  readonly #events: EventRecorder;
   readonly #log: ShardLogger;
   readonly #queue: WorkQueue;
   readonly #concurrency: number;
@@ -258,6 +295,11 @@ class Controller {
     this.#log = o.logger ?? o.member.logger;
     this.#queue = new WorkQueue(o.backoff ?? {});
     this.#http = new KubeHttp(o.member.kubeConfig);
+    this.#events = new EventRecorder({
+      http: this.#http,
+      logger: this.#log,
+      component: o.eventComponent ?? "slotmap-shard",
+    });
     const synced = new Promise<void>((resolve) => {
       this.#resolveSynced = resolve;
     });
@@ -674,6 +716,10 @@ class Controller {
     const { namespace, name } = splitKey(key);
     const children = this.#children;
     const controlledMap = this.#controlled;
+    const http = this.#http;
+    const events = this.#events;
+    const fence = <O extends KubeObjectLike>(o: O): O => withFence(o, ticket.fence);
+    const signal = ticket.signal;
     const request: ReconcileRequest = {
       key,
       namespace,
@@ -683,7 +729,49 @@ class Controller {
       object: obj,
       signal: ticket.signal,
       fence: ticket.fence,
-      fenced: <O extends KubeObjectLike>(o: O): O => withFence(o, ticket.fence),
+      fenced: fence,
+      write: {
+        create: (path, o) => http.request("POST", path, { body: fence(o), signal }),
+        update: (path, o) => {
+          const rv = (o.metadata as { resourceVersion?: unknown } | undefined)?.resourceVersion;
+          if (typeof rv !== "string" || rv === "") {
+            throw new TypeError(
+              `update ${path}: metadata.resourceVersion is required (the write's precondition); got ${JSON.stringify(rv) ?? "nothing"}`,
+            );
+          }
+          return http.request("PUT", path, { body: fence(o), signal });
+        },
+        patch: (path, p, opts) => {
+          const meta = (p.metadata ?? {}) as Record<string, unknown>;
+          const rv = opts?.resourceVersion;
+          const patched: { metadata: Record<string, unknown> } = {
+            ...p,
+            metadata: { ...meta, ...(rv !== undefined ? { resourceVersion: rv } : {}) },
+          };
+          const body = withFence(
+            patched as { metadata?: { annotations?: Record<string, string> } },
+            ticket.fence,
+          );
+          return http.request("PATCH", path, { body, contentType: "application/merge-patch+json", signal });
+        },
+      },
+      event: (type, reason, message) =>
+        events.record(
+          {
+            involvedObject: {
+              apiVersion: watch.rule.resource.apiVersion,
+              kind: watch.rule.resource.kind,
+              name,
+              namespace: namespace === "" ? undefined : namespace,
+              uid: obj?.metadata?.uid ?? "",
+            },
+            eventType: type,
+            reason,
+            message,
+            reportingInstance: identity ?? m.shard,
+          },
+          signal,
+        ),
       controlled<C extends KubeObjectLike = KubeObject>(resource?: GroupResourceRef): C[] {
         const out: C[] = [];
         for (const id of children.get(key) ?? []) {

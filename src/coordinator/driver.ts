@@ -2,6 +2,7 @@ import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
 import { LABEL_SLOTMAP } from "../api/lease.js";
 import { API_VERSION, GROUP, KIND, PLURAL, VERSION } from "../api/v1alpha1.js";
+import { EventRecorder } from "../kube/events.js";
 import { isStatus, type KubeHttp, type KubeObject } from "../kube/http.js";
 import { Reflector, type ReflectorHandler } from "../kube/reflector.js";
 import { backoffDelay } from "../runtime/backoff.js";
@@ -16,7 +17,6 @@ import {
   type StepResult,
   step,
 } from "./core/index.js";
-import { EventRecorder } from "./events.js";
 import type { CoordinatorMetrics } from "./metrics.js";
 
 /**
@@ -37,6 +37,8 @@ import type { CoordinatorMetrics } from "./metrics.js";
 export const SLOTMAPS_PATH = `/apis/${GROUP}/${VERSION}/${PLURAL}`;
 /** Collection path of Leases in all namespaces (watched with a `slotmap.dev/slotmap` selector). */
 export const LEASES_PATH = "/apis/coordination.k8s.io/v1/leases";
+/** `source.component` / `reportingComponent` of the coordinator's Events. */
+export const EVENT_COMPONENT = "slotmap-coordinator";
 
 const leasePath = (namespace: string, name: string): string =>
   `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases/${encodeURIComponent(name)}`;
@@ -168,7 +170,8 @@ export class CoordinatorDriver {
     this.events = new EventRecorder({
       http: opts.http,
       logger: opts.logger,
-      metrics: opts.metrics,
+      component: EVENT_COMPONENT,
+      onWrite: (verb, result) => opts.metrics?.apiWrites.inc({ verb, resource: "events", result }),
       now: this.wallTime,
     });
   }
@@ -629,7 +632,6 @@ export class CoordinatorDriver {
     const verb = a.type === "takeOverLease" ? "take over" : "delete";
     await this.events.record(
       {
-        type: "event",
         involvedObject: {
           apiVersion: API_VERSION,
           kind: KIND,

@@ -1,11 +1,8 @@
 import { randomBytes } from "node:crypto";
-import type { Logger } from "pino";
-import { isStatus, type KubeHttp } from "../kube/http.js";
-import type { EventAction } from "./core/index.js";
-import type { CoordinatorMetrics } from "./metrics.js";
+import { isStatus, type KubeHttp } from "./http.js";
 
 /**
- * Records the core's Event actions as `core/v1` Events, aggregating repeats the way client-go's
+ * Records Events (`core/v1`) for the coordinator and for reconcilers, aggregating repeats the way client-go's
  * event correlator does: an Event identical to one already sent (same object, type, reason,
  * message and reporter) bumps `count` and `lastTimestamp` of the existing Event (PATCH) instead
  * of creating another one, so a flapping problem does not flood the namespace.
@@ -14,16 +11,39 @@ import type { CoordinatorMetrics } from "./metrics.js";
  * the Event as sent).
  */
 
-/** `source.component` / `reportingComponent` of the coordinator's Events. */
-export const EVENT_COMPONENT = "slotmap-coordinator";
 /** Events about cluster-scoped objects (the SlotMap) go here, as kubectl and client-go do. */
 export const CLUSTER_SCOPED_EVENT_NAMESPACE = "default";
+
+/** The object an Event is about. */
+export interface EventObjectRef {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly name: string;
+  /** Absent for cluster-scoped objects. */
+  readonly namespace?: string | undefined;
+  readonly uid: string;
+  readonly resourceVersion?: string | undefined;
+}
+
+/** One Event to record. */
+export interface EventRecord {
+  readonly involvedObject: EventObjectRef;
+  readonly eventType: "Normal" | "Warning";
+  /** CamelCase, e.g. `HandoffTimeout`. */
+  readonly reason: string;
+  readonly message: string;
+  /** Which process reports (a pod name, a holder identity). */
+  readonly reportingInstance: string;
+}
 
 /** Options of {@link EventRecorder}. */
 export interface EventRecorderOptions {
   http: Pick<KubeHttp, "request">;
-  logger: Logger;
-  metrics?: CoordinatorMetrics | undefined;
+  logger: { warn(fields: object, msg: string): void };
+  /** `source.component` and `reportingComponent`, e.g. `slotmap-coordinator`. */
+  component: string;
+  /** Told about every write (for a metric of API writes). */
+  onWrite?: ((verb: "create" | "patch", result: "ok" | "notfound" | "error") => void) | undefined;
   /** Wall clock; injected by tests. */
   now?: () => Date;
   /** Distinct Events remembered for aggregation (least recently used are forgotten). Default 4096. */
@@ -53,7 +73,7 @@ export class EventRecorder {
   }
 
   /** Sends one Event (create, or bump the count of an identical one). Never throws. */
-  async record(a: EventAction, signal?: AbortSignal): Promise<void> {
+  async record(a: EventRecord, signal?: AbortSignal): Promise<void> {
     const ref = a.involvedObject;
     const namespace = ref.namespace ?? CLUSTER_SCOPED_EVENT_NAMESPACE;
     const key = JSON.stringify([
@@ -83,13 +103,13 @@ export class EventRecorder {
               signal,
             },
           );
-          this.opts.metrics?.apiWrites.inc({ verb: "patch", resource: "events", result: "ok" });
+          this.opts.onWrite?.("patch", "ok");
           this.remember(key, { ...previous, count });
           return;
         } catch (err) {
           // The Event expired (the API server keeps Events for an hour): create it anew.
           if (!isStatus(err, 404)) throw err;
-          this.opts.metrics?.apiWrites.inc({ verb: "patch", resource: "events", result: "notfound" });
+          this.opts.onWrite?.("patch", "notfound");
         }
       }
       const name = `${ref.name.slice(0, 200)}.${randomBytes(8).toString("hex")}`;
@@ -109,8 +129,8 @@ export class EventRecorder {
           type: a.eventType,
           reason: a.reason,
           message: a.message,
-          source: { component: EVENT_COMPONENT },
-          reportingComponent: EVENT_COMPONENT,
+          source: { component: this.opts.component },
+          reportingComponent: this.opts.component,
           reportingInstance: a.reportingInstance,
           firstTimestamp: at,
           lastTimestamp: at,
@@ -118,14 +138,10 @@ export class EventRecorder {
         },
         signal,
       });
-      this.opts.metrics?.apiWrites.inc({ verb: "create", resource: "events", result: "ok" });
+      this.opts.onWrite?.("create", "ok");
       this.remember(key, { namespace, name, count: 1 });
     } catch (err) {
-      this.opts.metrics?.apiWrites.inc({
-        verb: previous !== undefined ? "patch" : "create",
-        resource: "events",
-        result: "error",
-      });
+      this.opts.onWrite?.(previous !== undefined ? "patch" : "create", "error");
       if (previous !== undefined && !this.sent.has(key)) this.remember(key, previous);
       if (signal?.aborted) return;
       this.opts.logger.warn(
@@ -134,7 +150,7 @@ export class EventRecorder {
           kind: ref.kind,
           name: ref.name,
           namespace,
-          error: err instanceof Error ? err.message : String(err),
+          err,
         },
         "could not record Event (not retried)",
       );

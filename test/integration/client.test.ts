@@ -20,7 +20,7 @@ import {
 import { parseCoordinatorConfig } from "../../src/coordinator/config.js";
 import { TAKEOVER_HOLDER } from "../../src/coordinator/core/types.js";
 import { runCoordinator } from "../../src/coordinator/main.js";
-import { KubeHttp, type KubeObject } from "../../src/kube/http.js";
+import { isStatus, KubeHttp, type KubeObject } from "../../src/kube/http.js";
 import { keySlot } from "../../src/slots/hash.js";
 import { parseSlotRanges } from "../../src/slots/ranges.js";
 import { SLOT_COUNT } from "../../src/slots/types.js";
@@ -388,6 +388,75 @@ describe("handoff", () => {
     expect(finished.has(held!.key)).toBe(true);
     await waitFor(() => b.ownsSlot(slot), { description: "shard-b to own the slot" });
     expect(a.ownsSlot(slot)).toBe(false);
+  });
+});
+
+describe("the reconcile author's toolkit", () => {
+  it("req.write stamps the fencing token, carries a resourceVersion precondition and the signal; req.event records an Event on the root", async () => {
+    const sm = await newSlotMap();
+    const ns = await freshNamespace("client-writer");
+    const a = member(sm, "shard-a");
+    await waitFor(() => a.status().ownedSlots === SLOT_COUNT, { description: "shard-a to own all slots" });
+    const cms = `/api/v1/namespaces/${ns}/configmaps`;
+    const results: Array<Record<string, unknown>> = [];
+    const ctrl = startController({
+      member: a,
+      logger: testLogger("ctrl-writer"),
+      reconcile: async (req) => {
+        if (req.namespace !== ns || results.length > 0) return;
+        const made = await req.write.create(cms, {
+          apiVersion: "v1",
+          kind: "ConfigMap",
+          metadata: { name: `${req.name}-w` },
+          data: { v: "1" },
+        });
+        const rv = (made.metadata as unknown as { resourceVersion: string }).resourceVersion;
+        const updated = await req.write.update(`${cms}/${req.name}-w`, { ...made, data: { v: "2" } });
+        // The first version is stale now: its precondition fails instead of overwriting.
+        const stale = await req.write
+          .update(`${cms}/${req.name}-w`, { ...made, data: { v: "3" } })
+          .catch((e) => e);
+        const stalePatch = await req.write
+          .patch(`${cms}/${req.name}-w`, { data: { v: "4" } }, { resourceVersion: rv })
+          .catch((e) => e);
+        const patched = await req.write.patch(`${cms}/${req.name}-w`, { data: { v: "5" } });
+        const missing = await Promise.resolve()
+          .then(() => req.write.update(`${cms}/${req.name}-w`, { metadata: { name: `${req.name}-w` } }))
+          .catch((e) => e);
+        await req.event("Normal", "ChecksumWritten", `wrote ${req.name}-w`);
+        results.push({ made, updated, stale, stalePatch, patched, missing, fence: req.fence });
+      },
+    });
+    cleanups.push(() => ctrl.stop());
+    await createSecret(ns, "writer", { v: "1" });
+    await waitFor(() => results.length === 1, { description: "the reconcile to write" });
+    const r = results[0]!;
+    const ann = (o: unknown) => (o as KubeObject).metadata?.annotations ?? {};
+    expect(ann(r.made)["slotmap.dev/fence"]).toBe(r.fence);
+    expect(ann(r.updated)["slotmap.dev/fence"]).toBe(r.fence);
+    expect(ann(r.patched)["slotmap.dev/fence"]).toBe(r.fence);
+    expect((r.updated as { data: Record<string, string> }).data.v).toBe("2");
+    expect(isStatus(r.stale, 409)).toBe(true);
+    expect(isStatus(r.stalePatch, 409)).toBe(true);
+    expect((r.patched as { data: Record<string, string> }).data.v).toBe("5");
+    expect(String(r.missing)).toContain("metadata.resourceVersion is required");
+    const events = await waitFor(
+      async () => {
+        const list = await http.request<{ items: Array<Record<string, unknown>> }>(
+          "GET",
+          `/api/v1/namespaces/${ns}/events`,
+        );
+        const e = list.items.find((x) => x.reason === "ChecksumWritten");
+        return e;
+      },
+      { description: "the Event" },
+    );
+    expect(events).toMatchObject({
+      type: "Normal",
+      message: "wrote writer-w",
+      involvedObject: { kind: "Secret", name: "writer", namespace: ns },
+      reportingComponent: "slotmap-shard",
+    });
   });
 });
 

@@ -1,8 +1,8 @@
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import type { EventAction } from "../../../src/coordinator/core/index.js";
-import { EventRecorder } from "../../../src/coordinator/events.js";
 import { CoordinatorMetrics } from "../../../src/coordinator/metrics.js";
+import { EventRecorder } from "../../../src/kube/events.js";
 import { ApiError, type RequestOptions } from "../../../src/kube/http.js";
 
 interface Call {
@@ -33,7 +33,8 @@ function recorder(http: ReturnType<typeof fakeHttp>["http"], maxEntries?: number
   const r = new EventRecorder({
     http: http as never,
     logger: pino({ level: "debug" }, { write: (l: string) => logs.push(JSON.parse(l)) }),
-    metrics,
+    component: "slotmap-coordinator",
+    onWrite: (verb, result) => metrics.apiWrites.inc({ verb, resource: "events", result }),
     now: () => new Date("2025-01-02T03:04:05.678Z"),
     ...(maxEntries !== undefined ? { maxEntries } : {}),
   });
