@@ -11,11 +11,16 @@ import {
   type CoordinatorAction,
   CoordinatorInputError,
   type CoreMemory,
+  DEFAULT_LEASE_DURATION_MS,
+  DEFAULT_ORPHAN_AFTER_MS,
+  type DeleteLeaseAction,
   type ObservedLease,
   type ObservedSlotMap,
+  type OrphanMemory,
   REASONS,
   type StepResult,
   step,
+  sweepOrphans,
 } from "./core/index.js";
 import type { CoordinatorMetrics } from "./metrics.js";
 
@@ -160,6 +165,9 @@ export class CoordinatorDriver {
   private readonly wallTime: () => Date;
   private readonly log: Logger;
   private reflectors: Reflector<KubeObject>[] = [];
+  /** Leases of deleted SlotMaps: when each last changed (core/orphans.ts). */
+  private orphans: OrphanMemory = {};
+  private orphanTimer: NodeJS.Timeout | undefined;
   private ready = false;
   private stopped = false;
 
@@ -243,6 +251,7 @@ export class CoordinatorDriver {
     this.ready = true;
     this.log.info({ slotmaps: this.slotMaps.size, leases: this.leases.size }, "caches synced");
     for (const sm of this.slotMaps.values()) this.kick(sm.metadata?.name ?? "");
+    this.sweepOrphans();
   }
 
   /**
@@ -254,6 +263,7 @@ export class CoordinatorDriver {
     if (this.stopped) return;
     this.stopped = true;
     this.stopping.abort();
+    clearTimeout(this.orphanTimer);
     for (const w of this.workers.values()) {
       clearTimeout(w.timer);
       this.opts.metrics.forget(w.name);
@@ -269,6 +279,7 @@ export class CoordinatorDriver {
     if (c.before === c.after) return;
     const name = (c.after ?? c.before)?.metadata?.name;
     if (name) this.kick(name);
+    if (c.after === undefined) this.sweepOrphans(); // its Leases are orphans now
   }
 
   private onLeaseChange(c: CacheChange<KubeObject>): void {
@@ -288,6 +299,62 @@ export class CoordinatorDriver {
     }
     if (was !== undefined) this.kick(was);
     if (is !== undefined && is !== was) this.kick(is);
+    if (is !== undefined && this.slotMaps.get(is) === undefined) this.sweepOrphans();
+  }
+
+  /**
+   * Deletes the Leases of SlotMaps that no longer exist once nobody renews them (core/orphans.ts);
+   * runs after the caches synced, when such a Lease changes, and at the sweep's next deadline.
+   */
+  private sweepOrphans(): void {
+    if (!this.ready || this.stopped) return;
+    const leases: ObservedLease[] = [];
+    for (const [name, keys] of this.leaseIndex) {
+      if (this.slotMaps.get(name) !== undefined) continue;
+      for (const key of keys) {
+        const raw = this.leases.get(key);
+        const lease = raw === undefined ? undefined : observedLease(raw);
+        if (lease !== undefined) leases.push(lease);
+      }
+    }
+    const sweep = sweepOrphans({
+      leases,
+      previous: this.orphans,
+      now: this.now(),
+      orphanAfterMs: this.opts.orphanAfterMs ?? DEFAULT_ORPHAN_AFTER_MS,
+      defaultLeaseDurationMs: this.opts.defaultLeaseDurationMs ?? DEFAULT_LEASE_DURATION_MS,
+    });
+    this.orphans = sweep.memory;
+    for (const d of sweep.deletes) void this.deleteOrphan(d);
+    clearTimeout(this.orphanTimer);
+    this.orphanTimer =
+      sweep.nextAt === undefined
+        ? undefined
+        : setTimeout(() => this.sweepOrphans(), Math.max(0, sweep.nextAt - this.now()) + 10);
+  }
+
+  private async deleteOrphan(d: DeleteLeaseAction): Promise<void> {
+    const r = await this.write(
+      "delete",
+      "leases",
+      { lease: `${d.namespace}/${d.name}` },
+      async () => {
+        await this.opts.http.request("DELETE", leasePath(d.namespace, d.name), {
+          body: {
+            apiVersion: "v1",
+            kind: "DeleteOptions",
+            preconditions: { uid: d.uid, resourceVersion: d.resourceVersion },
+          },
+          signal: this.stopping.signal,
+        });
+      },
+      () => this.rereadLease(d.namespace, d.name, d.uid),
+    );
+    if (r === "ok")
+      this.log.info(
+        { lease: `${d.namespace}/${d.name}` },
+        "deleted the Lease of a deleted SlotMap (unrenewed)",
+      );
   }
 
   /**

@@ -504,6 +504,30 @@ describe("coordinator", () => {
     t.expectNoViolations();
   });
 
+  it("deletes the Leases of a deleted SlotMap once nobody renews them; a renewing shard keeps its Lease", async () => {
+    const t = await Setup.create("orphans", ["a", "b", "c"]);
+    await t.settle();
+    await deleteSlotMap(http, t.name);
+    await t.shards.a!.release(); // a graceful stop: free at once
+    t.shards.b!.stopRenewing(); // a crash: waited out for its 2 s duration, then orphan-after
+    const deleted = Date.now();
+    await waitFor(async () => (await t.shards.a!.read()) === undefined, {
+      timeoutMs: 10_000,
+      description: "released Lease a deleted (orphan-after 2 s)",
+    });
+    const aGone = Date.now() - deleted;
+    await waitFor(async () => (await t.shards.b!.read()) === undefined, {
+      timeoutMs: 20_000,
+      description: "unrenewed Lease b deleted after its duration + orphan-after",
+    });
+    const bGone = Date.now() - deleted;
+    expect(bGone).toBeGreaterThanOrEqual(4_000);
+    expect(bGone).toBeGreaterThan(aGone);
+    expect(await t.shards.c!.read()).toBeDefined(); // c still renews
+    console.log(`orphaned Leases deleted: released after ${aGone} ms, unrenewed after ${bGone} ms`);
+    t.shards.c!.stopRenewing();
+  }, 90_000);
+
   it("serves /healthz and /readyz on the health-probe port, /metrics on the metrics port", async () => {
     expect(ports.metrics).not.toBe(ports.probes);
     expect(await fetchText(ports.probes, "/healthz")).toMatchObject({

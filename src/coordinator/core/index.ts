@@ -7,6 +7,7 @@
 export { microTime } from "../../api/lease.js";
 export { REASONS } from "./conditions.js";
 export type { ShardObservation, StatusShardHint } from "./leases.js";
+export { type OrphanMemory, type OrphanSweep, type OrphanSweepInput, sweepOrphans } from "./orphans.js";
 export { metaTime } from "./status.js";
 export {
   DEFAULT_COMMIT_BATCH_MS,
