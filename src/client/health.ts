@@ -1,4 +1,5 @@
 import type { Check } from "../kube/ops-server.js";
+import type { KubeObjectLike } from "../slots/keys.js";
 import type { ShardedController } from "./controller.js";
 import type { ShardMember } from "./membership.js";
 
@@ -15,7 +16,7 @@ import type { ShardMember } from "./membership.js";
  */
 export function shardChecks(
   member: ShardMember,
-  controller?: ShardedController,
+  controller?: ShardedController<KubeObjectLike>,
 ): { healthz: Record<string, Check>; readyz: Record<string, Check> } {
   let synced = false;
   controller?.synced.then(

@@ -3,6 +3,7 @@
  * owns, its Lease phase, acks, queue and cache sizes, and reconcile outcomes and durations.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { KubeObjectLike } from "../slots/keys.js";
 import type { ReconcileRecord, ShardedController } from "./controller.js";
 import type { ShardMember } from "./membership.js";
 
@@ -38,7 +39,7 @@ export class ShardMetrics {
   readonly registry: Registry;
   readonly #reconciles: Counter<"outcome">;
   readonly #duration: Histogram<"outcome">;
-  #controller: ShardedController | undefined;
+  #controller: ShardedController<KubeObjectLike> | undefined;
 
   /** @param member - sampled at every scrape. */
   constructor(member: ShardMember, options: ShardMetricsOptions = {}) {
@@ -144,7 +145,7 @@ export class ShardMetrics {
   }
 
   /** Samples the controller's queue and cache at every scrape. */
-  attach(controller: ShardedController): void {
+  attach(controller: ShardedController<KubeObjectLike>): void {
     this.#controller = controller;
   }
 

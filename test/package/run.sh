@@ -48,6 +48,9 @@ echo "== consumer project (tsc --strict, public exports only)"
 C="$WORK/consumer"
 mkdir -p "$C/src"
 cp test/package/consumer.ts "$C/src/main.ts"
+# Issue 16's trial controller (ConfigMaps labelled app=demo → an annotation), public exports only.
+cp test/package/demo-controller.ts "$C/src/demo.ts"
+echo "demo controller: $(grep -cv '^\s*\(//.*\)\?$' test/package/demo-controller.ts) lines of code ($(wc -l <test/package/demo-controller.ts) with comments and blank lines)"
 cat >"$C/package.json" <<JSON
 { "name": "slotmap-consumer", "private": true, "type": "module" }
 JSON
