@@ -175,6 +175,27 @@ export function microTime(at: Date | number = new Date()): string {
   return d.toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
 }
 
+/**
+ * `spec.holderIdentity` the coordinator writes into an Expired Lease it takes over. Once observed,
+ * the Lease is Dead: its former holder has been fenced by expiry and can no longer renew.
+ * A shard process must treat a Lease held by this marker like a released one (free to acquire).
+ */
+export const TAKEOVER_HOLDER = "slotmap.dev/coordinator-takeover";
+
+/** The Lease's holder, "" when it has none. */
+export function leaseHolder(spec: LeaseHolderFields | null | undefined): string {
+  return spec?.holderIdentity ?? "";
+}
+
+/**
+ * Whether a Lease may be acquired at once: released (no holder) or taken over by the coordinator
+ * (its holder was fenced by expiry before the takeover, so nobody can still renew it).
+ */
+export function isLeaseFree(spec: LeaseHolderFields | null | undefined): boolean {
+  const holder = leaseHolder(spec);
+  return holder === "" || holder === TAKEOVER_HOLDER;
+}
+
 /** The Lease spec fields that say who holds it and whether it is renewed. */
 export interface LeaseHolderFields {
   readonly holderIdentity?: string | null | undefined;

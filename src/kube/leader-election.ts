@@ -1,5 +1,5 @@
 import { performance } from "node:perf_hooks";
-import { microTime } from "../api/lease.js";
+import { leaseDurationMs, leaseFingerprint, leaseHolder, microTime } from "../api/lease.js";
 import { isStatus, type KubeHttp } from "./http.js";
 
 /**
@@ -204,13 +204,14 @@ export class LeaderElector {
       this.becameHolder(created, sentAt);
       return;
     }
-    const holder = lease.spec.holderIdentity ?? "";
+    const holder = leaseHolder(lease.spec);
     this.noteLeader(holder);
     if (holder !== identity) {
       // Another holder: only take the Lease once its record sat unchanged for a full duration.
-      const key = `${holder}|${lease.spec.renewTime ?? ""}|${lease.metadata.resourceVersion ?? ""}`;
+      // Renewed means a new holder or renewTime: a tool touching labels is no renewal.
+      const key = leaseFingerprint(lease.spec);
       if (!this.observed || this.observed.key !== key) this.observed = { key, at: this.now() };
-      const leaseMs = (lease.spec.leaseDurationSeconds ?? this.durationMs / 1000) * 1000;
+      const leaseMs = leaseDurationMs(lease.spec, this.durationMs);
       if (holder !== "" && this.now() - this.observed.at < leaseMs) {
         this.stepDown();
         return;

@@ -14,11 +14,15 @@ import {
   ANNOTATION_RELEASED_BY,
   ANNOTATION_SLOTMAP_UID,
   ANNOTATION_WEIGHT,
+  isLeaseFree,
   LABEL_SLOTMAP,
+  leaseDurationMs,
+  leaseFingerprint,
+  leaseHolder,
   microTime,
+  TAKEOVER_HOLDER,
 } from "../../api/lease.js";
 import { compareResourceVersions } from "../../api/resource-version.js";
-import { TAKEOVER_HOLDER } from "../../coordinator/core/types.js";
 import { parseSlotRanges, SlotRangeError } from "../../slots/ranges.js";
 import { MAX_SLOT, SLOT_COUNT, type SlotRange } from "../../slots/types.js";
 import { parseShardMachineOptions, type ShardMachineConfig, type ShardMachineOptions } from "./config.js";
@@ -152,31 +156,15 @@ const RETIRED_UIDS_KEPT = 16;
 
 export { microTime } from "../../api/lease.js";
 
+const holderOf = (lease: LeaseObject | null): string => leaseHolder(lease?.spec);
+
 /**
- * Whether a Lease may be acquired at once: released (empty holder) or taken over by the
- * coordinator (its holder was fenced by expiry before the takeover, so nobody can still renew it).
+ * What must change for a Lease someone else holds to count as renewed: its holder or renewTime
+ * (the coordinator's fingerprint). A label or annotation written by a tool is no renewal: it must
+ * not restart the wait before we may take over a Lease that nobody renews.
  */
-function isFree(lease: LeaseObject): boolean {
-  const holder = holderOf(lease);
-  return holder === "" || holder === TAKEOVER_HOLDER;
-}
-
-function holderOf(lease: LeaseObject | null): string {
-  return lease?.spec?.holderIdentity ?? "";
-}
-
-/** What must change for "the same record" to count as renewed (client-go compares the same fields). */
 function recordKey(lease: LeaseObject | null): string {
-  if (lease === null) return "absent";
-  const s: LeaseSpecFields = lease.spec ?? {};
-  return JSON.stringify([
-    lease.metadata.resourceVersion ?? null,
-    s.holderIdentity ?? "",
-    s.renewTime ?? null,
-    s.acquireTime ?? null,
-    s.leaseTransitions ?? null,
-    s.leaseDurationSeconds ?? null,
-  ]);
+  return lease === null ? "absent" : leaseFingerprint(lease.spec);
 }
 
 function checkSlot(slot: number, field: string): void {
@@ -596,10 +584,10 @@ export class ShardMachine implements ShardMachineView {
     // expiry: its holder may still run reconciles until its own renew deadline (DESIGN "Trust").
     const vanished = lease === null && s.everHeld && !this.#recreateLeaseAtOnce;
     const at =
-      (lease === null && !vanished) || (lease !== null && isFree(lease))
+      (lease === null && !vanished) || (lease !== null && isLeaseFree(lease.spec))
         ? s.now
         : s.leaseChangedAt +
-          Math.max(this.config.leaseDurationMs, lease === null ? 0 : recordDurationMs(lease));
+          Math.max(this.config.leaseDurationMs, lease === null ? 0 : leaseDurationMs(lease.spec, 0));
     return { kind: "acquire", at: Math.max(s.retryAt, at) };
   }
 
@@ -1065,12 +1053,6 @@ function sameEntry(a: ShardMachineState["entry"], b: ShardMachineState["entry"])
   const slotsB = b?.slots ?? [];
   if (slotsA.length === 0 && slotsB.length === 0) return true;
   return a?.holderIdentity === b?.holderIdentity && JSON.stringify(slotsA) === JSON.stringify(slotsB);
-}
-
-/** Duration the Lease itself declares, in ms (0 when absent or invalid). */
-function recordDurationMs(lease: LeaseObject): number {
-  const d = lease.spec?.leaseDurationSeconds;
-  return typeof d === "number" && Number.isFinite(d) && d > 0 ? d * 1000 : 0;
 }
 
 function initialState(): ShardMachineState {

@@ -23,8 +23,10 @@ import type { FieldError } from "../../api/errors.js";
 import {
   ANNOTATION_RELEASED_BY,
   ackedGeneration,
+  isLeaseFree,
   leaseDurationMs,
   leaseFingerprint,
+  leaseHolder,
   parseShardLeaseAnnotations,
 } from "../../api/lease.js";
 import type { ShardState } from "../../slots/types.js";
@@ -196,8 +198,8 @@ function observeLease(
 ): ShardObservation {
   const { now } = input;
   const mutations = input.mutations;
-  const holder = lease.spec?.holderIdentity ?? "";
-  const realHolder = holder !== "" && holder !== TAKEOVER_HOLDER;
+  const holder = leaseHolder(lease.spec);
+  const realHolder = !isLeaseFree(lease.spec);
   const durationMs = leaseDurationMs(lease.spec, input.defaultLeaseDurationMs);
   const fp = mutations?.has("fingerprintResourceVersion")
     ? JSON.stringify([leaseFingerprint(lease.spec), lease.metadata.resourceVersion])

@@ -7,15 +7,11 @@
  */
 
 import type { leaseFingerprint } from "../../api/lease.js";
+import { TAKEOVER_HOLDER } from "../../api/lease.js";
 import type { SlotMapStatus } from "../../api/v1alpha1.js";
 import type { ShardState } from "../../slots/types.js";
 
-/**
- * `spec.holderIdentity` the coordinator writes into an Expired Lease it takes over. Once observed,
- * the Lease is Dead: its former holder has been fenced by expiry and can no longer renew.
- * A shard process must treat a Lease held by this marker like a released one (free to acquire).
- */
-export const TAKEOVER_HOLDER = "slotmap.dev/coordinator-takeover";
+export { TAKEOVER_HOLDER };
 
 /** Default {@link CoordinatorConfig.orphanAfterMs}: DESIGN "Orphaned after 1 minute dead". */
 export const DEFAULT_ORPHAN_AFTER_MS = 60_000;

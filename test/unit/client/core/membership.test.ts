@@ -104,6 +104,24 @@ describe("acquiring the shard Lease", () => {
     expect(d.m.phase()).toBe("active");
   });
 
+  it("a label written by a tool to a Lease nobody renews does not restart the wait", () => {
+    const d = new Driver();
+    const held = d.api.put(foreignLease("other", "0"));
+    d.at(1000).observeLease(held);
+    const touched = d.api.put({
+      ...held,
+      metadata: { ...held.metadata, labels: { ...held.metadata.labels, touched: "1" } },
+    });
+    expect(touched.metadata.resourceVersion).not.toBe(held.metadata.resourceVersion);
+    d.at(9000).observeLease(touched);
+    expect(d.m.nextWakeAt()).toBe(16_000);
+    d.tick(16_000);
+    expect(d.onlyPending()).toMatchObject({
+      kind: "acquire",
+      resourceVersion: touched.metadata.resourceVersion,
+    });
+  });
+
   it("waits for the longer of the Lease's own duration and ours", () => {
     const d = new Driver();
     const lease = foreignLease("other", "0");
