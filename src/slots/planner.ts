@@ -155,106 +155,171 @@ function groupedMap<K, V>(map: Map<K, V>, key: K, make: () => V): V {
  * balanced table with nothing to do comes back as the same object with `changed: false`.
  * See the module comment and docs/dev/core-contract.md for the rules.
  *
+ * The phases below share one {@link PlanState}: shards are indexed, finished migrations commit
+ * and Dead shards release (`commitAndRelease`), targets are computed (`setTargets`), in-flight
+ * slots keep their recipient (`keepInFlight`), free slots go to neighbours first (`assignFree`),
+ * donors give their surplus within the budget (`rebalance`), and the table is built (`output`).
+ *
  * @throws PlanInputError for duplicate shard names, a negative or non-finite weight, an unknown
  *   state, or a bad `maxMigratingSlots`.
  */
 export function plan(table: SlotTable, shards: readonly ShardInfo[], policy: PlanPolicy): PlanResult {
   validate(shards, policy);
+  const st = indexShards(table, shards);
+  commitAndRelease(st);
+  setTargets(st);
+  keepInFlight(st);
+  assignFree(st);
+  rebalance(st, policy.maxMigratingSlots);
+  return output(st);
+}
+
+/** Everything the phases read and write; shard indices are positions in `names`. */
+interface PlanState {
+  readonly table: SlotTable;
+  readonly shards: readonly ShardInfo[];
+  readonly info: ReadonlyMap<string, ShardInfo>;
+  /** Every shard of the table or the input, sorted. */
+  readonly names: readonly string[];
+  readonly index: ReadonlyMap<string, number>;
+  readonly ready: Uint8Array;
+  /** Known and not Dead: may still be running its slots. */
+  readonly alive: Uint8Array;
+  /** Owner of each slot after commit and release; -1 none. */
+  readonly cur: Int32Array;
+  readonly releasedBy: Map<number, RangeBuilder>;
+  readonly committed: Migration[];
+  readonly pending: Array<{ m: Migration; from: number; to: number }>;
+  /** Pending migration index of in-flight slots; -1 none. */
+  readonly migOf: Int32Array;
+  targetsByName: Map<string, number>;
+  readonly target: Int32Array;
+  /** Ready shards with a target above 0. */
+  readonly recipients: number[];
+  /** The shard a slot ends up with (owner, or target of its migration); -1 undecided. */
+  readonly dest: Int32Array;
+  /** target - slots ending up there; < 0 is a surplus. Only meaningful for Ready shards. */
+  readonly need: Int32Array;
+}
+
+function indexShards(table: SlotTable, shards: readonly ShardInfo[]): PlanState {
   const info = new Map(shards.map((s) => [s.name, s]));
   const names = [...new Set([...table.shards, ...shards.map((s) => s.name)])].sort();
   const N = names.length;
-  const index = new Map(names.map((n, i) => [n, i]));
   const ready = new Uint8Array(N);
-  const alive = new Uint8Array(N); // known and not Dead: may still be running its slots
+  const alive = new Uint8Array(N);
   names.forEach((n, i) => {
-    const st = info.get(n)?.state;
-    ready[i] = st === "Ready" ? 1 : 0;
-    alive[i] = st === "Ready" || st === "Expired" ? 1 : 0;
+    const state = info.get(n)?.state;
+    ready[i] = state === "Ready" ? 1 : 0;
+    alive[i] = state === "Ready" || state === "Expired" ? 1 : 0;
   });
-  const oldToNew = table.shards.map((n) => index.get(n)!);
+  return {
+    table,
+    shards,
+    info,
+    names,
+    index: new Map(names.map((n, i) => [n, i])),
+    ready,
+    alive,
+    cur: new Int32Array(SLOT_COUNT).fill(-1),
+    releasedBy: new Map(),
+    committed: [],
+    pending: [],
+    migOf: new Int32Array(SLOT_COUNT).fill(-1),
+    targetsByName: new Map(),
+    target: new Int32Array(N),
+    recipients: [],
+    dest: new Int32Array(SLOT_COUNT).fill(-1),
+    need: new Int32Array(N),
+  };
+}
 
-  // --- 1. commit -----------------------------------------------------------------------------
-  const cur = new Int32Array(SLOT_COUNT).fill(-1); // owner after commit and release, -1 none
+/** Phase 1: owners after Dead shards release their slots and finished migrations commit. */
+function commitAndRelease(st: PlanState): void {
+  const { table, cur, alive, info, index, ready } = st;
+  const oldToNew = table.shards.map((n) => index.get(n)!);
   for (let s = 0; s < SLOT_COUNT; s++) {
     const o = table.owner[s]!;
     if (o !== NO_OWNER) cur[s] = oldToNew[o]!;
   }
-  const releasedBy = new Map<number, RangeBuilder>();
   for (let s = 0; s < SLOT_COUNT; s++) {
     const o = cur[s]!;
     if (o >= 0 && !alive[o]) {
-      groupedMap(releasedBy, o, () => new RangeBuilder()).add(s);
+      groupedMap(st.releasedBy, o, () => new RangeBuilder()).add(s);
       cur[s] = -1;
     }
   }
-  const committed: Migration[] = [];
-  const pending: Array<{ m: Migration; from: number; to: number }> = [];
-  const migOf = new Int32Array(SLOT_COUNT).fill(-1); // pending migration index of in-flight slots
   for (const m of table.migrations) {
     const from = info.get(m.from);
     const finished = from === undefined || from.state === "Dead" || from.ackedGeneration >= m.generation;
     const to = index.get(m.to)!;
     if (finished) {
-      committed.push(m);
+      st.committed.push(m);
       if (ready[to]) for (const r of m.slots) cur.fill(to, r.start, r.end + 1);
     } else {
-      const k = pending.length;
-      pending.push({ m, from: index.get(m.from)!, to });
-      for (const r of m.slots) migOf.fill(k, r.start, r.end + 1);
+      const k = st.pending.length;
+      st.pending.push({ m, from: index.get(m.from)!, to });
+      for (const r of m.slots) st.migOf.fill(k, r.start, r.end + 1);
     }
   }
+}
 
-  // --- 3. targets ----------------------------------------------------------------------------
-  const targetsByName = computeTargets(shards);
-  const target = new Int32Array(N);
-  for (const [n, t] of targetsByName) target[index.get(n)!] = t;
-  const recipients: number[] = [];
-  for (let i = 0; i < N; i++) if (ready[i] && target[i]! > 0) recipients.push(i);
-
-  // dest: the shard a slot ends up with (owner, or target of its migration); -1 undecided.
-  // need: target - slots ending up there; < 0 is a surplus. Only meaningful for Ready shards.
-  const dest = new Int32Array(SLOT_COUNT).fill(-1);
-  const need = new Int32Array(N);
-  for (let i = 0; i < N; i++) need[i] = target[i]!;
+/** Phase 2: weighted targets; every owned slot counts against its owner's need. */
+function setTargets(st: PlanState): void {
+  st.targetsByName = computeTargets(st.shards);
+  for (const [n, t] of st.targetsByName) st.target[st.index.get(n)!] = t;
+  for (let i = 0; i < st.names.length; i++) {
+    if (st.ready[i] && st.target[i]! > 0) st.recipients.push(i);
+    st.need[i] = st.target[i]!;
+  }
   for (let s = 0; s < SLOT_COUNT; s++) {
-    const o = cur[s]!;
+    const o = st.cur[s]!;
     if (o >= 0) {
-      dest[s] = o;
-      need[o]!--;
+      st.dest[s] = o;
+      st.need[o]!--;
     }
   }
-  const wants = (r: number, exclude: number): boolean =>
-    r >= 0 && r !== exclude && ready[r] === 1 && need[r]! > 0;
+}
 
-  // Best fit: the smallest need that takes `len` whole, else the largest need; ties by index.
-  const pickRecipient = (len: number, exclude: number): number => {
-    let fit = -1;
-    let big = -1;
-    for (const r of recipients) {
-      const n = need[r]!;
-      if (n <= 0 || r === exclude) continue;
-      if (n >= len && (fit < 0 || n < need[fit]!)) fit = r;
-      if (big < 0 || n > need[big]!) big = r;
-    }
-    return fit >= 0 ? fit : big;
-  };
+/** Whether shard `r` is Ready, not `exclude`, and still needs slots. */
+function wants(st: PlanState, r: number, exclude: number): boolean {
+  return r >= 0 && r !== exclude && st.ready[r] === 1 && st.need[r]! > 0;
+}
 
-  // --- 4. in-flight slots keep their `to` while it needs them --------------------------------
-  for (const p of pending) {
-    if (!wants(p.to, p.from)) continue;
+/** Best fit: the smallest need that takes `len` whole, else the largest need; ties by index. */
+function pickRecipient(st: PlanState, len: number, exclude: number): number {
+  let fit = -1;
+  let big = -1;
+  for (const r of st.recipients) {
+    const n = st.need[r]!;
+    if (n <= 0 || r === exclude) continue;
+    if (n >= len && (fit < 0 || n < st.need[fit]!)) fit = r;
+    if (big < 0 || n > st.need[big]!) big = r;
+  }
+  return fit >= 0 ? fit : big;
+}
+
+/** Phase 3: in-flight slots keep their `to` while it needs them. */
+function keepInFlight(st: PlanState): void {
+  for (const p of st.pending) {
+    if (!wants(st, p.to, p.from)) continue;
     for (const r of p.m.slots) {
-      for (let s = r.start; s <= r.end && need[p.to]! > 0; s++) {
-        dest[s] = p.to;
-        need[p.to]!--;
+      for (let s = r.start; s <= r.end && st.need[p.to]! > 0; s++) {
+        st.dest[s] = p.to;
+        st.need[p.to]!--;
       }
     }
   }
+}
 
-  // --- 5. free and unallocated in-flight slots, by adjacency first ---------------------------
-  const assignRange = (a: number, b: number, r: number): void => {
-    dest.fill(r, a, b + 1);
-    need[r]! -= b - a + 1;
-  };
+function assignRange(st: PlanState, a: number, b: number, r: number): void {
+  st.dest.fill(r, a, b + 1);
+  st.need[r]! -= b - a + 1;
+}
+
+/** Phase 4: free and unallocated in-flight slots, to a neighbour first, then by best fit. */
+function assignFree(st: PlanState): void {
+  const { dest, migOf, need } = st;
   const leftovers: Array<{ a: number; b: number; exclude: number }> = [];
   for (let s = 0; s < SLOT_COUNT; ) {
     if (dest[s] !== -1) {
@@ -264,22 +329,22 @@ export function plan(table: SlotTable, shards: readonly ShardInfo[], policy: Pla
     const g = migOf[s]!;
     let b = s;
     while (b + 1 < SLOT_COUNT && dest[b + 1] === -1 && migOf[b + 1] === g) b++;
-    const exclude = g >= 0 ? pending[g]!.from : -1;
+    const exclude = g >= 0 ? st.pending[g]!.from : -1;
     let a = s;
     s = b + 1;
     if (a > 0) {
       const r = dest[a - 1]!;
-      if (wants(r, exclude)) {
+      if (wants(st, r, exclude)) {
         const k = Math.min(b - a + 1, need[r]!);
-        assignRange(a, a + k - 1, r);
+        assignRange(st, a, a + k - 1, r);
         a += k;
       }
     }
     if (a <= b && b < MAX_SLOT) {
       const r = dest[b + 1]!;
-      if (wants(r, exclude)) {
+      if (wants(st, r, exclude)) {
         const k = Math.min(b - a + 1, need[r]!);
-        assignRange(b - k + 1, b, r);
+        assignRange(st, b - k + 1, b, r);
         b -= k;
       }
     }
@@ -289,178 +354,261 @@ export function plan(table: SlotTable, shards: readonly ShardInfo[], policy: Pla
     let { a, b } = piece;
     while (a <= b) {
       let r = a > 0 ? dest[a - 1]! : -1;
-      if (!wants(r, piece.exclude)) r = b < MAX_SLOT ? dest[b + 1]! : -1;
-      if (!wants(r, piece.exclude)) r = pickRecipient(b - a + 1, piece.exclude);
+      if (!wants(st, r, piece.exclude)) r = b < MAX_SLOT ? dest[b + 1]! : -1;
+      if (!wants(st, r, piece.exclude)) r = pickRecipient(st, b - a + 1, piece.exclude);
       if (r < 0) break;
       const k = Math.min(b - a + 1, need[r]!);
       if (b < MAX_SLOT && dest[b + 1] === r && !(a > 0 && dest[a - 1] === r)) {
-        assignRange(b - k + 1, b, r);
+        assignRange(st, b - k + 1, b, r);
         b -= k;
       } else {
-        assignRange(a, a + k - 1, r);
+        assignRange(st, a, a + k - 1, r);
         a += k;
       }
     }
   }
+}
 
-  // --- 6. rebalance: donors give their surplus ----------------------------------------------
+/** Phase 5: donors (Ready, over target) give their surplus to recipients, within the budget. */
+function rebalance(st: PlanState, maxMigratingSlots: number): void {
   let inFlight = 0;
-  for (const p of pending) for (const r of p.m.slots) inFlight += r.end - r.start + 1;
-  let budget = Math.max(0, policy.maxMigratingSlots - inFlight);
-  const isDonor = (d: number): boolean => ready[d] === 1 && need[d]! < 0;
-  if (budget > 0 && recipients.some((r) => need[r]! > 0)) {
-    // Runs of slots a donor owns and keeps so far; runs only shrink from their ends.
-    const runStart: number[] = [];
-    const runEnd: number[] = [];
-    const runOwner: number[] = [];
-    const runAt = new Int32Array(SLOT_COUNT).fill(-1);
-    const donorRuns = new Map<number, number[]>();
+  for (const p of st.pending) for (const r of p.m.slots) inFlight += r.end - r.start + 1;
+  const budget = Math.max(0, maxMigratingSlots - inFlight);
+  if (budget <= 0 || !st.recipients.some((r) => st.need[r]! > 0)) return;
+  const runs = new DonorRuns(st, budget);
+  runs.shiftBoundaries();
+  runs.giveRemaining();
+}
+
+/**
+ * Runs of slots a donor owns and keeps so far (they only shrink from their ends), and the moves
+ * out of them: boundary shifts next to a recipient's block first, then whole small runs or tails.
+ */
+class DonorRuns {
+  readonly #st: PlanState;
+  #budget: number;
+  readonly #start: number[] = [];
+  readonly #end: number[] = [];
+  readonly #owner: number[] = [];
+  readonly #at = new Int32Array(SLOT_COUNT).fill(-1);
+  readonly #byDonor = new Map<number, number[]>();
+
+  constructor(st: PlanState, budget: number) {
+    this.#st = st;
+    this.#budget = budget;
+    const { cur, dest } = st;
     for (let s = 0; s < SLOT_COUNT; ) {
       const d = cur[s]!;
-      if (d < 0 || dest[s] !== d || !isDonor(d)) {
+      if (d < 0 || dest[s] !== d || !this.#isDonor(d)) {
         s++;
         continue;
       }
       let e = s;
       while (e + 1 < SLOT_COUNT && cur[e + 1] === d && dest[e + 1] === d) e++;
-      const id = runStart.length;
-      runStart.push(s);
-      runEnd.push(e);
-      runOwner.push(d);
-      runAt.fill(id, s, e + 1);
-      groupedMap(donorRuns, d, () => []).push(id);
+      const id = this.#start.length;
+      this.#start.push(s);
+      this.#end.push(e);
+      this.#owner.push(d);
+      this.#at.fill(id, s, e + 1);
+      groupedMap(this.#byDonor, d, () => []).push(id);
       s = e + 1;
     }
-    const runLen = (id: number): number => runEnd[id]! - runStart[id]! + 1;
-    const move = (a: number, b: number, d: number, r: number): void => {
-      const k = b - a + 1;
-      dest.fill(r, a, b + 1);
-      need[r]! -= k;
-      need[d]! += k;
-      budget -= k;
-    };
-    const givePrefix = (id: number, r: number): number => {
-      const d = runOwner[id]!;
-      const k = Math.min(-need[d]!, need[r]!, runLen(id), budget);
-      if (k <= 0) return 0;
-      move(runStart[id]!, runStart[id]! + k - 1, d, r);
-      runStart[id]! += k;
-      return k;
-    };
-    const giveSuffix = (id: number, r: number): number => {
-      const d = runOwner[id]!;
-      const k = Math.min(-need[d]!, need[r]!, runLen(id), budget);
-      if (k <= 0) return 0;
-      move(runEnd[id]! - k + 1, runEnd[id]!, d, r);
-      runEnd[id]! -= k;
-      return k;
-    };
-    // Grow recipient r's block [a, b] into donor runs on either side while both want to.
-    const extend = (a: number, b: number, r: number): void => {
-      for (;;) {
-        let moved = 0;
-        if (b < MAX_SLOT) {
-          const id = runAt[b + 1]!;
-          if (id >= 0 && runStart[id] === b + 1 && runLen(id) > 0 && isDonor(runOwner[id]!)) {
-            const k = givePrefix(id, r);
-            b += k;
-            moved += k;
-          }
+  }
+
+  #isDonor(d: number): boolean {
+    return this.#st.ready[d] === 1 && this.#st.need[d]! < 0;
+  }
+
+  #len(id: number): number {
+    return this.#end[id]! - this.#start[id]! + 1;
+  }
+
+  #move(a: number, b: number, d: number, r: number): void {
+    const k = b - a + 1;
+    this.#st.dest.fill(r, a, b + 1);
+    this.#st.need[r]! -= k;
+    this.#st.need[d]! += k;
+    this.#budget -= k;
+  }
+
+  #amount(id: number, r: number): number {
+    return Math.min(-this.#st.need[this.#owner[id]!]!, this.#st.need[r]!, this.#len(id), this.#budget);
+  }
+
+  #givePrefix(id: number, r: number): number {
+    const k = this.#amount(id, r);
+    if (k <= 0) return 0;
+    this.#move(this.#start[id]!, this.#start[id]! + k - 1, this.#owner[id]!, r);
+    this.#start[id]! += k;
+    return k;
+  }
+
+  #giveSuffix(id: number, r: number): number {
+    const k = this.#amount(id, r);
+    if (k <= 0) return 0;
+    this.#move(this.#end[id]! - k + 1, this.#end[id]!, this.#owner[id]!, r);
+    this.#end[id]! -= k;
+    return k;
+  }
+
+  /** Grows recipient r's block [a, b] into donor runs on either side while both want to. */
+  #extend(a: number, b: number, r: number): void {
+    for (;;) {
+      let moved = 0;
+      if (b < MAX_SLOT) {
+        const id = this.#at[b + 1]!;
+        if (id >= 0 && this.#start[id] === b + 1 && this.#len(id) > 0 && this.#isDonor(this.#owner[id]!)) {
+          const k = this.#givePrefix(id, r);
+          b += k;
+          moved += k;
         }
-        if (a > 0) {
-          const id = runAt[a - 1]!;
-          if (id >= 0 && runEnd[id] === a - 1 && runLen(id) > 0 && isDonor(runOwner[id]!)) {
-            const k = giveSuffix(id, r);
-            a -= k;
-            moved += k;
-          }
-        }
-        if (moved === 0 || need[r]! <= 0 || budget <= 0) return;
       }
-    };
-
-    // Boundary shifts: a donor run next to a recipient's block moves the boundary.
-    for (let id = 0; id < runStart.length && budget > 0; id++) {
-      const d = runOwner[id]!;
-      if (!isDonor(d)) continue;
-      const left = runStart[id]! > 0 ? dest[runStart[id]! - 1]! : -1;
-      if (wants(left, -1)) extend(runStart[id]!, runStart[id]! - 1, left);
-      if (runLen(id) <= 0 || !isDonor(d)) continue;
-      const right = runEnd[id]! < MAX_SLOT ? dest[runEnd[id]! + 1]! : -1;
-      if (wants(right, -1)) extend(runEnd[id]! + 1, runEnd[id]!, right);
+      if (a > 0) {
+        const id = this.#at[a - 1]!;
+        if (id >= 0 && this.#end[id] === a - 1 && this.#len(id) > 0 && this.#isDonor(this.#owner[id]!)) {
+          const k = this.#giveSuffix(id, r);
+          a -= k;
+          moved += k;
+        }
+      }
+      if (moved === 0 || this.#st.need[r]! <= 0 || this.#budget <= 0) return;
     }
+  }
 
-    // Remaining surplus: whole small runs first (the donor loses a fragment), else the tail of
-    // its last run; to the recipient whose need fits best.
-    for (const [d, ids] of donorRuns) {
-      while (isDonor(d) && budget > 0) {
-        const k = Math.min(-need[d]!, budget);
-        let pick = -1;
-        for (const id of ids) {
-          const len = runLen(id);
-          if (len > 0 && len <= k && (pick < 0 || len < runLen(pick))) pick = id;
-        }
-        if (pick < 0) {
-          for (let j = ids.length - 1; j >= 0; j--) {
-            if (runLen(ids[j]!) > 0) {
-              pick = ids[j]!;
-              break;
-            }
-          }
-        }
+  /** A donor run next to a recipient's block moves the boundary. */
+  shiftBoundaries(): void {
+    const { dest } = this.#st;
+    for (let id = 0; id < this.#start.length && this.#budget > 0; id++) {
+      const d = this.#owner[id]!;
+      if (!this.#isDonor(d)) continue;
+      const left = this.#start[id]! > 0 ? dest[this.#start[id]! - 1]! : -1;
+      if (wants(this.#st, left, -1)) this.#extend(this.#start[id]!, this.#start[id]! - 1, left);
+      if (this.#len(id) <= 0 || !this.#isDonor(d)) continue;
+      const right = this.#end[id]! < MAX_SLOT ? dest[this.#end[id]! + 1]! : -1;
+      if (wants(this.#st, right, -1)) this.#extend(this.#end[id]! + 1, this.#end[id]!, right);
+    }
+  }
+
+  /**
+   * Remaining surplus: whole small runs first (the donor loses a fragment), else the tail of its
+   * last run; to the neighbour that wants it, else the recipient whose need fits best.
+   */
+  giveRemaining(): void {
+    const { dest } = this.#st;
+    for (const [d, ids] of this.#byDonor) {
+      while (this.#isDonor(d) && this.#budget > 0) {
+        const k = Math.min(-this.#st.need[d]!, this.#budget);
+        const pick = this.#pickRun(ids, k);
         if (pick < 0) break;
-        const len = Math.min(runLen(pick), k);
+        const len = Math.min(this.#len(pick), k);
         let r = -1;
-        const left = runStart[pick]! > 0 ? dest[runStart[pick]! - 1]! : -1;
-        const right = runEnd[pick]! < MAX_SLOT ? dest[runEnd[pick]! + 1]! : -1;
-        if (wants(right, -1)) r = right;
-        else if (wants(left, -1) && len === runLen(pick)) r = left;
-        else r = pickRecipient(len, -1);
+        const left = this.#start[pick]! > 0 ? dest[this.#start[pick]! - 1]! : -1;
+        const right = this.#end[pick]! < MAX_SLOT ? dest[this.#end[pick]! + 1]! : -1;
+        if (wants(this.#st, right, -1)) r = right;
+        else if (wants(this.#st, left, -1) && len === this.#len(pick)) r = left;
+        else r = pickRecipient(this.#st, len, -1);
         if (r < 0) break;
-        const end = runEnd[pick]!;
-        const moved = giveSuffix(pick, r);
+        const end = this.#end[pick]!;
+        const moved = this.#giveSuffix(pick, r);
         if (moved <= 0) break;
-        extend(end - moved + 1, end, r);
+        this.#extend(end - moved + 1, end, r);
       }
     }
   }
 
-  // --- output --------------------------------------------------------------------------------
+  /** The smallest non-empty run that fits `k` whole, else the donor's last non-empty run. */
+  #pickRun(ids: readonly number[], k: number): number {
+    let pick = -1;
+    for (const id of ids) {
+      const len = this.#len(id);
+      if (len > 0 && len <= k && (pick < 0 || len < this.#len(pick))) pick = id;
+    }
+    if (pick >= 0) return pick;
+    for (let j = ids.length - 1; j >= 0; j--) if (this.#len(ids[j]!) > 0) return ids[j]!;
+    return -1;
+  }
+}
+
+/** Phase 6: the next table (owners, migrations grouped by source, target and generation). */
+function output(st: PlanState): PlanResult {
+  const { table, names, cur, dest, migOf, pending } = st;
   const nextGeneration = table.generation + 1;
   const owner = new Uint16Array(SLOT_COUNT).fill(NO_OWNER);
   const migGroups = new Map<string, { from: number; to: number; generation: number; b: RangeBuilder }>();
   const directBy = new Map<number, RangeBuilder>();
+  const group = (from: number, to: number, generation: number) =>
+    groupedMap(migGroups, `${from},${to},${generation}`, () => ({
+      from,
+      to,
+      generation,
+      b: new RangeBuilder(),
+    }));
   for (let s = 0; s < SLOT_COUNT; s++) {
     const g = migOf[s]!;
     const d = dest[s]!;
     if (g >= 0) {
       const p = pending[g]!;
-      const to = d >= 0 ? d : p.to;
-      const key = `${p.from},${to},${p.m.generation}`;
-      groupedMap(migGroups, key, () => ({
-        from: p.from,
-        to,
-        generation: p.m.generation,
-        b: new RangeBuilder(),
-      })).b.add(s);
+      group(p.from, d >= 0 ? d : p.to, p.m.generation).b.add(s);
     } else if (cur[s]! >= 0) {
       const o = cur[s]!;
       if (d === o) owner[s] = o;
-      else {
-        groupedMap(migGroups, `${o},${d},${nextGeneration}`, () => ({
-          from: o,
-          to: d,
-          generation: nextGeneration,
-          b: new RangeBuilder(),
-        })).b.add(s);
-      }
+      else group(o, d, nextGeneration).b.add(s);
     } else if (d >= 0) {
       owner[s] = d;
       groupedMap(directBy, d, () => new RangeBuilder()).add(s);
     }
   }
+  const migrations = migrationsOf(table, names, migGroups);
+  const balanced = isBalanced(st, owner, migrations);
+  const base = { targets: st.targetsByName as ReadonlyMap<string, number>, balanced: balanced.balanced };
+  const changed = !sameOwners(table, owner, names) || !sameMigrations(table.migrations, migrations);
+  if (!changed) {
+    return {
+      ...base,
+      table,
+      changed: false,
+      committed: [],
+      started: [],
+      direct: [],
+      released: [],
+      retargeted: [],
+    };
+  }
+
+  // Shards of the new table: every input shard plus every name still owning or migrating slots.
+  const tableShards = names.filter((n) => balanced.usedNames.has(n));
+  const tableIndex = new Map(tableShards.map((n, i) => [n, i]));
+  const remap = names.map((n) => tableIndex.get(n) ?? NO_OWNER);
+  for (let s = 0; s < SLOT_COUNT; s++) {
+    const o = owner[s]!;
+    if (o !== NO_OWNER) owner[s] = remap[o]!;
+  }
+  const next = produce(table, (draft) => {
+    draft.generation = nextGeneration;
+    draft.shards = tableShards;
+    draft.owner = owner;
+    draft.migrations = castDraft(migrations);
+  });
+  const oldSet = new Set(table.migrations);
+  return {
+    ...base,
+    table: next,
+    changed: true,
+    committed: st.committed,
+    started: next.migrations.filter((m) => m.generation === nextGeneration),
+    direct: [...directBy.entries()].map(([k, b]) => ({ slots: b.ranges, to: names[k]! })),
+    released: [...st.releasedBy.entries()].map(([k, b]) => ({ slots: b.ranges, from: names[k]! })),
+    retargeted: next.migrations.filter((m) => m.generation !== nextGeneration && !oldSet.has(m)),
+  };
+}
+
+function migrationsOf(
+  table: SlotTable,
+  names: readonly string[],
+  groups: ReadonlyMap<string, { from: number; to: number; generation: number; b: RangeBuilder }>,
+): Migration[] {
   const oldByKey = new Map(table.migrations.map((m) => [`${m.from}\u0000${m.to}\u0000${m.generation}`, m]));
-  const migrations: Migration[] = [...migGroups.values()]
+  return [...groups.values()]
     .map((g) => {
       const m: Migration = {
         slots: g.b.ranges,
@@ -473,13 +621,21 @@ export function plan(table: SlotTable, shards: readonly ShardInfo[], policy: Pla
       return old !== undefined && sameRanges(old.slots, m.slots) ? old : m;
     })
     .sort(compareMigrations);
+}
 
-  const usedNames = new Set<string>(shards.map((s) => s.name));
+/** Whether the new table is balanced, and the names it still involves. */
+function isBalanced(
+  st: PlanState,
+  owner: Uint16Array,
+  migrations: readonly Migration[],
+): { balanced: boolean; usedNames: Set<string> } {
+  const { names, ready, target, recipients } = st;
+  const usedNames = new Set<string>(st.shards.map((s) => s.name));
   for (const m of migrations) {
     usedNames.add(m.from);
     usedNames.add(m.to);
   }
-  const ownedBalance = new Int32Array(N);
+  const ownedBalance = new Int32Array(names.length);
   let free = 0;
   let ownedByNonReady = 0;
   for (let s = 0; s < SLOT_COUNT; s++) {
@@ -498,50 +654,7 @@ export function plan(table: SlotTable, shards: readonly ShardInfo[], policy: Pla
     ownedByNonReady === 0 &&
     recipients.every((r) => ownedBalance[r] === target[r]) &&
     names.every((_, i) => !ready[i] || ownedBalance[i] === target[i]);
-
-  const base = {
-    targets: targetsByName as ReadonlyMap<string, number>,
-    balanced,
-  };
-  const changed = !sameOwners(table, owner, names) || !sameMigrations(table.migrations, migrations);
-  if (!changed) {
-    return {
-      ...base,
-      table,
-      changed: false,
-      committed: [],
-      started: [],
-      direct: [],
-      released: [],
-      retargeted: [],
-    };
-  }
-
-  // Shards of the new table: every input shard plus every name still owning or migrating slots.
-  const tableShards = names.filter((n) => usedNames.has(n));
-  const tableIndex = new Map(tableShards.map((n, i) => [n, i]));
-  const remap = names.map((n) => tableIndex.get(n) ?? NO_OWNER);
-  for (let s = 0; s < SLOT_COUNT; s++) {
-    const o = owner[s]!;
-    if (o !== NO_OWNER) owner[s] = remap[o]!;
-  }
-  const next = produce(table, (draft) => {
-    draft.generation = nextGeneration;
-    draft.shards = tableShards;
-    draft.owner = owner;
-    draft.migrations = castDraft(migrations);
-  });
-  const oldSet = new Set(table.migrations);
-  return {
-    ...base,
-    table: next,
-    changed: true,
-    committed,
-    started: next.migrations.filter((m) => m.generation === nextGeneration),
-    direct: [...directBy.entries()].map(([k, b]) => ({ slots: b.ranges, to: names[k]! })),
-    released: [...releasedBy.entries()].map(([k, b]) => ({ slots: b.ranges, from: names[k]! })),
-    retargeted: next.migrations.filter((m) => m.generation !== nextGeneration && !oldSet.has(m)),
-  };
+  return { balanced, usedNames };
 }
 
 function sameRanges(a: readonly SlotRange[], b: readonly SlotRange[]): boolean {
