@@ -1623,7 +1623,8 @@ export class Simulation {
       .map((v) => (v.obj as SimSlotMap).status as SlotMapStatus)
       .filter((st) => st.assignmentGeneration < status.assignmentGeneration)
       .slice(-30);
-    const restored = this.#pick(older, a);
+    // a = 0 restores the newest older status (the previous generation), the likeliest backup.
+    const restored = older[older.length - 1 - (a % Math.max(1, older.length))];
     if (restored === undefined) return;
     this.server.personWriteStatus(restored);
     this.log(

@@ -337,7 +337,7 @@ export class CoordinatorDriver {
     const r = await this.write(
       "delete",
       "leases",
-      { lease: `${d.namespace}/${d.name}` },
+      { shard: d.name, namespace: d.namespace },
       async () => {
         await this.opts.http.request("DELETE", leasePath(d.namespace, d.name), {
           body: {
@@ -352,7 +352,7 @@ export class CoordinatorDriver {
     );
     if (r === "ok")
       this.log.info(
-        { lease: `${d.namespace}/${d.name}` },
+        { shard: d.name, namespace: d.namespace },
         "deleted the Lease of a deleted SlotMap (unrenewed)",
       );
   }

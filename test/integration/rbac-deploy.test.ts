@@ -203,6 +203,7 @@ describe("deploy/ renders", () => {
         "Role/slotmap-coordinator-leader-election",
         "RoleBinding/slotmap-coordinator-events",
         "RoleBinding/slotmap-coordinator-leader-election",
+        "Service/slotmap-coordinator-metrics",
         "ServiceAccount/slotmap-coordinator",
         "ValidatingAdmissionPolicy/coordinator-leases.slotmap.dev",
         "ValidatingAdmissionPolicy/fencing.slotmap.dev",

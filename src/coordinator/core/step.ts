@@ -12,6 +12,7 @@
  */
 
 import { type FieldError, formatFieldErrors } from "../../api/errors.js";
+import { compareResourceVersions } from "../../api/resource-version.js";
 import {
   API_VERSION,
   CONDITION_BALANCED,
@@ -220,6 +221,11 @@ export function step(memory: CoreMemory | undefined, input: StepInput): StepResu
     resourceVersion: sm.metadata.resourceVersion,
   };
   const statusRead = readStatus(sm.status, uid, sm.metadata.resourceVersion);
+  const seen = prev?.highestGeneration;
+  const highest =
+    statusRead.ok && (seen === undefined || statusRead.table.generation > seen.generation)
+      ? { generation: statusRead.table.generation, resourceVersion: sm.metadata.resourceVersion }
+      : seen;
   const finish = (d: Decision): StepResult => {
     const newMemory: CoreMemory = {
       slotMapUid: uid,
@@ -227,6 +233,7 @@ export function step(memory: CoreMemory | undefined, input: StepInput): StepResu
       shards: byKey<ShardMemory>(d.shards.map((o) => [o.name, o.memory])),
       handoffs: d.handoffs,
       reported: [...out.active].sort(),
+      ...(highest !== undefined ? { highestGeneration: highest } : {}),
       ...(foreign.length > 0 ? { foreign: byKey<ShardMemory>(foreign.map((o) => [o.name, o.memory])) } : {}),
     };
     return {
@@ -322,6 +329,17 @@ export function step(memory: CoreMemory | undefined, input: StepInput): StepResu
     // The reset jumps above every ack, confirmed or not: a Lease not yet seen renewing (Expired, a
     // new leader) may name a generation its process applied, and that number must not be reused.
     return finish(resetRegressed(ctx, Math.max(ack, highestAck(observations))));
+  }
+  // A newer write set the status below a generation we saw: it was set back (restored), even if
+  // our Lease view does not show the acks above it yet (lagging). An older version is only a
+  // stale observation: planning on it fails its precondition.
+  if (
+    seen !== undefined &&
+    seen.generation > statusRead.table.generation &&
+    (compareResourceVersions(sm.metadata.resourceVersion, seen.resourceVersion) ?? 0) > 0 &&
+    !cfg.mutations.has("forgetGenerations")
+  ) {
+    return finish(resetRegressed(ctx, Math.max(seen.generation, highestAck(observations))));
   }
   // A shard refuses the table at the status's generation: restored while our Lease view lagged, we
   // wrote another table at a generation it had applied. Its ack equals ours, so only this tells.

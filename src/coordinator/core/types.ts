@@ -104,6 +104,8 @@ export interface CoordinatorConfig {
  * - `ignoreObservationGap`: after a blind period, Lease clocks keep running.
  * - `skipSettle`: plan before every live Lease was seen renewing once (a new leader, a restore).
  * - `ignoreRefusal`: a shard's `refused-generation` report is not acted on.
+ * - `forgetGenerations`: a status set below the highest generation seen is planned on unless an
+ *   ack above it is in view.
  * - `adoptRulesWithoutBarrier`: a changed spec.resources placement is written into the status
  *   with the next table, without a generation that assigns nothing.
  */
@@ -123,6 +125,7 @@ export const COORDINATOR_MUTATIONS = [
   "skipSettle",
   "adoptRulesWithoutBarrier",
   "ignoreRefusal",
+  "forgetGenerations",
 ] as const;
 
 /** One of {@link COORDINATOR_MUTATIONS}. */
@@ -222,6 +225,12 @@ export interface CoreMemory {
   readonly foreign?: Readonly<Record<string, ShardMemory>> | undefined;
   /** Keys of problems already reported by an Event (sorted); a problem that goes away is forgotten. */
   readonly reported: readonly string[];
+  /**
+   * The highest status generation this coordinator has seen for this uid. A status below it was
+   * set back (restored) even when no ack above it is in view yet: a Lease view that lags would
+   * otherwise let it plan on the restored table and reuse a generation the shards applied.
+   */
+  readonly highestGeneration?: { readonly generation: number; readonly resourceVersion: string } | undefined;
 }
 
 /** Reference to the object an Event is about (`involvedObject` / `regarding`). */

@@ -336,6 +336,34 @@ describe("rule 5: which acks count", () => {
     expect(w.counts()).toEqual({ a: 8192, b: 8192 });
   });
 
+  it("a status set back below a generation this coordinator saw is reset even when no ack above it is in view (a lagging Lease view)", () => {
+    const w = balanced("a", "b");
+    const backup = structuredClone(w.slotMap.status);
+    const before = w.status().assignmentGeneration;
+    w.join("c");
+    for (let i = 0; i < 20 && w.status().assignmentGeneration === before; i++) tick(w), w.step();
+    const seen = w.status().assignmentGeneration; // written; nobody's ack of it is seen
+    expect(seen).toBeGreaterThan(before);
+    tick(w);
+    w.step(); // the coordinator observes its own write
+    w.writeStatusRaw(backup);
+    const r = w.step();
+    expect(w.status().assignmentGeneration).toBe(seen + 1000);
+    expect(actionsOf(r, "event").map((e) => e.reason)).toEqual(["StatusRegressed"]);
+    // Teeth: without the memory it plans on the restored table and reuses generation g+1.
+    const m = mutated(balanced("a", "b"), "forgetGenerations");
+    const backup2 = structuredClone(m.slotMap.status);
+    const before2 = m.status().assignmentGeneration;
+    m.join("c");
+    for (let i = 0; i < 20 && m.status().assignmentGeneration === before2; i++) tick(m), m.step();
+    const seen2 = m.status().assignmentGeneration;
+    tick(m);
+    m.step();
+    m.writeStatusRaw(backup2);
+    m.step({ apply: true });
+    expect(m.status().assignmentGeneration).toBeLessThanOrEqual(seen2);
+  });
+
   it("teeth: with ignoreRefusal the refused table stands", () => {
     const w = mutated(balanced("a", "b"), "ignoreRefusal");
     const g = w.status().assignmentGeneration;
