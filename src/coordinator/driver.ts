@@ -333,8 +333,9 @@ export class CoordinatorDriver {
         : setTimeout(() => this.sweepOrphans(), Math.max(0, sweep.nextAt - this.now()) + 10);
   }
 
-  private async deleteOrphan(d: DeleteLeaseAction): Promise<void> {
-    const r = await this.write(
+  /** DELETE of a Lease, preconditioned on its uid and resourceVersion. */
+  private deleteLease(d: DeleteLeaseAction): Promise<WriteResult> {
+    return this.write(
       "delete",
       "leases",
       { shard: d.name, namespace: d.namespace },
@@ -350,6 +351,10 @@ export class CoordinatorDriver {
       },
       () => this.rereadLease(d.namespace, d.name, d.uid),
     );
+  }
+
+  private async deleteOrphan(d: DeleteLeaseAction): Promise<void> {
+    const r = await this.deleteLease(d);
     if (r === "ok")
       this.log.info(
         { shard: d.name, namespace: d.namespace },
@@ -598,22 +603,7 @@ export class CoordinatorDriver {
           break;
         }
         case "deleteLease":
-          r = await this.write(
-            "delete",
-            "leases",
-            { shard: a.name, namespace: a.namespace },
-            async () => {
-              await this.opts.http.request("DELETE", leasePath(a.namespace, a.name), {
-                body: {
-                  apiVersion: "v1",
-                  kind: "DeleteOptions",
-                  preconditions: { uid: a.uid, resourceVersion: a.resourceVersion },
-                },
-                signal: this.stopping.signal,
-              });
-            },
-            () => this.rereadLease(a.namespace, a.name, a.uid),
-          );
+          r = await this.deleteLease(a);
           break;
         case "event": {
           const kind =
