@@ -15,6 +15,7 @@ import { z } from "zod";
 import { parseSlotRanges, SlotRangeError } from "../slots/ranges.js";
 import { SLOT_COUNT } from "../slots/types.js";
 import { type FieldError, formatFieldPath } from "./errors.js";
+import { fieldSelectorStringError, LABEL_KEY, LABEL_VALUE, labelSelectorStringError } from "./selector.js";
 
 export { type FieldError, formatFieldError, formatFieldErrors } from "./errors.js";
 
@@ -52,6 +53,8 @@ export const LIMITS = {
   nameLength: 63,
   resources: 32,
   controlledResources: 32,
+  // A list or watch selector string (labelSelector, fieldSelector of a resource).
+  selectorLength: 1024,
   matchLabels: 64,
   matchExpressions: 32,
   matchExpressionValues: 64,
@@ -94,10 +97,9 @@ export const PATTERNS = {
   /** API group: "" (core) or a DNS subdomain. */
   group: /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)?$/,
   /** Label key: optional DNS-subdomain prefix and `/`, then a name of at most 63 characters. */
-  labelKey:
-    /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/,
+  labelKey: LABEL_KEY,
   /** Label value: empty, or alphanumerics with `-_.` inside. */
-  labelValue: /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/,
+  labelValue: LABEL_VALUE,
   /** metav1.Condition `type`. */
   conditionType:
     /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$/,
@@ -197,13 +199,39 @@ export const GroupResourceSchema = z.strictObject({
     .describe("Plural resource name, as in `kubectl api-resources`."),
 });
 
+const selectorString = (check: (text: string) => string | undefined, what: string) =>
+  z
+    .string()
+    .max(LIMITS.selectorLength)
+    .superRefine((text, ctx) => {
+      const error = check(text);
+      if (error !== undefined) ctx.addIssue({ code: "custom", message: error });
+    })
+    .optional()
+    .describe(what);
+
+/**
+ * A resource with the server-side selectors of its lists and watches: objects outside them are
+ * never streamed to the shards (they are not sharded, as outside `namespaceSelector`).
+ */
+export const SelectedResourceSchema = GroupResourceSchema.extend({
+  labelSelector: selectorString(
+    labelSelectorStringError,
+    "Label selector of every list and watch of this resource (e.g. app=demo); only matching objects are sharded.",
+  ),
+  fieldSelector: selectorString(
+    fieldSelectorStringError,
+    "Field selector of every list and watch of this resource (e.g. type!=kubernetes.io/service-account-token).",
+  ),
+});
+
 const groupResourceKey = (r: { group: string; resource: string }): string =>
   r.group === "" ? r.resource : `${r.resource}.${r.group}`;
 
 /** A sharded root resource and the resources that follow their controller owner. */
-export const ResourceSpecSchema = GroupResourceSchema.extend({
+export const ResourceSpecSchema = SelectedResourceSchema.extend({
   controlledResources: z
-    .array(GroupResourceSchema)
+    .array(SelectedResourceSchema)
     .max(LIMITS.controlledResources)
     .optional()
     .describe("Resources sharded by the key of their controller owner, so they live on the owner's shard."),
@@ -350,9 +378,22 @@ export const SlotMapSpecSchema = z
         roots.set(key, i);
       }
     });
+    // One watch serves a controlled resource whatever roots list it: one set of selectors.
+    const selectors = new Map<string, { text: string; at: string }>();
     spec.resources.forEach((r, i) => {
       (r.controlledResources ?? []).forEach((c, j) => {
         const key = groupResourceKey(c);
+        const text = JSON.stringify([c.labelSelector ?? null, c.fieldSelector ?? null]);
+        const seen = selectors.get(key);
+        if (seen === undefined)
+          selectors.set(key, { text, at: `spec.resources[${i}].controlledResources[${j}]` });
+        else if (seen.text !== text) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["resources", i, "controlledResources", j],
+            message: `"${key}" is also listed at ${seen.at} with other selectors: one watch serves it, give both the same labelSelector and fieldSelector`,
+          });
+        }
         const root = roots.get(key);
         if (root !== undefined) {
           ctx.addIssue({

@@ -431,6 +431,8 @@ class Controller {
         http: this.#http,
         path: rule.resource.path,
         pageSize: this.#o.pageSize ?? 500,
+        ...(rule.labelSelector !== undefined ? { labelSelector: rule.labelSelector } : {}),
+        ...(rule.fieldSelector !== undefined ? { fieldSelector: rule.fieldSelector } : {}),
         handler: {
           onListStart: () => {
             // The full list covers every slot owned now; gains during it are re-listed after.
@@ -644,7 +646,12 @@ class Controller {
         "GET",
         w.rule.resource.path,
         {
-          query: { limit: this.#o.pageSize ?? 500, continue: cont },
+          query: {
+            limit: this.#o.pageSize ?? 500,
+            continue: cont,
+            labelSelector: w.rule.labelSelector,
+            fieldSelector: w.rule.fieldSelector,
+          },
           signal: this.#stopController.signal,
         },
       );

@@ -23,6 +23,9 @@ export interface ResourceRule {
   readonly controlled: boolean;
   /** For a controlled resource: the root resources it is listed under. Empty for roots. */
   readonly roots: readonly ResolvedResource[];
+  /** Server-side selectors of its lists and watches (`spec.resources[].labelSelector`, …). */
+  readonly labelSelector?: string | undefined;
+  readonly fieldSelector?: string | undefined;
 }
 
 /** Where an object lands: its slot and the key of the root object to reconcile. */
@@ -68,10 +71,24 @@ export class SlotRules {
    */
   static async fromSpec(spec: SlotMapSpec, resolver: ResourceResolver): Promise<SlotRules> {
     const roots: ResourceRule[] = [];
-    const controlled = new Map<string, { resource: ResolvedResource; roots: ResolvedResource[] }>();
+    const controlled = new Map<
+      string,
+      {
+        resource: ResolvedResource;
+        roots: ResolvedResource[];
+        labelSelector?: string;
+        fieldSelector?: string;
+      }
+    >();
     for (const [i, r] of spec.resources.entries()) {
       const root = await resolver.resolve(r, `spec.resources[${i}]`);
-      roots.push({ resource: root, controlled: false, roots: [] });
+      roots.push({
+        resource: root,
+        controlled: false,
+        roots: [],
+        labelSelector: r.labelSelector,
+        fieldSelector: r.fieldSelector,
+      });
       for (const [j, c] of (r.controlledResources ?? []).entries()) {
         const id = `${c.group}/${c.resource}`;
         let entry = controlled.get(id);
@@ -79,6 +96,8 @@ export class SlotRules {
           entry = {
             resource: await resolver.resolve(c, `spec.resources[${i}].controlledResources[${j}]`),
             roots: [],
+            ...(c.labelSelector !== undefined ? { labelSelector: c.labelSelector } : {}),
+            ...(c.fieldSelector !== undefined ? { fieldSelector: c.fieldSelector } : {}),
           };
           controlled.set(id, entry);
         }
@@ -87,7 +106,13 @@ export class SlotRules {
     }
     const rules: ResourceRule[] = [
       ...roots,
-      ...[...controlled.values()].map((c) => ({ resource: c.resource, controlled: true, roots: c.roots })),
+      ...[...controlled.values()].map((c) => ({
+        resource: c.resource,
+        controlled: true,
+        roots: c.roots,
+        labelSelector: c.labelSelector,
+        fieldSelector: c.fieldSelector,
+      })),
     ];
     return new SlotRules(rules, spec.namespaceSelector);
   }

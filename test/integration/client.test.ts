@@ -96,7 +96,7 @@ afterAll(async () => {
 let counter = 0;
 
 /** A SlotMap for secrets (configmaps controlled) with its own lease namespace. */
-async function newSlotMap(): Promise<{ name: string; leaseNamespace: string }> {
+async function newSlotMap(resources?: unknown[]): Promise<{ name: string; leaseNamespace: string }> {
   const leaseNamespace = await freshNamespace("client-leases");
   const name = `client-${process.pid}-${++counter}-${Date.now().toString(36)}`;
   await http.request("POST", "/apis/slotmap.dev/v1alpha1/slotmaps", {
@@ -106,7 +106,7 @@ async function newSlotMap(): Promise<{ name: string; leaseNamespace: string }> {
       metadata: { name },
       spec: {
         leaseNamespace,
-        resources: [
+        resources: resources ?? [
           { group: "", resource: "secrets", controlledResources: [{ group: "", resource: "configmaps" }] },
         ],
         policy: { handoffTimeoutSeconds: 60 },
@@ -457,6 +457,38 @@ describe("the reconcile author's toolkit", () => {
       involvedObject: { kind: "Secret", name: "writer", namespace: ns },
       reportingComponent: "slotmap-shard",
     });
+  });
+});
+
+describe("server-side selectors", () => {
+  it("a resource's labelSelector is applied to every list and watch: other objects are never cached nor reconciled", async () => {
+    const sm = await newSlotMap([{ group: "", resource: "configmaps", labelSelector: "app=demo" }]);
+    const ns = await freshNamespace("client-selector");
+    const a = member(sm, "shard-a");
+    await waitFor(() => a.status().ownedSlots === SLOT_COUNT, { description: "shard-a to own all slots" });
+    const seen = new Set<string>();
+    const ctrl = startController({
+      member: a,
+      logger: testLogger("ctrl-selector"),
+      reconcile: async (req) => {
+        if (req.namespace === ns) seen.add(req.name);
+      },
+    });
+    cleanups.push(() => ctrl.stop());
+    for (let i = 0; i < 6; i++) {
+      await http.request("POST", `/api/v1/namespaces/${ns}/configmaps`, {
+        body: {
+          apiVersion: "v1",
+          kind: "ConfigMap",
+          metadata: { name: `cm-${i}`, labels: i % 2 === 0 ? { app: "demo" } : { app: "other" } },
+        },
+      });
+    }
+    await waitFor(() => seen.size === 3, { description: "the 3 app=demo ConfigMaps reconciled" });
+    await sleep(1_000);
+    expect([...seen].sort()).toEqual(["cm-0", "cm-2", "cm-4"]);
+    const cached = [0, 1, 2, 3, 4, 5].filter((i) => ctrl.get(`/ConfigMap/${ns}/cm-${i}`) !== undefined);
+    expect(cached).toEqual([0, 2, 4]);
   });
 });
 
