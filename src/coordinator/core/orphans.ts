@@ -7,8 +7,8 @@
  * deleted SlotMap keep renewing, and their Leases stay while they do. Pure: the I/O layer passes
  * the Leases and a clock, performs the deletes and calls again at `nextAt`.
  */
-import { leaseDurationMs, leaseFingerprint } from "../../api/lease.js";
-import { type DeleteLeaseAction, type ObservedLease, TAKEOVER_HOLDER } from "./types.js";
+import { isLeaseFree, leaseDurationMs, leaseFingerprint } from "../../api/lease.js";
+import type { DeleteLeaseAction, ObservedLease } from "./types.js";
 
 /** What the sweep remembers per Lease (`namespace/name`): its fingerprint and when it last changed. */
 export type OrphanMemory = Readonly<Record<string, { readonly fingerprint: string; readonly since: number }>>;
@@ -33,10 +33,6 @@ export interface OrphanSweep {
   readonly nextAt: number | undefined;
 }
 
-/** Released, or taken over by a coordinator: nobody holds it. */
-const free = (holder: string | null | undefined): boolean =>
-  holder === undefined || holder === null || holder === "" || holder === TAKEOVER_HOLDER;
-
 /** Decides which orphaned Leases to delete now. */
 export function sweepOrphans(input: OrphanSweepInput): OrphanSweep {
   const memory: Record<string, { fingerprint: string; since: number }> = {};
@@ -49,7 +45,7 @@ export function sweepOrphans(input: OrphanSweepInput): OrphanSweep {
     const seen = input.previous[key];
     const since = seen !== undefined && seen.fingerprint === fingerprint ? seen.since : input.now;
     memory[key] = { fingerprint, since };
-    const wait = free(lease.spec?.holderIdentity)
+    const wait = isLeaseFree(lease.spec)
       ? input.orphanAfterMs
       : leaseDurationMs(lease.spec, input.defaultLeaseDurationMs) + input.orphanAfterMs;
     const due = since + wait;
