@@ -82,29 +82,22 @@ export function parseShardLeaseAnnotations(
   if (annotations === undefined || annotations === null || typeof annotations !== "object") return result;
   const get = (name: string): unknown => (Object.hasOwn(annotations, name) ? annotations[name] : undefined);
 
-  const gen = get(ANNOTATION_OBSERVED_GENERATION);
-  if (gen !== undefined) {
-    result.observedGeneration = parseDecimal(gen, Number.MAX_SAFE_INTEGER);
-    if (result.observedGeneration === undefined) {
+  // A generation annotation: undefined when absent; when malformed, an error and undefined.
+  const generation = (name: string, consequence: string): number | undefined => {
+    const raw = get(name);
+    if (raw === undefined) return undefined;
+    const n = parseDecimal(raw, Number.MAX_SAFE_INTEGER);
+    if (n === undefined) {
       result.errors.push({
-        field: annotationField(ANNOTATION_OBSERVED_GENERATION),
-        value: gen,
-        message: `must be a non-negative integer (at most ${Number.MAX_SAFE_INTEGER}) without sign or leading zeros; treated as no acknowledgement`,
+        field: annotationField(name),
+        value: raw,
+        message: `must be a non-negative integer (at most ${Number.MAX_SAFE_INTEGER}) without sign or leading zeros; ${consequence}`,
       });
     }
-  }
-
-  const refused = get(ANNOTATION_REFUSED_GENERATION);
-  if (refused !== undefined) {
-    result.refusedGeneration = parseDecimal(refused, Number.MAX_SAFE_INTEGER);
-    if (result.refusedGeneration === undefined) {
-      result.errors.push({
-        field: annotationField(ANNOTATION_REFUSED_GENERATION),
-        value: refused,
-        message: `must be a non-negative integer (at most ${Number.MAX_SAFE_INTEGER}) without sign or leading zeros; ignored`,
-      });
-    }
-  }
+    return n;
+  };
+  result.observedGeneration = generation(ANNOTATION_OBSERVED_GENERATION, "treated as no acknowledgement");
+  result.refusedGeneration = generation(ANNOTATION_REFUSED_GENERATION, "ignored");
 
   const uid = get(ANNOTATION_SLOTMAP_UID);
   if (uid !== undefined) {
