@@ -11,6 +11,7 @@
  *   runs the checksum reconcile.
  */
 import { checksumReconciler } from "../../examples/checksum-controller/reconciler.js";
+import { reconcileWriter } from "../../src/client/controller.js";
 import type { GroupResourceRef, ReconcileRequest, ResolvedResource } from "../../src/client/index.js";
 import { WorkQueue } from "../../src/client/workqueue.js";
 import { isStatus, type KubeObject } from "../../src/kube/http.js";
@@ -301,18 +302,7 @@ async function reconcile(key: string): Promise<void> {
     fence: "", // the label-based protocol has no fencing: writes go unstamped
     fenced: (o) => o,
     // The same writes as the sharded runtime's, without its fencing token.
-    write: {
-      create: (path, o) => http.request("POST", path, { body: o }),
-      update: (path, o) => http.request("PUT", path, { body: o }),
-      patch: (path, p, opts) =>
-        http.request("PATCH", path, {
-          body: {
-            ...p,
-            metadata: { ...((p.metadata as object) ?? {}), resourceVersion: opts?.resourceVersion },
-          },
-          contentType: "application/merge-patch+json",
-        }),
-    },
+    write: reconcileWriter(http, (o) => o),
     event: async () => {},
     controlled<C>(resource?: GroupResourceRef): C[] {
       if (resource !== undefined && (resource.group !== "" || resource.resource !== "configmaps")) return [];

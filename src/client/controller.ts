@@ -162,6 +162,38 @@ export interface ControllerOptions<T extends KubeObjectLike = KubeObject> {
   eventComponent?: string | undefined;
 }
 
+/** Stamps an object with a fencing token ({@link withFence}), or leaves it as it is. */
+export type Stamp = <O extends { metadata?: { annotations?: Record<string, string> } }>(obj: O) => O;
+
+/**
+ * The {@link ReconcileWriter} of one reconcile: writes through `http`, each stamped by `stamp`
+ * and aborted by `signal`. Internal (the label-based baseline of bench/ writes through it too,
+ * with an identity stamp).
+ */
+export function reconcileWriter(http: KubeHttp, stamp: Stamp, signal?: AbortSignal): ReconcileWriter {
+  return {
+    create: (path, o) => http.request("POST", path, { body: stamp(o), signal }),
+    update: (path, o) => {
+      const rv = (o.metadata as { resourceVersion?: unknown } | undefined)?.resourceVersion;
+      if (typeof rv !== "string" || rv === "") {
+        throw new TypeError(
+          `update ${path}: metadata.resourceVersion is required (the write's precondition); got ${JSON.stringify(rv) ?? "nothing"}`,
+        );
+      }
+      return http.request("PUT", path, { body: stamp(o), signal });
+    },
+    patch: (path, p, opts) => {
+      const rv = opts?.resourceVersion;
+      const metadata = {
+        ...((p.metadata ?? {}) as Record<string, unknown>),
+        ...(rv !== undefined ? { resourceVersion: rv } : {}),
+      };
+      const body = stamp({ ...p, metadata } as { metadata?: { annotations?: Record<string, string> } });
+      return http.request("PATCH", path, { body, contentType: "application/merge-patch+json", signal });
+    },
+  };
+}
+
 /** Counters and sizes, for metrics and benchmarks. */
 export interface ControllerStats {
   /** Root objects cached (owned slots only). */
@@ -725,7 +757,7 @@ class Controller {
     const controlledMap = this.#controlled;
     const http = this.#http;
     const events = this.#events;
-    const fence = <O extends KubeObjectLike>(o: O): O => withFence(o, ticket.fence);
+    const fence: Stamp = (o) => withFence(o, ticket.fence);
     const signal = ticket.signal;
     const request: ReconcileRequest = {
       key,
@@ -737,31 +769,7 @@ class Controller {
       signal: ticket.signal,
       fence: ticket.fence,
       fenced: fence,
-      write: {
-        create: (path, o) => http.request("POST", path, { body: fence(o), signal }),
-        update: (path, o) => {
-          const rv = (o.metadata as { resourceVersion?: unknown } | undefined)?.resourceVersion;
-          if (typeof rv !== "string" || rv === "") {
-            throw new TypeError(
-              `update ${path}: metadata.resourceVersion is required (the write's precondition); got ${JSON.stringify(rv) ?? "nothing"}`,
-            );
-          }
-          return http.request("PUT", path, { body: fence(o), signal });
-        },
-        patch: (path, p, opts) => {
-          const meta = (p.metadata ?? {}) as Record<string, unknown>;
-          const rv = opts?.resourceVersion;
-          const patched: { metadata: Record<string, unknown> } = {
-            ...p,
-            metadata: { ...meta, ...(rv !== undefined ? { resourceVersion: rv } : {}) },
-          };
-          const body = withFence(
-            patched as { metadata?: { annotations?: Record<string, string> } },
-            ticket.fence,
-          );
-          return http.request("PATCH", path, { body, contentType: "application/merge-patch+json", signal });
-        },
-      },
+      write: reconcileWriter(http, fence, signal),
       event: (type, reason, message) =>
         events.record(
           {
