@@ -35,6 +35,8 @@ interface Expectation {
    * skipped and names why; docs/verification.md says the same). Never set to hide a failure.
    */
   readonly notCaught?: string;
+  /** Scenarios searched before giving up, when the catch is rarer than {@link BUDGET} covers. */
+  readonly budget?: number;
 }
 
 // A SlotMap deleted and recreated (a new uid) while shards still run reconciles of the old one:
@@ -121,8 +123,10 @@ const STANDBY_AFTER_DELETE = at(THREE, [
 
 // The coordinator's Lease view lags 30 s while a weight changes (a new generation is written and
 // acked unseen), then another weight and a restore of the previous status: the coordinator reuses
-// the generation for another table.
-const RESTORED_UNDER_LAG = at(THREE, [
+// the generation for another table. Nine times: the interleaving it needs is rare (about 1 in 100
+// scenarios with three, 1 in 60 with nine; a CI run once needed 303 with three).
+const NINE = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
+const RESTORED_UNDER_LAG = at(NINE, [
   pinned("leaseLag", 0, 28),
   pinned("weight", 1, 0),
   pinned("advance", 499),
@@ -234,6 +238,8 @@ const EXPECTED: Record<Mutation, Expectation> = {
     invariants: ["liveness", "safety"],
     alsoWith: ["forgetGenerations"],
     skeleton: RESTORED_UNDER_LAG,
+    // 112 scenarios at most over 8 seeds (seed 584917041 of a CI run: 59); 1000 leaves no doubt.
+    budget: 1000,
     why: "with forgetGenerations too: a status restored while the coordinator's Lease view lags gets a reused generation, and the shards' acks of the first table count for the second",
   },
   adoptRulesWithoutBarrier: {
@@ -297,7 +303,7 @@ describe("every protocol mutation is caught by the simulator", () => {
     it(`${m}: ${e.why}`, () => {
       const counters = newCounters();
       const params: fc.Parameters<[ScenarioSeed, Command[]]> = {
-        ...fcParams<[ScenarioSeed, Command[]]>({ numRuns: BUDGET }),
+        ...fcParams<[ScenarioSeed, Command[]]>({ numRuns: e.budget ?? BUDGET }),
         endOnFailure: true,
       };
       const details = fc.check(
@@ -319,6 +325,6 @@ describe("every protocol mutation is caught by the simulator", () => {
       console.log(
         `mutation ${m}: caught by [${invariant}] after ${counters.stepsToFailure} steps (${details.numRuns} scenarios, seed ${details.seed})`,
       );
-    }, 300_000);
+    }, 600_000);
   }
 });
