@@ -11,12 +11,11 @@
  */
 import { performance } from "node:perf_hooks";
 import { withFence } from "../api/fence.js";
-import { compareResourceVersions } from "../api/resource-version.js";
 import { EventRecorder } from "../kube/events.js";
 import { isStatus, KubeHttp, type KubeList, type KubeObject } from "../kube/http.js";
 import { Reflector } from "../kube/reflector.js";
 import { KeyError, type KubeObjectLike } from "../slots/keys.js";
-import { SLOT_COUNT } from "../slots/types.js";
+import { type RuntimePlace, ShardRuntime } from "./core/runtime.js";
 import type { GroupResourceRef, ResolvedResource } from "./discovery.js";
 import type { ShardLogger, ShardMember } from "./membership.js";
 import type { ResourceRule, SlotRules } from "./rules.js";
@@ -202,6 +201,11 @@ export interface ControllerStats {
   controlled: number;
   /** Deleted roots waiting for their reconcile. */
   tombstones: number;
+  /**
+   * Roots of gained slots held back until their controlled objects are listed (reconciled then,
+   * so the reconciler never sees a controlled object missing that is only not cached yet).
+   */
+  held: number;
   queued: number;
   processing: number;
   waiting: number;
@@ -228,34 +232,16 @@ export interface ShardedController<T extends KubeObjectLike = KubeObject> {
   get(key: string): T | undefined;
 }
 
-interface RootEntry {
-  obj: KubeObject;
-  slot: number;
-  watch: Watched;
-}
-
-interface ControlledEntry {
-  obj: KubeObject;
-  slot: number;
-  rootKey: string;
-  watch: Watched;
-}
-
-/** One watched resource. */
+/** One watched resource (driver side: the reflector; the cached objects live in the runtime core). */
 interface Watched {
   readonly rule: ResourceRule;
+  /** Index of this watch in the runtime core. */
+  readonly index: number;
   readonly reflector: Reflector<KubeObject>;
   started: boolean;
   /** The first list completed. */
   firstSync: Promise<void>;
-  /** Object ids delivered by the reflector's list in progress (to find deletions missed while away). */
-  listSeen: Set<string> | undefined;
-  /** Slots gained since the last (re)list started, to fetch by a gain re-list. */
-  pendingGain: Uint8Array;
-  pendingAny: boolean;
   gainRunning: boolean;
-  /** Deletions seen by the watch during a gain re-list: key → resourceVersion. */
-  recentDeletes: Map<string, string> | undefined;
 }
 
 const ENTRY_KEY = (rule: ResourceRule, obj: KubeObject): string =>
@@ -265,13 +251,6 @@ const ENTRY_KEY = (rule: ResourceRule, obj: KubeObject): string =>
 function splitKey(key: string): { namespace: string; name: string } {
   const parts = key.split("/");
   return { namespace: parts[2] ?? "", name: parts.slice(3).join("/") };
-}
-
-/** Whether resourceVersion `a` is at or after `b` (unknown order counts as newer: prefer the watch). */
-function notOlder(a: string | undefined, b: string | undefined): boolean {
-  if (a === undefined || b === undefined) return true;
-  const c = compareResourceVersions(a, b);
-  return c === undefined || c >= 0;
 }
 
 /**
@@ -303,11 +282,8 @@ class Controller {
   readonly #queue: WorkQueue;
   readonly #concurrency: number;
 
-  readonly #roots = new Map<string, RootEntry>();
-  readonly #controlled = new Map<string, ControlledEntry>();
-  /** Root key → keys of controlled objects whose controller it is. */
-  readonly #children = new Map<string, Set<string>>();
-  readonly #tombstones = new Map<string, { slot: number; watch: Watched; deletedRv: string | undefined }>();
+  /** The cache and queue gating of the current rules (undefined while they switch). */
+  #rt: ShardRuntime<KubeObject> | undefined;
   #watches: Watched[] = [];
   #rules: SlotRules | undefined;
   #stopping = false;
@@ -345,7 +321,7 @@ class Controller {
         return done;
       },
       stats: () => this.#stats(),
-      get: (key) => this.#roots.get(key)?.obj,
+      get: (key) => this.#rt?.root(key),
     };
   }
 
@@ -360,24 +336,19 @@ class Controller {
     });
     this.#unsubscribe = this.#member.subscribe({
       slotsGained: (e) => {
+        this.#rt?.slotsGained(e.ranges);
         for (const w of this.#watches) {
-          for (const r of e.ranges) w.pendingGain.fill(1, r.start, r.end + 1);
-          w.pendingAny = true;
           this.#ensureStarted(w);
           void this.#gainRelist(w);
         }
       },
-      slotsLost: () => this.#prune(),
+      slotsLost: () => this.#rt?.prune(),
       rulesChanged: (rules) => {
         if (rules !== this.#rules) void this.#setRules(rules);
       },
       namespacesChanged: () => {
-        this.#prune();
-        for (const w of this.#watches) {
-          w.pendingGain.fill(1);
-          w.pendingAny = true;
-          if (w.started) void this.#gainRelist(w);
-        }
+        this.#rt?.namespacesChanged();
+        for (const w of this.#watches) if (w.started) void this.#gainRelist(w);
       },
     });
     const rules = await Promise.race([this.#member.whenRules(), aborted.then(() => undefined)]);
@@ -429,15 +400,12 @@ class Controller {
     // machine the new rules right after this call); events of the old watches are dropped.
     const old = this.#watches;
     this.#watches = [];
-    for (const key of this.#roots.keys()) this.#queue.remove(key);
-    for (const key of this.#tombstones.keys()) this.#queue.remove(key);
-    this.#roots.clear();
-    this.#controlled.clear();
-    this.#children.clear();
-    this.#tombstones.clear();
+    this.#rt?.clear();
+    this.#rt = undefined;
     await Promise.all(old.map((w) => w.reflector.stop()));
     if (this.#stopping || this.#rules !== rules) return;
-    this.#watches = selected.map((rule) => this.#makeWatch(rule));
+    this.#rt = this.#makeRuntime(rules, selected);
+    this.#watches = selected.map((rule, index) => this.#makeWatch(rule, index));
     const owned = this.#member.ownership.ownedCount() > 0;
     for (const w of this.#watches) if (owned) this.#ensureStarted(w);
     void Promise.all(this.#watches.map((w) => w.firstSync)).then(() => {
@@ -445,20 +413,45 @@ class Controller {
     });
   }
 
-  #makeWatch(rule: ResourceRule): Watched {
+  /** The runtime core of one rule set: placement by the rules, ownership by the member. */
+  #makeRuntime(rules: SlotRules, selected: readonly ResourceRule[]): ShardRuntime<KubeObject> {
+    const member = this.#member;
+    return new ShardRuntime<KubeObject>(
+      {
+        owns: (slot) => member.ownsSlot(slot),
+        place: (obj, w) => this.#place(rules, selected[w]!, obj),
+        selected: (obj) => rules.namespaceSelected(obj.metadata?.namespace ?? ""),
+        queue: this.#queue,
+      },
+      selected,
+    );
+  }
+
+  #place(rules: SlotRules, rule: ResourceRule, obj: KubeObject): RuntimePlace | undefined {
+    try {
+      const p = rules.place(obj, rule);
+      return p.sharded ? p : undefined;
+    } catch (err) {
+      if (!(err instanceof KeyError)) throw err;
+      this.#log.warn(
+        { ...this.#fields(), object: ENTRY_KEY(rule, obj), err: err.message },
+        "object ignored: no sharding key",
+      );
+      return undefined;
+    }
+  }
+
+  #makeWatch(rule: ResourceRule, index: number): Watched {
     let resolveFirst!: () => void;
     const firstSync = new Promise<void>((resolve) => {
       resolveFirst = resolve;
     });
     const w: Watched = {
       rule,
+      index,
       started: false,
       firstSync,
-      listSeen: undefined,
-      pendingGain: new Uint8Array(SLOT_COUNT),
-      pendingAny: false,
       gainRunning: false,
-      recentDeletes: undefined,
       reflector: new Reflector<KubeObject>({
         http: this.#http,
         path: rule.resource.path,
@@ -468,13 +461,11 @@ class Controller {
         handler: {
           onListStart: () => {
             // The full list covers every slot owned now; gains during it are re-listed after.
-            w.listSeen = new Set();
-            w.pendingGain.fill(0);
-            w.pendingAny = false;
+            if (this.#watches.includes(w)) this.#rt?.listStarted(index);
           },
           onEvent: (type, obj, listed) => this.#onEvent(w, type, obj, listed),
           onSynced: () => {
-            this.#afterList(w);
+            if (this.#watches.includes(w)) this.#rt?.listSynced(index);
             resolveFirst();
           },
           onError: (err) =>
@@ -505,131 +496,7 @@ class Controller {
   #onEvent(w: Watched, type: "ADDED" | "MODIFIED" | "DELETED", raw: KubeObject, listed: boolean): void {
     if (!this.#watches.includes(w)) return; // a watch of replaced rules, still stopping
     const obj = this.#prepare(w, raw);
-    const id = ENTRY_KEY(w.rule, obj);
-    if (listed) w.listSeen?.add(id);
-    if (type === "DELETED") {
-      w.recentDeletes?.set(id, obj.metadata?.resourceVersion ?? "");
-      if (w.rule.controlled) this.#removeControlled(id, true);
-      else this.#deleteRoot(id, obj.metadata?.resourceVersion);
-      return;
-    }
-    this.#upsert(w, id, obj, listed);
-  }
-
-  /** Caches (owned slot) or forgets (other slot) an object, and enqueues the affected root. */
-  #upsert(w: Watched, id: string, obj: KubeObject, fromList: boolean): void {
-    let slot: number | undefined;
-    let rootKey: string | undefined;
-    try {
-      const p = this.#rules!.place(obj, w.rule);
-      if (p.sharded) {
-        slot = p.slot;
-        rootKey = p.rootKey;
-      }
-    } catch (err) {
-      if (!(err instanceof KeyError)) throw err;
-      this.#log.warn({ ...this.#fields(), object: id, err: err.message }, "object ignored: no sharding key");
-    }
-    const owned = slot !== undefined && this.#member.ownsSlot(slot);
-    if (!w.rule.controlled) {
-      const prev = this.#roots.get(id);
-      if (!owned) {
-        if (prev !== undefined) {
-          // Moved to a slot we do not own (e.g. a hash-key annotation changed): not ours any more.
-          this.#roots.delete(id);
-          this.#queue.remove(id);
-        }
-        return;
-      }
-      this.#roots.set(id, { obj, slot: slot!, watch: w });
-      this.#tombstones.delete(id);
-      // A re-list delivers every object again: enqueue only what changed.
-      if (fromList && prev?.obj.metadata?.resourceVersion === obj.metadata?.resourceVersion) return;
-      this.#queue.add(id);
-      return;
-    }
-    const prev = this.#controlled.get(id);
-    if (prev !== undefined && prev.rootKey !== rootKey) this.#removeControlled(id, true);
-    if (!owned) {
-      if (prev !== undefined) this.#removeControlled(id, false);
-      return;
-    }
-    this.#controlled.set(id, { obj, slot: slot!, rootKey: rootKey!, watch: w });
-    let set = this.#children.get(rootKey!);
-    if (set === undefined) {
-      set = new Set();
-      this.#children.set(rootKey!, set);
-    }
-    set.add(id);
-    if (fromList && prev?.obj.metadata?.resourceVersion === obj.metadata?.resourceVersion) return;
-    this.#enqueueRoot(rootKey!);
-  }
-
-  #enqueueRoot(rootKey: string): void {
-    // Only a cached (owned) root is enqueued: its slot is known and owned. A root not cached is
-    // either another shard's or not there; its own events enqueue it if it shows up.
-    if (this.#roots.has(rootKey)) this.#queue.add(rootKey);
-  }
-
-  #deleteRoot(id: string, deletedRv: string | undefined): void {
-    const prev = this.#roots.get(id);
-    if (prev === undefined) return;
-    this.#roots.delete(id);
-    this.#tombstones.set(id, { slot: prev.slot, watch: prev.watch, deletedRv });
-    this.#queue.add(id);
-  }
-
-  #removeControlled(id: string, enqueueOwner: boolean): void {
-    const prev = this.#controlled.get(id);
-    if (prev === undefined) return;
-    this.#controlled.delete(id);
-    const set = this.#children.get(prev.rootKey);
-    set?.delete(id);
-    if (set?.size === 0) this.#children.delete(prev.rootKey);
-    if (enqueueOwner) this.#enqueueRoot(prev.rootKey);
-  }
-
-  /** After a reflector (re)list: objects cached but not listed were deleted while we were away. */
-  #afterList(w: Watched): void {
-    const seen = w.listSeen;
-    w.listSeen = undefined;
-    if (seen === undefined) return;
-    if (w.rule.controlled) {
-      for (const [id, e] of this.#controlled)
-        if (e.watch === w && !seen.has(id)) this.#removeControlled(id, true);
-    } else {
-      for (const [id, e] of this.#roots) if (e.watch === w && !seen.has(id)) this.#deleteRoot(id, undefined);
-    }
-  }
-
-  /** Drops every cached object, tombstone and queued key of slots no longer owned. */
-  #prune(): void {
-    const m = this.#member;
-    for (const [id, e] of this.#roots) {
-      if (!m.ownsSlot(e.slot)) {
-        this.#roots.delete(id);
-        this.#queue.remove(id);
-      }
-    }
-    for (const [id, t] of this.#tombstones) {
-      if (!m.ownsSlot(t.slot)) {
-        this.#tombstones.delete(id);
-        this.#queue.remove(id);
-      }
-    }
-    for (const [id, e] of this.#controlled) if (!m.ownsSlot(e.slot)) this.#removeControlled(id, false);
-    if (this.#rules?.namespaceSelector !== undefined) {
-      for (const [id, e] of this.#roots) {
-        if (!this.#rules.namespaceSelected(e.obj.metadata?.namespace ?? "")) {
-          this.#roots.delete(id);
-          this.#queue.remove(id);
-        }
-      }
-      for (const [id, e] of this.#controlled) {
-        if (!this.#rules.namespaceSelected(e.obj.metadata?.namespace ?? ""))
-          this.#removeControlled(id, false);
-      }
-    }
+    this.#rt?.observe(w.index, type, ENTRY_KEY(w.rule, obj), obj, obj.metadata?.resourceVersion, listed);
   }
 
   /**
@@ -642,25 +509,23 @@ class Controller {
     w.gainRunning = true;
     try {
       await w.firstSync;
-      while (w.pendingAny && !this.#stopping && this.#watches.includes(w)) {
-        const gained = w.pendingGain.slice();
-        w.pendingGain.fill(0);
-        w.pendingAny = false;
-        w.recentDeletes = new Map();
+      for (;;) {
+        const rt = this.#rt;
+        if (rt === undefined || this.#stopping || !this.#watches.includes(w)) return;
+        const gained = rt.gainListStarted(w.index);
+        if (gained === undefined) return;
         try {
-          await this.#listGained(w, gained);
+          await this.#listGained(rt, w, gained);
+          rt.gainListEnded(w.index, gained, true);
         } catch (err) {
-          if (this.#stopping) return;
           // Try again: the slots are still gained; a later list also sees later changes.
-          for (let s = 0; s < SLOT_COUNT; s++) if (gained[s] === 1) w.pendingGain[s] = 1;
-          w.pendingAny = true;
+          rt.gainListEnded(w.index, gained, false);
+          if (this.#stopping) return;
           this.#log.warn(
             { ...this.#fields(), resource: w.rule.resource.path, err },
             "listing gained slots failed; retrying",
           );
           await new Promise((r) => setTimeout(r, 1000));
-        } finally {
-          w.recentDeletes = undefined;
         }
       }
     } finally {
@@ -668,7 +533,7 @@ class Controller {
     }
   }
 
-  async #listGained(w: Watched, gained: Uint8Array): Promise<void> {
+  async #listGained(rt: ShardRuntime<KubeObject>, w: Watched, gained: Uint8Array): Promise<void> {
     this.#counters.gainLists++;
     const started = performance.now();
     let cont: string | undefined;
@@ -691,17 +556,9 @@ class Controller {
       for (const raw of page.items) {
         this.#counters.gainListedObjects++;
         const obj = this.#prepare(w, raw);
-        const slot = this.#rules!.slotOf(obj);
-        if (slot === undefined || gained[slot] !== 1 || !this.#member.ownsSlot(slot)) continue;
-        const id = ENTRY_KEY(w.rule, obj);
-        const rv = obj.metadata?.resourceVersion;
         // The watch may already have delivered something newer (or a deletion) since the gain.
-        const cached = w.rule.controlled ? this.#controlled.get(id) : this.#roots.get(id);
-        if (cached !== undefined && notOlder(cached.obj.metadata?.resourceVersion, rv)) continue;
-        const deleted = w.recentDeletes?.get(id);
-        if (deleted !== undefined && notOlder(deleted, rv)) continue;
-        this.#upsert(w, id, obj, false);
-        kept++;
+        if (rt.gainListed(w.index, gained, ENTRY_KEY(w.rule, obj), obj, obj.metadata?.resourceVersion))
+          kept++;
       }
       cont = page.metadata.continue || undefined;
     } while (cont !== undefined && !this.#stopping);
@@ -733,14 +590,14 @@ class Controller {
   }
 
   async #process(key: string): Promise<void> {
-    const entry = this.#roots.get(key);
-    const tomb = entry === undefined ? this.#tombstones.get(key) : undefined;
-    const slot = entry?.slot ?? tomb?.slot;
-    const watch = entry?.watch ?? tomb?.watch;
-    if (slot === undefined || watch === undefined) {
+    const rt = this.#rt;
+    const work = rt?.work(key);
+    const watch = work === undefined ? undefined : this.#watches[work.watch];
+    if (rt === undefined || work === undefined || watch === undefined) {
       this.#queue.forget(key);
       return;
     }
+    const slot = work.slot;
     const m = this.#member;
     const identity = m.identity;
     const generation = m.generation;
@@ -751,10 +608,9 @@ class Controller {
       this.#queue.forget(key);
       return;
     }
-    const obj = entry?.obj;
+    const obj = work.object;
     const { namespace, name } = splitKey(key);
-    const children = this.#children;
-    const controlledMap = this.#controlled;
+    const watches = this.#watches;
     const http = this.#http;
     const events = this.#events;
     const fence: Stamp = (o) => withFence(o, ticket.fence);
@@ -788,15 +644,14 @@ class Controller {
           signal,
         ),
       controlled<C extends KubeObjectLike = KubeObject>(resource?: GroupResourceRef): C[] {
-        const out: C[] = [];
-        for (const id of children.get(key) ?? []) {
-          const c = controlledMap.get(id);
-          if (c === undefined) continue;
-          const r = c.watch.rule.resource;
-          if (resource === undefined || (r.group === resource.group && r.resource === resource.resource))
-            out.push(c.obj as unknown as C);
-        }
-        return out;
+        const only =
+          resource === undefined
+            ? undefined
+            : (i: number) => {
+                const r = watches[i]?.rule.resource;
+                return r?.group === resource.group && r.resource === resource.resource;
+              };
+        return rt.controlledOf(key, only) as unknown as C[];
       },
     };
     const start = Date.now();
@@ -812,7 +667,7 @@ class Controller {
         this.#queue.addAfter(key, after);
       } else {
         this.#queue.forget(key);
-        if (tomb !== undefined && this.#tombstones.get(key) === tomb) this.#tombstones.delete(key);
+        rt.finished(work, true);
       }
     } catch (err) {
       this.#counters.reconcileErrors++;
@@ -849,10 +704,9 @@ class Controller {
 
   #stats(): ControllerStats {
     const q = this.#queue.stats();
+    const sizes = this.#rt?.sizes() ?? { roots: 0, controlled: 0, tombstones: 0, held: 0 };
     return {
-      roots: this.#roots.size,
-      controlled: this.#controlled.size,
-      tombstones: this.#tombstones.size,
+      ...sizes,
       queued: q.queued,
       processing: q.processing,
       waiting: q.waiting,

@@ -106,13 +106,14 @@ export class ShardMetrics {
     });
     new Gauge({
       name: "slotmap_shard_workqueue_depth",
-      help: "Keys waiting in the work queue (queued: ready; waiting: delayed retries).",
+      help: "Keys waiting in the work queue (queued: ready; waiting: delayed retries; held: gained roots waiting for their controlled objects to be listed).",
       labelNames: ["state"] as const,
       registers,
       collect() {
         const s = controller();
         this.set({ state: "queued" }, s?.queued ?? 0);
         this.set({ state: "waiting" }, s?.waiting ?? 0);
+        this.set({ state: "held" }, s?.held ?? 0);
       },
     });
     // Totals from the controller itself, so that attach() alone counts reconciles (observe()

@@ -795,13 +795,41 @@ describe("the sharded controller runtime", () => {
     const sm = await newSlotMap();
     const ns = await freshNamespace("client-move");
     const names = Array.from({ length: 40 }, (_, i) => `s-${i}`);
-    await Promise.all(names.map((n) => createSecret(ns, n, { v: n })));
+    const secrets = await Promise.all(names.map((n) => createSecret(ns, n, { v: n })));
+    // Each Secret controls a ConfigMap (a controlled resource of the SlotMap).
+    await Promise.all(
+      secrets.map((sec) =>
+        http.request("POST", `/api/v1/namespaces/${ns}/configmaps`, {
+          body: {
+            apiVersion: "v1",
+            kind: "ConfigMap",
+            metadata: {
+              name: `${sec.metadata?.name}-cm`,
+              ownerReferences: [
+                {
+                  apiVersion: "v1",
+                  kind: "Secret",
+                  name: sec.metadata?.name,
+                  uid: sec.metadata?.uid,
+                  controller: true,
+                },
+              ],
+            },
+          },
+        }),
+      ),
+    );
     const keys = names.map((n) => `/Secret/${ns}/${n}`);
 
+    // A reconcile that does not see its ConfigMap would re-create it: the runtime holds a gained
+    // root until the controlled resource has listed its slot (first list and gain re-lists alike).
+    const cold: string[] = [];
     const recorder = () => {
       const seen: string[] = [];
       const reconcile = async (req: ReconcileRequest) => {
-        if (req.namespace === ns) seen.push(req.key);
+        if (req.namespace !== ns) return;
+        seen.push(req.key);
+        if (req.object !== undefined && req.controlled().length !== 1) cold.push(req.key);
       };
       return { seen, reconcile };
     };
@@ -857,6 +885,8 @@ describe("the sharded controller runtime", () => {
     });
     expect(ca.stats().gainLists).toBeGreaterThan(listsBefore);
     expect(keys.every((k) => ca.get(k) !== undefined)).toBe(true);
+    expect(cold).toEqual([]);
+    expect(ca.stats().held).toBe(0);
 
     // A deletion reaches the reconciler (object undefined) and leaves the cache.
     const deleted: Array<{ key: string; object: unknown }> = [];

@@ -16,6 +16,7 @@ const stats: ControllerStats = {
   roots: 10,
   controlled: 4,
   tombstones: 0,
+  held: 0,
   queued: 3,
   processing: 1,
   waiting: 2,
@@ -36,6 +37,7 @@ describe("ShardMetrics", () => {
     expect(text).toContain('slotmap_shard_reconciles_total{result="error",slotmap="demo",shard="demo-0"} 5');
     expect(text).toContain('slotmap_shard_owned_slots{slotmap="demo",shard="demo-0"} 5461');
     expect(text).toContain('slotmap_shard_workqueue_depth{state="queued",slotmap="demo",shard="demo-0"} 3');
+    expect(text).toContain('slotmap_shard_workqueue_depth{state="held",slotmap="demo",shard="demo-0"} 0');
     expect(text).not.toContain("process_cpu");
   });
 

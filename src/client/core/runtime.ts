@@ -1,0 +1,425 @@
+/**
+ * The shard runtime's object index as a sans-I/O core: which objects of owned slots are cached,
+ * which root keys wait to be reconciled, deletions found by a re-list, the re-lists of gained
+ * slots, and the gate that holds a gained root until its controlled objects are cached.
+ *
+ * The controller (src/client/controller.ts) feeds it the reflectors' lists and watch events and
+ * runs the reconciles it hands out; the fuzzing simulator feeds the same class from its own API
+ * server. Nothing here does I/O, reads a clock or keeps a timer. See docs/dev/shard-core.md.
+ */
+
+import { compareResourceVersions } from "../../api/resource-version.js";
+import { SLOT_COUNT, type SlotRange } from "../../slots/types.js";
+
+/** Where an object lands: its slot and the key of the root object reconciled for it. */
+export interface RuntimePlace {
+  readonly slot: number;
+  readonly rootKey: string;
+}
+
+/** What the runtime core asks of its driver. */
+export interface RuntimeHost<O> {
+  /** Whether the shard owns `slot` now (the shard machine's ownership). */
+  owns(slot: number): boolean;
+  /**
+   * Where `obj`, an object of watch `watch`, lands; undefined when it is not sharded (not
+   * selected, no key). The driver logs why.
+   */
+  place(obj: O, watch: number): RuntimePlace | undefined;
+  /** Whether `obj`'s namespace is still selected (after namespace labels changed). */
+  selected(obj: O): boolean;
+  /** The work queue: keys to reconcile. */
+  readonly queue: { add(key: string): void; remove(key: string): void };
+}
+
+/** One watched resource of the rules: roots or controlled objects. */
+export interface RuntimeWatch {
+  readonly controlled: boolean;
+}
+
+/** A root key handed out to reconcile. */
+export interface RuntimeWork<O> {
+  readonly key: string;
+  readonly slot: number;
+  /** Index of the root's watch. */
+  readonly watch: number;
+  /** The cached root, or undefined when it was deleted (a tombstone). */
+  readonly object: O | undefined;
+  /** @internal The tombstone this work finishes, if any. */
+  readonly tombstone: Tombstone | undefined;
+}
+
+/** Sizes, for stats and metrics. */
+export interface RuntimeSizes {
+  roots: number;
+  controlled: number;
+  tombstones: number;
+  /** Gained roots held until their controlled objects are cached. */
+  held: number;
+}
+
+interface Entry<O> {
+  obj: O;
+  rv: string | undefined;
+  slot: number;
+  watch: number;
+}
+
+interface ControlledEntry<O> extends Entry<O> {
+  rootKey: string;
+}
+
+interface Tombstone {
+  readonly slot: number;
+  readonly watch: number;
+}
+
+interface WatchState {
+  readonly controlled: boolean;
+  /** Ids delivered by the list in progress (Replace semantics: the rest were deleted). */
+  listSeen: Set<string> | undefined;
+  /** Slots gained since the last list started, still to be fetched by a gain list. */
+  readonly pendingGain: Uint8Array;
+  pendingAny: boolean;
+  /** Deletions seen by the watch while a gain list runs: id → resourceVersion. */
+  recentDeletes: Map<string, string> | undefined;
+  /** Controlled watches: slots whose objects this watch has not listed since they were gained. */
+  readonly uncovered: Uint8Array | undefined;
+}
+
+/** Whether resourceVersion `a` is at or after `b` (unknown order counts as newer: prefer the watch). */
+function notOlder(a: string | undefined, b: string | undefined): boolean {
+  if (a === undefined || b === undefined) return true;
+  const c = compareResourceVersions(a, b);
+  return c === undefined || c >= 0;
+}
+
+/**
+ * The objects one shard caches under one rule set, and the keys it queues. A new rule set gets a
+ * new instance (call {@link ShardRuntime.clear} on the old one first).
+ */
+export class ShardRuntime<O> {
+  readonly #host: RuntimeHost<O>;
+  readonly #watches: WatchState[];
+  readonly #roots = new Map<string, Entry<O>>();
+  readonly #controlled = new Map<string, ControlledEntry<O>>();
+  /** Root key → ids of the controlled objects whose controller it is. */
+  readonly #children = new Map<string, Set<string>>();
+  readonly #tombstones = new Map<string, Tombstone>();
+  /** Root keys waiting for their slot's controlled objects (not queued yet). */
+  readonly #held = new Set<string>();
+
+  constructor(host: RuntimeHost<O>, watches: readonly RuntimeWatch[]) {
+    this.#host = host;
+    this.#watches = watches.map((w) => ({
+      controlled: w.controlled,
+      listSeen: undefined,
+      pendingGain: new Uint8Array(SLOT_COUNT),
+      pendingAny: false,
+      recentDeletes: undefined,
+      // Nothing is listed yet: every slot waits for the first list.
+      uncovered: w.controlled ? new Uint8Array(SLOT_COUNT).fill(1) : undefined,
+    }));
+  }
+
+  // ---------------------------------------------------------------- lists and watch events
+
+  /** A full list of watch `w` starts: it covers every slot owned now. */
+  listStarted(w: number): void {
+    const s = this.#watch(w);
+    s.listSeen = new Set();
+    s.pendingGain.fill(0);
+    s.pendingAny = false;
+  }
+
+  /** An object of watch `w` from its list (`listed`) or its watch. */
+  observe(
+    w: number,
+    type: "ADDED" | "MODIFIED" | "DELETED",
+    id: string,
+    obj: O,
+    rv: string | undefined,
+    listed: boolean,
+  ): void {
+    const s = this.#watch(w);
+    if (listed) s.listSeen?.add(id);
+    if (type === "DELETED") {
+      s.recentDeletes?.set(id, rv ?? "");
+      if (s.controlled) this.#removeControlled(id, true);
+      else this.#deleteRoot(id);
+      return;
+    }
+    this.#upsert(w, id, obj, rv, listed);
+  }
+
+  /** The full list of watch `w` ended: what is cached but was not listed was deleted meanwhile. */
+  listSynced(w: number): void {
+    const s = this.#watch(w);
+    const seen = s.listSeen;
+    s.listSeen = undefined;
+    if (seen !== undefined) {
+      if (s.controlled) {
+        for (const [id, e] of this.#controlled)
+          if (e.watch === w && !seen.has(id)) this.#removeControlled(id, true);
+      } else {
+        for (const [id, e] of this.#roots) if (e.watch === w && !seen.has(id)) this.#deleteRoot(id);
+      }
+    }
+    if (s.uncovered !== undefined) {
+      // Slots gained after the list started are still to be listed by a gain list.
+      for (let i = 0; i < SLOT_COUNT; i++) if (s.pendingGain[i] === 0) s.uncovered[i] = 0;
+      this.#release();
+    }
+  }
+
+  // ---------------------------------------------------------------- ownership changes
+
+  /** Slots were gained: every watch must fetch their objects (a gain list each). */
+  slotsGained(ranges: readonly SlotRange[]): void {
+    for (const s of this.#watches) {
+      for (const r of ranges) {
+        s.pendingGain.fill(1, r.start, r.end + 1);
+        s.uncovered?.fill(1, r.start, r.end + 1);
+      }
+      if (ranges.length > 0) s.pendingAny = true;
+    }
+  }
+
+  /** Slots were lost (or namespaces left the selection): drops what is no longer owned. */
+  prune(): void {
+    const h = this.#host;
+    for (const [id, e] of this.#roots) if (!h.owns(e.slot) || !h.selected(e.obj)) this.#dropRoot(id);
+    for (const [id, t] of this.#tombstones) {
+      if (!h.owns(t.slot)) {
+        this.#tombstones.delete(id);
+        this.#unqueue(id);
+      }
+    }
+    for (const [id, e] of this.#controlled) {
+      if (!h.owns(e.slot) || !h.selected(e.obj)) this.#removeControlled(id, false);
+    }
+  }
+
+  /** Namespace labels changed: prunes, and every watch re-fetches every owned slot. */
+  namespacesChanged(): void {
+    this.prune();
+    for (const s of this.#watches) {
+      s.pendingGain.fill(1);
+      s.pendingAny = true;
+    }
+  }
+
+  // ---------------------------------------------------------------- gain lists
+
+  /** Whether watch `w` has gained slots to fetch. */
+  gainPending(w: number): boolean {
+    return this.#watch(w).pendingAny;
+  }
+
+  /**
+   * Starts a gain list of watch `w`: returns the slots to keep from it (and clears them from the
+   * pending set), or undefined when nothing is pending.
+   */
+  gainListStarted(w: number): Uint8Array | undefined {
+    const s = this.#watch(w);
+    if (!s.pendingAny) return undefined;
+    const gained = s.pendingGain.slice();
+    s.pendingGain.fill(0);
+    s.pendingAny = false;
+    s.recentDeletes = new Map();
+    return gained;
+  }
+
+  /**
+   * An item of a gain list of watch `w`: cached when it is in a gained, owned slot and newer than
+   * what the watch delivered since. Returns whether it was kept.
+   */
+  gainListed(w: number, gained: Uint8Array, id: string, obj: O, rv: string | undefined): boolean {
+    const s = this.#watch(w);
+    const p = this.#host.place(obj, w);
+    if (p === undefined || gained[p.slot] !== 1 || !this.#host.owns(p.slot)) return false;
+    const cached = s.controlled ? this.#controlled.get(id) : this.#roots.get(id);
+    if (cached !== undefined && notOlder(cached.rv, rv)) return false;
+    const deleted = s.recentDeletes?.get(id);
+    if (deleted !== undefined && notOlder(deleted, rv)) return false;
+    this.#upsert(w, id, obj, rv, false, p);
+    return true;
+  }
+
+  /** A gain list of watch `w` ended; a failed one leaves its slots pending for the next. */
+  gainListEnded(w: number, gained: Uint8Array, ok: boolean): void {
+    const s = this.#watch(w);
+    s.recentDeletes = undefined;
+    if (!ok) {
+      for (let i = 0; i < SLOT_COUNT; i++) if (gained[i] === 1) s.pendingGain[i] = 1;
+      s.pendingAny = true;
+      return;
+    }
+    if (s.uncovered === undefined) return;
+    for (let i = 0; i < SLOT_COUNT; i++) if (gained[i] === 1 && s.pendingGain[i] === 0) s.uncovered[i] = 0;
+    this.#release();
+  }
+
+  // ---------------------------------------------------------------- work
+
+  /** The work of a queued key, or undefined when it is neither cached nor a tombstone any more. */
+  work(key: string): RuntimeWork<O> | undefined {
+    const e = this.#roots.get(key);
+    if (e !== undefined) return { key, slot: e.slot, watch: e.watch, object: e.obj, tombstone: undefined };
+    const t = this.#tombstones.get(key);
+    if (t !== undefined) return { key, slot: t.slot, watch: t.watch, object: undefined, tombstone: t };
+    return undefined;
+  }
+
+  /** A reconcile of `work` ended; `settled` (not requeued, not failed) ends its tombstone. */
+  finished(work: RuntimeWork<O>, settled: boolean): void {
+    if (settled && work.tombstone !== undefined && this.#tombstones.get(work.key) === work.tombstone) {
+      this.#tombstones.delete(work.key);
+    }
+  }
+
+  /** Cached controlled objects whose controller is root `key` (of watches `only` accepts). */
+  controlledOf(key: string, only?: (watch: number) => boolean): O[] {
+    const out: O[] = [];
+    for (const id of this.#children.get(key) ?? []) {
+      const c = this.#controlled.get(id);
+      if (c !== undefined && (only === undefined || only(c.watch))) out.push(c.obj);
+    }
+    return out;
+  }
+
+  /** The cached root of `key`. */
+  root(key: string): O | undefined {
+    return this.#roots.get(key)?.obj;
+  }
+
+  /** Drops everything and unqueues every key (the rules changed, or the controller stops). */
+  clear(): void {
+    for (const key of this.#roots.keys()) this.#host.queue.remove(key);
+    for (const key of this.#tombstones.keys()) this.#host.queue.remove(key);
+    this.#roots.clear();
+    this.#controlled.clear();
+    this.#children.clear();
+    this.#tombstones.clear();
+    this.#held.clear();
+  }
+
+  sizes(): RuntimeSizes {
+    return {
+      roots: this.#roots.size,
+      controlled: this.#controlled.size,
+      tombstones: this.#tombstones.size,
+      held: this.#held.size,
+    };
+  }
+
+  /**
+   * Whether every controlled watch has listed `slot` since it was gained: a root reconciled before
+   * that would see its controlled objects missing and re-create them (409s).
+   */
+  protected warm(slot: number): boolean {
+    for (const s of this.#watches) if (s.uncovered !== undefined && s.uncovered[slot] === 1) return false;
+    return true;
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  #watch(w: number): WatchState {
+    const s = this.#watches[w];
+    if (s === undefined) throw new RangeError(`watch ${w}: there are ${this.#watches.length}`);
+    return s;
+  }
+
+  /** Caches (owned slot) or forgets (other slot) an object, and enqueues the affected root. */
+  #upsert(
+    w: number,
+    id: string,
+    obj: O,
+    rv: string | undefined,
+    fromList: boolean,
+    placed?: RuntimePlace,
+  ): void {
+    const p = placed ?? this.#host.place(obj, w);
+    const owned = p !== undefined && this.#host.owns(p.slot);
+    if (!this.#watch(w).controlled) {
+      const prev = this.#roots.get(id);
+      if (!owned) {
+        // Moved to a slot not owned (or out of the selection): not ours any more.
+        if (prev !== undefined) this.#dropRoot(id);
+        return;
+      }
+      this.#roots.set(id, { obj, rv, slot: p.slot, watch: w });
+      this.#tombstones.delete(id);
+      // A re-list delivers every object again: enqueue only what changed.
+      if (fromList && prev?.rv === rv) return;
+      this.#enqueue(id, p.slot);
+      return;
+    }
+    const prev = this.#controlled.get(id);
+    if (prev !== undefined && prev.rootKey !== p?.rootKey) this.#removeControlled(id, true);
+    if (!owned) {
+      if (prev !== undefined) this.#removeControlled(id, false);
+      return;
+    }
+    this.#controlled.set(id, { obj, rv, slot: p.slot, watch: w, rootKey: p.rootKey });
+    let set = this.#children.get(p.rootKey);
+    if (set === undefined) {
+      set = new Set();
+      this.#children.set(p.rootKey, set);
+    }
+    set.add(id);
+    if (fromList && prev?.rv === rv) return;
+    this.#enqueueRoot(p.rootKey);
+  }
+
+  /** Only a cached (owned) root is enqueued: a root not cached is another shard's or not there. */
+  #enqueueRoot(rootKey: string): void {
+    const e = this.#roots.get(rootKey);
+    if (e !== undefined) this.#enqueue(rootKey, e.slot);
+  }
+
+  #enqueue(key: string, slot: number): void {
+    if (this.warm(slot)) this.#host.queue.add(key);
+    else this.#held.add(key);
+  }
+
+  #unqueue(key: string): void {
+    this.#held.delete(key);
+    this.#host.queue.remove(key);
+  }
+
+  /** Queues the held roots whose slots are now warm. */
+  #release(): void {
+    for (const key of this.#held) {
+      const slot = this.#roots.get(key)?.slot ?? this.#tombstones.get(key)?.slot;
+      if (slot === undefined) this.#held.delete(key);
+      else if (this.warm(slot)) {
+        this.#held.delete(key);
+        this.#host.queue.add(key);
+      }
+    }
+  }
+
+  #dropRoot(id: string): void {
+    this.#roots.delete(id);
+    this.#unqueue(id);
+  }
+
+  #deleteRoot(id: string): void {
+    const prev = this.#roots.get(id);
+    if (prev === undefined) return;
+    this.#roots.delete(id);
+    this.#tombstones.set(id, { slot: prev.slot, watch: prev.watch });
+    this.#enqueue(id, prev.slot);
+  }
+
+  #removeControlled(id: string, enqueueOwner: boolean): void {
+    const prev = this.#controlled.get(id);
+    if (prev === undefined) return;
+    this.#controlled.delete(id);
+    const set = this.#children.get(prev.rootKey);
+    set?.delete(id);
+    if (set?.size === 0) this.#children.delete(prev.rootKey);
+    if (enqueueOwner) this.#enqueueRoot(prev.rootKey);
+  }
+}
