@@ -254,6 +254,11 @@ const EXPECTED: Record<Mutation, Expectation> = {
     skeleton: RULES_SWITCHED,
     why: "a shard that still maps objects by the old placement reconciles them on slots the new placement gives to others",
   },
+  reconcileCold: {
+    invariants: ["cache"],
+    skeleton: RULES_SWITCHED,
+    why: "a root of a gained slot reconciled before its controlled objects are listed sees them missing (and re-creates them: the 409 storm)",
+  },
   fenceByGeneration: {
     invariants: ["fence"],
     why: "generations repeat (a restored status, a re-created SlotMap): a new owner's token can equal the old owner's, and the API server lets the old owner's late write through",

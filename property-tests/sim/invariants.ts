@@ -15,6 +15,9 @@
  * - fence: a reconcile's fencing token is greater than that of every reconcile another process
  *   started earlier on the same slot (so the API server would refuse the earlier one's late
  *   writes), and a process's own tokens never go down;
+ * - cache: a reconcile starts with every controlled object of its root cached (the runtime holds a
+ *   gained root until its controlled objects are listed; checked where reconciles start, in
+ *   simulation.ts);
  * - liveness: checked by the settle phase (simulation.ts).
  */
 import { ANNOTATION_OBSERVED_GENERATION, ANNOTATION_SLOTMAP_UID } from "../../src/api/lease.js";
@@ -33,6 +36,7 @@ export type InvariantName =
   | "dead"
   | "status"
   | "fence"
+  | "cache"
   | "core";
 
 /** An invariant failed: the simulation stops and fast-check shrinks the command list. */

@@ -75,16 +75,8 @@ import {
   Violation,
 } from "./invariants.js";
 import { Rng } from "./rng.js";
-import {
-  inScope,
-  objectsOf,
-  RESOURCES_A,
-  RESOURCES_B,
-  rootOf,
-  rulesOf,
-  SELECTOR,
-  type SimRules,
-} from "./rules.js";
+import { objectsOf, RESOURCES_A, RESOURCES_B, rulesOf, SELECTOR, type SimRules } from "./rules.js";
+import { RUNTIME_MUTATIONS, type RuntimeMutation, SimRuntime } from "./runtime.js";
 
 /** Wall-clock epoch of real time 0 (only written into objects). */
 const WALL0 = Date.parse("2030-01-01T00:00:00.000Z");
@@ -108,9 +100,13 @@ export const BOUNDARY_SLOTS: readonly number[] = [
 ];
 
 /** A protocol mutation of either core (docs/verification.md). */
-export type Mutation = CoordinatorMutation | ShardMutation;
+export type Mutation = CoordinatorMutation | ShardMutation | RuntimeMutation;
 /** Every mutation, coordinator ones first. */
-export const MUTATIONS: readonly Mutation[] = [...COORDINATOR_MUTATIONS, ...SHARD_MUTATIONS];
+export const MUTATIONS: readonly Mutation[] = [
+  ...COORDINATOR_MUTATIONS,
+  ...SHARD_MUTATIONS,
+  ...RUNTIME_MUTATIONS,
+];
 
 /** Everything that defines a scenario besides its commands. */
 export interface SimOptions extends ScenarioSeed {
@@ -232,7 +228,12 @@ interface ShardProc extends Proc {
   readonly machine: ShardMachine;
   /** The `weight` option of this process (undefined: not set, the default 1). */
   readonly weight: number | undefined;
+  /** Root keys to reconcile, filled and drained by the runtime core. */
   readonly queue: Set<number>;
+  /** The real runtime core over the simulated objects. */
+  readonly runtime: SimRuntime;
+  /** When the controlled watch's gain list lands (placement B), if one is due. */
+  gainAt: number | undefined;
   readonly inFlight: Map<number, Reconcile>;
   wakeReal: number | undefined;
   /** SIGTERM was sent: the kubelet kills the process at this real time if it is still running. */
@@ -376,6 +377,7 @@ export class Simulation {
   #settling = false;
   readonly #shardMutations: ShardMutation[];
   readonly #coordinatorMutations: ReadonlySet<CoordinatorMutation>;
+  readonly #runtimeMutations: RuntimeMutation[];
   #sameFire = 0;
   /** Leases a tool keeps touching (labels), and when it touches next. */
   readonly #touched = new Set<string>();
@@ -387,6 +389,7 @@ export class Simulation {
     this.rng = new Rng(opts.seed);
     this.#shardMutations = SHARD_MUTATIONS.filter((m) => opts.mutations.includes(m));
     this.#coordinatorMutations = new Set(COORDINATOR_MUTATIONS.filter((m) => opts.mutations.includes(m)));
+    this.#runtimeMutations = RUNTIME_MUTATIONS.filter((m) => opts.mutations.includes(m));
     this.keySlots = [...new Set([...BOUNDARY_SLOTS, ...opts.keySlots])].sort((a, b) => a - b);
     this.names = Array.from({ length: opts.shardPool }, (_, i) => `s${i}`);
     this.safety = new SafetyTracker((id) => this.#describe(id));
@@ -486,13 +489,16 @@ export class Simulation {
       wallClockOffsetMs: WALL0 + clock.wallOffsetMs + clock.startReal - clock.base,
       ...(this.#shardMutations.length > 0 ? { mutations: this.#shardMutations } : {}),
     });
+    const queue = new Set<number>();
     const p: ShardProc = {
       ...this.#procBase(id, clock),
       kind: "shard",
       name,
       machine,
       weight,
-      queue: new Set(),
+      queue,
+      runtime: new SimRuntime(this.keySlots, (slot) => machine.ownsSlot(slot), queue, this.#runtimeMutations),
+      gainAt: undefined,
       inFlight: new Map(),
       wakeReal: undefined,
       killAt: undefined,
@@ -544,7 +550,9 @@ export class Simulation {
     }
     p.inFlight.clear();
     p.resolving = undefined;
+    p.runtime.clear();
     p.queue.clear();
+    p.gainAt = undefined;
     p.alive = false;
     p.paused = false;
     p.resumeAt = undefined;
@@ -580,18 +588,10 @@ export class Simulation {
         this.requests.push({ id: ++this.#reqSeq, kind: "lease", from: p, effect: e, dueAt: this.#due() });
         return;
       case "slotsGained":
-        for (let k = 0; k < this.keySlots.length; k++) {
-          if (p.rules === undefined || !inScope(p.rules, k)) continue;
-          const root = rootOf(p.rules, k);
-          const s = this.keySlots[root]!;
-          if (e.ranges.some((r) => s >= r.start && s <= r.end)) p.queue.add(root);
-        }
+        if (p.runtime.gained(e.ranges)) p.gainAt ??= this.now + this.#latency();
         return;
       case "slotsLost":
-        for (const k of [...p.queue]) {
-          const s = this.keySlots[k]!;
-          if (e.ranges.some((r) => s >= r.start && s <= r.end)) p.queue.delete(k);
-        }
+        p.runtime.lost();
         return;
       case "abortInFlight":
         for (const name of e.keys) {
@@ -670,14 +670,22 @@ export class Simulation {
   #start(p: ShardProc, key: number): void {
     if (!p.alive || p.paused || p.inFlight.has(key)) return;
     p.queue.delete(key);
-    if (p.rules === undefined || rootOf(p.rules, key) !== key || !inScope(p.rules, key)) return;
-    const slot = this.keySlots[key]!;
+    const work = p.runtime.work(key);
+    if (p.rules === undefined || work === undefined) return;
+    const slot = work.slot;
     const now = this.#local(p);
     if (!p.machine.mayStart(slot, now)) {
       this.stats.startsRefused += 1;
       return;
     }
-    const objects = objectsOf(p.rules, key, this.keySlots.length);
+    const objects = work.objects;
+    const expected = objectsOf(p.rules, key, this.keySlots.length);
+    if (objects.join() !== expected.join()) {
+      throw new Violation(
+        "cache",
+        `${this.#describe(p.id)} starts k${key} with objects ${objects.join(",")} cached, not ${expected.join(",")}: a reconcile would act on a controlled object it cannot see`,
+      );
+    }
     this.safety.start(p.id, slot, this.now);
     this.objects.start(p.id, objects, this.now);
     this.fences.start(p.id, slot, p.machine.ownership.fence(), this.now);
@@ -700,9 +708,13 @@ export class Simulation {
 
   /** An event of object `key` reaches the runtime: it enqueues the object's root if it owns it. */
   #enqueue(p: ShardProc, key: number): void {
-    if (p.rules === undefined || !inScope(p.rules, key)) return;
-    const root = rootOf(p.rules, key);
-    if (p.machine.ownsSlot(this.keySlots[root]!)) p.queue.add(root);
+    p.runtime.touch(key);
+  }
+
+  /** The controlled watch's gain list of `p` lands (placement B). */
+  #controlledGains(p: ShardProc): void {
+    p.gainAt = undefined;
+    if (p.alive && !p.paused) p.runtime.listControlledGains();
   }
 
   /**
@@ -726,11 +738,10 @@ export class Simulation {
     const r = p.resolving;
     if (r === undefined || !p.alive || p.paused) return;
     p.resolving = undefined;
-    p.queue.clear();
     p.rules = r.rules;
     this.log(`${p.name}#${p.id} applies rules ${r.rules.key} (${r.rules.fingerprint})`);
+    p.runtime.apply(r.rules);
     this.#handle(p, { type: "rulesApplied", now: this.#local(p), fingerprint: r.rules.fingerprint });
-    for (let k = 0; k < this.keySlots.length; k++) this.#enqueue(p, k);
   }
 
   // ================================================================== coordinator I/O layer
@@ -1136,6 +1147,8 @@ export class Simulation {
       }
       if (p.resolving !== undefined)
         out.push({ at: p.resolving.at, id: `rules${p.id}`, fire: () => this.#applyRules(p) });
+      if (p.gainAt !== undefined)
+        out.push({ at: p.gainAt, id: `gain${p.id}`, fire: () => this.#controlledGains(p) });
       if (p.wakeReal !== undefined) {
         out.push({
           at: p.wakeReal,
