@@ -15,6 +15,7 @@ import { EventRecorder } from "../kube/events.js";
 import { isStatus, KubeHttp, type KubeList, type KubeObject } from "../kube/http.js";
 import { Reflector } from "../kube/reflector.js";
 import { KeyError, type KubeObjectLike } from "../slots/keys.js";
+import type { SlotRange } from "../slots/types.js";
 import { type RuntimePlace, ShardRuntime } from "./core/runtime.js";
 import type { GroupResourceRef, ResolvedResource } from "./discovery.js";
 import type { ShardLogger, ShardMember } from "./membership.js";
@@ -285,6 +286,8 @@ class Controller {
   /** The cache and queue gating of the current rules (undefined while they switch). */
   #rt: ShardRuntime<KubeObject> | undefined;
   #watches: Watched[] = [];
+  /** Slots migrating to this shard (the member's last `slotsImporting`). */
+  #importing: readonly SlotRange[] = [];
   #rules: SlotRules | undefined;
   #stopping = false;
   readonly #stopController = new AbortController();
@@ -343,6 +346,15 @@ class Controller {
         }
       },
       slotsLost: () => this.#rt?.prune(),
+      slotsImporting: (ranges) => {
+        // A warm handoff: list and cache the incoming slots while their source drains them.
+        this.#importing = ranges;
+        this.#rt?.slotsImporting(ranges);
+        for (const w of this.#watches) {
+          if (ranges.length > 0) this.#ensureStarted(w);
+          if (w.started) void this.#gainRelist(w);
+        }
+      },
       rulesChanged: (rules) => {
         if (rules !== this.#rules) void this.#setRules(rules);
       },
@@ -405,8 +417,9 @@ class Controller {
     await Promise.all(old.map((w) => w.reflector.stop()));
     if (this.#stopping || this.#rules !== rules) return;
     this.#rt = this.#makeRuntime(rules, selected);
+    this.#rt.slotsImporting(this.#importing);
     this.#watches = selected.map((rule, index) => this.#makeWatch(rule, index));
-    const owned = this.#member.ownership.ownedCount() > 0;
+    const owned = this.#member.ownership.ownedCount() > 0 || this.#importing.length > 0;
     for (const w of this.#watches) if (owned) this.#ensureStarted(w);
     void Promise.all(this.#watches.map((w) => w.firstSync)).then(() => {
       if (this.#rules === rules) this.#resolveSynced();

@@ -44,6 +44,7 @@ import {
   type ShardPhase,
   type WriteLeaseEffect,
 } from "./core/index.js";
+import { importingSlots } from "./core/runtime.js";
 import { DiscoveryError, ResourceResolver } from "./discovery.js";
 import { SlotRules } from "./rules.js";
 
@@ -114,6 +115,12 @@ export interface ShardMemberListener {
   slotsGained?(event: SlotChange): void;
   /** These slots are no longer ours: drop queued work (in-flight reconciles finish; then the ack). */
   slotsLost?(event: SlotChange): void;
+  /**
+   * The slots migrating to this shard now (the whole set, after `slotsGained`/`slotsLost` of the
+   * same status): their objects may be cached ahead of the commit (a warm handoff), never
+   * reconciled until `slotsGained`.
+   */
+  slotsImporting?(ranges: readonly SlotRange[]): void;
   /** No reconcile may start (renew deadline passed, Lease lost, or released). */
   fenced?(reason: FenceReason): void;
   /** The Lease is held and renewed in time again. */
@@ -300,6 +307,8 @@ export class ShardMember {
   readonly #namespaceLabels = new Map<string, Record<string, string>>();
 
   #slotMapUid: string | undefined;
+  /** The importing slots last reported (formatted), to report changes only. */
+  #importing = "";
   #slotMapSeenInList = false;
   #leaseSeenInList = false;
   #specJson: string | undefined;
@@ -828,7 +837,17 @@ export class ShardMember {
       resourceVersion: obj.metadata?.resourceVersion,
       handoffTimeoutSeconds: spec.ok ? spec.value.policy.handoffTimeoutSeconds : undefined,
     });
+    // After the machine's slotsGained of this status: a committed slot is gained before it stops
+    // importing, so its cached objects are kept.
+    this.#reportImporting(importingSlots(status.value, this.shard));
     this.#maybeReady();
+  }
+
+  #reportImporting(ranges: readonly SlotRange[]): void {
+    const key = ranges.map((r) => `${r.start}-${r.end}`).join(",");
+    if (key === this.#importing) return;
+    this.#importing = key;
+    this.#emit((l) => l.slotsImporting?.(ranges));
   }
 
   #onSlotMapDeleted(obj: KubeObject | undefined): void {
@@ -836,6 +855,7 @@ export class ShardMember {
     if (uid === undefined) return;
     if (uid === this.#slotMapUid) this.#slotMapUid = undefined;
     this.#feed({ type: "slotMapDeleted", uid });
+    this.#reportImporting([]);
   }
 
   #applySpec(spec: SlotMapSpec): void {

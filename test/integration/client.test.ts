@@ -906,6 +906,103 @@ describe("the sharded controller runtime", () => {
     expect(cd.stats().tombstones).toBe(0);
   });
 
+  it("warm handoff: a joining shard lists its incoming slots while the source drains, and reconciles them at the commit without a re-list", async () => {
+    const sm = await newSlotMap();
+    const ns = await freshNamespace("client-warm");
+    const names = Array.from({ length: 40 }, (_, i) => `w-${i}`);
+    const secrets = await Promise.all(names.map((n) => createSecret(ns, n, { v: n })));
+    await Promise.all(
+      secrets.map((sec) =>
+        http.request("POST", `/api/v1/namespaces/${ns}/configmaps`, {
+          body: {
+            apiVersion: "v1",
+            kind: "ConfigMap",
+            metadata: {
+              name: `${sec.metadata?.name}-cm`,
+              ownerReferences: [
+                {
+                  apiVersion: "v1",
+                  kind: "Secret",
+                  name: sec.metadata?.name,
+                  uid: sec.metadata?.uid,
+                  controller: true,
+                },
+              ],
+            },
+          },
+        }),
+      ),
+    );
+    const keys = names.map((n) => `/Secret/${ns}/${n}`);
+    // shard-a reconciles every Secret; then its reconciles block (one per key at once), so the
+    // handoff to shard-b cannot commit before the test opens the gate.
+    const hold = gate();
+    let blocking = false;
+    const seenA = new Set<string>();
+    const a = member(sm, "shard-a");
+    await waitFor(() => a.status().ownedSlots === SLOT_COUNT, { description: "shard-a to own all slots" });
+    const ca = startController({
+      member: a,
+      concurrency: 64,
+      reconcile: async (req) => {
+        if (req.namespace !== ns) return;
+        seenA.add(req.key);
+        if (blocking) await hold.promise;
+      },
+      logger: testLogger("ctrl-a"),
+    });
+    cleanups.push(() => ca.stop());
+    await waitFor(() => keys.every((k) => seenA.has(k)), {
+      description: "shard-a to reconcile every Secret",
+    });
+    blocking = true;
+    seenA.clear();
+    await Promise.all(
+      names.map((n) =>
+        http.request("PATCH", `/api/v1/namespaces/${ns}/secrets/${n}`, {
+          body: { metadata: { labels: { touched: "1" } } },
+          contentType: "application/merge-patch+json",
+        }),
+      ),
+    );
+    await waitFor(() => keys.every((k) => seenA.has(k)), { description: "shard-a to block on every Secret" });
+
+    const b = member(sm, "shard-b");
+    const events: string[] = [];
+    b.subscribe({
+      slotsImporting: (r) => events.push(r.length > 0 ? "importing" : "imported"),
+      slotsGained: () => events.push("gained"),
+    });
+    const seenB: string[] = [];
+    const cold: string[] = [];
+    const cb = startController({
+      member: b,
+      reconcile: async (req) => {
+        if (req.namespace !== ns) return;
+        seenB.push(req.key);
+        if (req.object !== undefined && req.controlled().length !== 1) cold.push(req.key);
+      },
+      logger: testLogger("ctrl-b"),
+    });
+    cleanups.push(() => cb.stop());
+    await waitFor(() => events.includes("importing"), { description: "a migration towards shard-b" });
+    await cb.synced; // its watches listed the incoming slots, while shard-a still holds them
+    expect(b.status().ownedSlots).toBe(0);
+    expect(seenB).toEqual([]);
+    expect(cb.stats().roots).toBeGreaterThan(0); // cached, not queued
+    hold.open();
+    await waitFor(() => b.status().ownedSlots > 0, { description: "the commit to shard-b" });
+    const toB = keys.filter((k) => b.ownsSlot(keySlot(k)));
+    expect(toB.length).toBeGreaterThan(0);
+    await waitFor(() => toB.every((k) => seenB.includes(k)), {
+      description: "shard-b to reconcile its Secrets",
+    });
+    expect(events.indexOf("importing")).toBeLessThan(events.indexOf("gained"));
+    expect(cb.stats().gainLists).toBe(0); // every incoming slot was cached before the commit
+    expect(cold).toEqual([]);
+    expect(cb.stats().held).toBe(0);
+  });
+
   it("logs a failing reconcile to the member's logger when the controller has none of its own", async () => {
     const sm = await newSlotMap();
     const ns = await freshNamespace("client-logs");

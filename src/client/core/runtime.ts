@@ -1,7 +1,9 @@
 /**
  * The shard runtime's object index as a sans-I/O core: which objects of owned slots are cached,
  * which root keys wait to be reconciled, deletions found by a re-list, the re-lists of gained
- * slots, and the gate that holds a gained root until its controlled objects are cached.
+ * slots, the gate that holds a gained root until its controlled objects are cached, and warm
+ * handoffs: the objects of slots migrating to this shard are listed and cached (never queued)
+ * while the source drains them, so at the commit they are reconciled without a re-list.
  *
  * The controller (src/client/controller.ts) feeds it the reflectors' lists and watch events and
  * runs the reconciles it hands out; the fuzzing simulator feeds the same class from its own API
@@ -9,6 +11,7 @@
  */
 
 import { compareResourceVersions } from "../../api/resource-version.js";
+import { normalizeRanges, parseSlotRanges } from "../../slots/ranges.js";
 import { SLOT_COUNT, type SlotRange } from "../../slots/types.js";
 
 /** Where an object lands: its slot and the key of the root object reconciled for it. */
@@ -83,8 +86,22 @@ interface WatchState {
   pendingAny: boolean;
   /** Deletions seen by the watch while a gain list runs: id → resourceVersion. */
   recentDeletes: Map<string, string> | undefined;
-  /** Controlled watches: slots whose objects this watch has not listed since they were gained. */
-  readonly uncovered: Uint8Array | undefined;
+  /** Slots whose objects this watch has not listed since they were gained (or began importing). */
+  readonly uncovered: Uint8Array;
+}
+
+/**
+ * The slots migrating to `shard` in a status (`status.migrations[].to`): what the runtime caches
+ * ahead of the commit ({@link ShardRuntime.slotsImporting}). Caching grants nothing: the shard
+ * reconciles them only once the machine reports them gained.
+ */
+export function importingSlots(
+  status: { readonly migrations: ReadonlyArray<{ readonly slots: string; readonly to: string }> },
+  shard: string,
+): SlotRange[] {
+  return normalizeRanges(
+    status.migrations.filter((m) => m.to === shard).flatMap((m) => parseSlotRanges(m.slots)),
+  );
 }
 
 /** Whether resourceVersion `a` is at or after `b` (unknown order counts as newer: prefer the watch). */
@@ -108,6 +125,8 @@ export class ShardRuntime<O> {
   readonly #tombstones = new Map<string, Tombstone>();
   /** Root keys waiting for their slot's controlled objects (not queued yet). */
   readonly #held = new Set<string>();
+  /** Slots migrating to this shard: their objects are cached, not queued, until owned. */
+  readonly #importing = new Uint8Array(SLOT_COUNT);
 
   constructor(host: RuntimeHost<O>, watches: readonly RuntimeWatch[]) {
     this.#host = host;
@@ -118,7 +137,7 @@ export class ShardRuntime<O> {
       pendingAny: false,
       recentDeletes: undefined,
       // Nothing is listed yet: every slot waits for the first list.
-      uncovered: w.controlled ? new Uint8Array(SLOT_COUNT).fill(1) : undefined,
+      uncovered: new Uint8Array(SLOT_COUNT).fill(1),
     }));
   }
 
@@ -165,30 +184,54 @@ export class ShardRuntime<O> {
         for (const [id, e] of this.#roots) if (e.watch === w && !seen.has(id)) this.#deleteRoot(id);
       }
     }
-    if (s.uncovered !== undefined) {
-      // Slots gained after the list started are still to be listed by a gain list.
-      for (let i = 0; i < SLOT_COUNT; i++) if (s.pendingGain[i] === 0) s.uncovered[i] = 0;
-      this.#release();
-    }
+    // Slots gained after the list started are still to be listed by a gain list.
+    for (let i = 0; i < SLOT_COUNT; i++) if (s.pendingGain[i] === 0) s.uncovered[i] = 0;
+    if (s.controlled) this.#release();
   }
 
   // ---------------------------------------------------------------- ownership changes
 
-  /** Slots were gained: every watch must fetch their objects (a gain list each). */
+  /**
+   * Slots were gained. A slot imported warm (every watch listed it while it migrated here) has its
+   * cached roots queued at once; any other must be fetched by a gain list of every watch.
+   */
   slotsGained(ranges: readonly SlotRange[]): void {
-    for (const s of this.#watches) {
-      for (const r of ranges) {
-        s.pendingGain.fill(1, r.start, r.end + 1);
-        s.uncovered?.fill(1, r.start, r.end + 1);
+    const warm = new Uint8Array(SLOT_COUNT);
+    let anyWarm = false;
+    for (const r of ranges) {
+      for (let i = r.start; i <= r.end; i++) {
+        if (this.#importing[i] === 1 && this.imported(i)) {
+          warm[i] = 1;
+          anyWarm = true;
+        } else this.#markCold(i);
       }
-      if (ranges.length > 0) s.pendingAny = true;
     }
+    if (!anyWarm) return;
+    for (const [id, e] of this.#roots) if (warm[e.slot] === 1) this.#enqueue(id, e.slot);
+  }
+
+  /**
+   * The slots migrating to this shard now (status.migrations whose target it is, see
+   * {@link importingSlots}): their objects are listed and cached, not queued; slots that stop
+   * migrating here without being gained are dropped.
+   */
+  slotsImporting(ranges: readonly SlotRange[]): void {
+    const next = new Uint8Array(SLOT_COUNT);
+    for (const r of ranges) next.fill(1, r.start, r.end + 1);
+    let dropped = false;
+    for (let i = 0; i < SLOT_COUNT; i++) {
+      if (next[i] === this.#importing[i]) continue;
+      if (next[i] === 1 && !this.#host.owns(i)) this.#markCold(i);
+      if (next[i] === 0) dropped = true;
+    }
+    this.#importing.set(next);
+    if (dropped) this.prune();
   }
 
   /** Slots were lost (or namespaces left the selection): drops what is no longer owned. */
   prune(): void {
     const h = this.#host;
-    for (const [id, e] of this.#roots) if (!h.owns(e.slot) || !h.selected(e.obj)) this.#dropRoot(id);
+    for (const [id, e] of this.#roots) if (!this.#holds(e.slot) || !h.selected(e.obj)) this.#dropRoot(id);
     for (const [id, t] of this.#tombstones) {
       if (!h.owns(t.slot)) {
         this.#tombstones.delete(id);
@@ -196,7 +239,7 @@ export class ShardRuntime<O> {
       }
     }
     for (const [id, e] of this.#controlled) {
-      if (!h.owns(e.slot) || !h.selected(e.obj)) this.#removeControlled(id, false);
+      if (!this.#holds(e.slot) || !h.selected(e.obj)) this.#removeControlled(id, false);
     }
   }
 
@@ -237,7 +280,7 @@ export class ShardRuntime<O> {
   gainListed(w: number, gained: Uint8Array, id: string, obj: O, rv: string | undefined): boolean {
     const s = this.#watch(w);
     const p = this.#host.place(obj, w);
-    if (p === undefined || gained[p.slot] !== 1 || !this.#host.owns(p.slot)) return false;
+    if (p === undefined || gained[p.slot] !== 1 || !this.#holds(p.slot)) return false;
     const cached = s.controlled ? this.#controlled.get(id) : this.#roots.get(id);
     if (cached !== undefined && notOlder(cached.rv, rv)) return false;
     const deleted = s.recentDeletes?.get(id);
@@ -255,9 +298,8 @@ export class ShardRuntime<O> {
       s.pendingAny = true;
       return;
     }
-    if (s.uncovered === undefined) return;
     for (let i = 0; i < SLOT_COUNT; i++) if (gained[i] === 1 && s.pendingGain[i] === 0) s.uncovered[i] = 0;
-    this.#release();
+    if (s.controlled) this.#release();
   }
 
   // ---------------------------------------------------------------- work
@@ -318,11 +360,34 @@ export class ShardRuntime<O> {
    * that would see its controlled objects missing and re-create them (409s).
    */
   protected warm(slot: number): boolean {
-    for (const s of this.#watches) if (s.uncovered !== undefined && s.uncovered[slot] === 1) return false;
+    for (const s of this.#watches) if (s.controlled && s.uncovered[slot] === 1) return false;
+    return true;
+  }
+
+  /**
+   * Whether every watch has listed `slot` while it migrated here: at the commit its cached roots
+   * are queued without a gain list. An import still listing would lose the objects not cached yet.
+   */
+  protected imported(slot: number): boolean {
+    for (const s of this.#watches) if (s.uncovered[slot] === 1) return false;
     return true;
   }
 
   // ---------------------------------------------------------------- internals
+
+  /** Cached: owned, or migrating here. */
+  #holds(slot: number): boolean {
+    return this.#importing[slot] === 1 || this.#host.owns(slot);
+  }
+
+  /** `slot` must be fetched by a gain list of every watch before its roots run. */
+  #markCold(slot: number): void {
+    for (const s of this.#watches) {
+      s.pendingGain[slot] = 1;
+      s.uncovered[slot] = 1;
+      s.pendingAny = true;
+    }
+  }
 
   #watch(w: number): WatchState {
     const s = this.#watches[w];
@@ -340,7 +405,7 @@ export class ShardRuntime<O> {
     placed?: RuntimePlace,
   ): void {
     const p = placed ?? this.#host.place(obj, w);
-    const owned = p !== undefined && this.#host.owns(p.slot);
+    const owned = p !== undefined && this.#holds(p.slot);
     if (!this.#watch(w).controlled) {
       const prev = this.#roots.get(id);
       if (!owned) {
@@ -379,6 +444,7 @@ export class ShardRuntime<O> {
   }
 
   #enqueue(key: string, slot: number): void {
+    if (!this.#host.owns(slot)) return; // importing: queued when gained
     if (this.warm(slot)) this.#host.queue.add(key);
     else this.#held.add(key);
   }
@@ -392,7 +458,7 @@ export class ShardRuntime<O> {
   #release(): void {
     for (const key of this.#held) {
       const slot = this.#roots.get(key)?.slot ?? this.#tombstones.get(key)?.slot;
-      if (slot === undefined) this.#held.delete(key);
+      if (slot === undefined || !this.#host.owns(slot)) this.#held.delete(key);
       else if (this.warm(slot)) {
         this.#held.delete(key);
         this.#host.queue.add(key);
@@ -409,6 +475,11 @@ export class ShardRuntime<O> {
     const prev = this.#roots.get(id);
     if (prev === undefined) return;
     this.#roots.delete(id);
+    // Deleted while importing: its source reconciles the deletion.
+    if (!this.#host.owns(prev.slot)) {
+      this.#unqueue(id);
+      return;
+    }
     this.#tombstones.set(id, { slot: prev.slot, watch: prev.watch });
     this.#enqueue(id, prev.slot);
   }

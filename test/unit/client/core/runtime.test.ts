@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { type RuntimePlace, ShardRuntime } from "../../../../src/client/core/runtime.js";
+import { importingSlots, type RuntimePlace, ShardRuntime } from "../../../../src/client/core/runtime.js";
 
 /** A test object: its id, the slot it lands in, its controller (controlled objects) and version. */
 interface Obj {
@@ -224,6 +224,96 @@ describe("ShardRuntime", () => {
     h.rt.clear();
     expect(h.queue).toEqual([]);
     expect(h.rt.sizes()).toEqual({ roots: 0, controlled: 0, tombstones: 0, held: 0 });
+  });
+
+  describe("warm handoffs", () => {
+    /** A shard owning slot 1, with slot 7 migrating to it; both watches listed. */
+    function importing() {
+      const h = harness({ owned: [1] });
+      h.list(ROOTS, [root("a", 1), root("m", 7)]);
+      h.list(CHILDREN, [child("a-1", "a", 1), child("m-1", "m", 7)]);
+      h.queue.length = 0;
+      h.rt.slotsImporting([{ start: 7, end: 7 }]);
+      // Both watches list the incoming slot.
+      for (const w of [ROOTS, CHILDREN]) {
+        const g = h.rt.gainListStarted(w)!;
+        expect(g[7]).toBe(1);
+        if (w === ROOTS) h.rt.gainListed(w, g, "m", root("m", 7), "10");
+        else h.rt.gainListed(w, g, "m-1", child("m-1", "m", 7), "10");
+        h.rt.gainListEnded(w, g, true);
+      }
+      return h;
+    }
+
+    it("caches the incoming slots' objects without queueing them, then queues them at the commit without a list", () => {
+      const h = importing();
+      expect(h.queue).toEqual([]);
+      expect(h.rt.root("m")).toBeDefined();
+      h.event(ROOTS, "MODIFIED", root("m", 7, "11")); // the source still reconciles it
+      expect(h.queue).toEqual([]);
+      h.owned.add(7);
+      h.rt.slotsGained([{ start: 7, end: 7 }]);
+      expect(h.queue).toEqual(["m"]);
+      expect(h.rt.gainPending(ROOTS) || h.rt.gainPending(CHILDREN)).toBe(false);
+      expect(h.rt.controlledOf("m").map((o) => o.id)).toEqual(["m-1"]);
+      expect(h.rt.root("m")?.rv).toBe("11");
+      // The migration leaves the status after the commit: the gained slot's objects stay.
+      h.rt.slotsImporting([]);
+      expect(h.rt.sizes()).toMatchObject({ roots: 2, controlled: 2 });
+    });
+
+    it("drops the incoming slots' objects when the migration goes away without a commit", () => {
+      const h = importing();
+      h.rt.slotsImporting([]);
+      expect(h.rt.root("m")).toBeUndefined();
+      expect(h.rt.sizes()).toMatchObject({ roots: 1, controlled: 1 });
+    });
+
+    it("a slot gained before its import list ended is fetched by a gain list, its roots held until then", () => {
+      const h = harness({ owned: [] });
+      h.list(ROOTS, []);
+      h.list(CHILDREN, []);
+      h.rt.slotsImporting([{ start: 7, end: 7 }]);
+      const gr = h.rt.gainListStarted(ROOTS)!;
+      h.rt.gainListed(ROOTS, gr, "m", root("m", 7), "10");
+      h.rt.gainListEnded(ROOTS, gr, true);
+      // The controlled watch has not listed slot 7 when it is gained.
+      h.owned.add(7);
+      h.rt.slotsGained([{ start: 7, end: 7 }]);
+      expect(h.queue).toEqual([]);
+      expect(h.rt.gainPending(CHILDREN)).toBe(true);
+      for (const w of [ROOTS, CHILDREN]) {
+        const g = h.rt.gainListStarted(w)!;
+        if (w === CHILDREN) h.rt.gainListed(w, g, "m-1", child("m-1", "m", 7), "10");
+        h.rt.gainListEnded(w, g, true);
+      }
+      expect(h.queue).toEqual(["m"]);
+      expect(h.rt.controlledOf("m")).toHaveLength(1);
+    });
+
+    it("a deletion while importing leaves no tombstone: the source reconciles it", () => {
+      const h = importing();
+      h.event(ROOTS, "DELETED", root("m", 7, "12"));
+      expect(h.rt.sizes().tombstones).toBe(0);
+      h.owned.add(7);
+      h.rt.slotsGained([{ start: 7, end: 7 }]);
+      expect(h.queue).toEqual([]);
+    });
+
+    it("importingSlots reads the migrations whose target is the shard", () => {
+      const status = {
+        migrations: [
+          { slots: "0-9,20", from: "a", to: "b" },
+          { slots: "10-15", from: "c", to: "b" },
+          { slots: "30", from: "b", to: "a" },
+        ],
+      };
+      expect(importingSlots(status, "b")).toEqual([
+        { start: 0, end: 15 },
+        { start: 20, end: 20 },
+      ]);
+      expect(importingSlots(status, "z")).toEqual([]);
+    });
   });
 
   it("names a watch that does not exist", () => {
