@@ -10,19 +10,28 @@
  *
  * The roots' lists complete at once; a gain list of the controlled watch lands a message latency
  * later (the simulation schedules it), so a root of a gained slot exists before its controlled
- * object is cached: the gate that holds it (`warm`) is what the `cache` invariant checks.
+ * object is cached: the gate that holds it (`warm`) is what the `cache` invariant checks. Slots
+ * migrating to the shard are listed the same way as they start migrating (a warm handoff), so at
+ * the commit their roots are queued from the cache.
  */
 import { type RuntimePlace, ShardRuntime } from "../../src/client/core/runtime.js";
 import type { SlotRange } from "../../src/slots/types.js";
 import { inScope, rootOf, type SimRules } from "./rules.js";
 
 /** Deliberate bugs of the runtime (docs/verification.md, "Mutations"). */
-export const RUNTIME_MUTATIONS = ["reconcileCold"] as const;
+export const RUNTIME_MUTATIONS = ["reconcileCold", "commitUnlistedImport"] as const;
 export type RuntimeMutation = (typeof RUNTIME_MUTATIONS)[number];
 
 /** `reconcileCold`: queues a gained root before its controlled objects are listed. */
 class ColdRuntime<O> extends ShardRuntime<O> {
   protected override warm(): boolean {
+    return true;
+  }
+}
+
+/** `commitUnlistedImport`: at the commit, takes an incoming slot as listed before its lists ended. */
+class UnlistedImportRuntime<O> extends ShardRuntime<O> {
+  protected override imported(): boolean {
     return true;
   }
 }
@@ -43,9 +52,11 @@ export class SimRuntime {
   readonly #keySlots: readonly number[];
   readonly #owns: (slot: number) => boolean;
   readonly #queue: Set<number>;
-  readonly #cold: boolean;
+  readonly #mutation: RuntimeMutation | undefined;
   #rules: SimRules | undefined;
   #rt: ShardRuntime<number> | undefined;
+  /** The last importing slots (a new rule set's runtime starts with them, as the controller's). */
+  #importing: readonly SlotRange[] = [];
 
   /**
    * @param queue the process's work queue (keys to start), filled and drained by the core
@@ -60,7 +71,7 @@ export class SimRuntime {
     this.#keySlots = keySlots;
     this.#owns = owns;
     this.#queue = queue;
-    this.#cold = mutations.includes("reconcileCold");
+    this.#mutation = mutations[0];
   }
 
   /** New rules: everything mapped by the old ones goes, then each watch lists every object. */
@@ -78,7 +89,14 @@ export class SimRuntime {
     };
     const watches =
       rules.placement === "B" ? [{ controlled: false }, { controlled: true }] : [{ controlled: false }];
-    this.#rt = this.#cold ? new ColdRuntime(host, watches) : new ShardRuntime(host, watches);
+    const Runtime =
+      this.#mutation === "reconcileCold"
+        ? ColdRuntime
+        : this.#mutation === "commitUnlistedImport"
+          ? UnlistedImportRuntime
+          : ShardRuntime;
+    this.#rt = new Runtime(host, watches);
+    this.#rt.slotsImporting(this.#importing);
     for (let w = 0; w < watches.length; w++) {
       this.#rt.listStarted(w);
       for (const k of this.#objectsOf(w)) this.#rt.observe(w, "ADDED", id(k), k, undefined, true);
@@ -94,6 +112,19 @@ export class SimRuntime {
     const rt = this.#rt;
     if (rt === undefined) return false;
     rt.slotsGained(ranges);
+    this.#gainList(rt, ROOTS);
+    return this.#rules?.placement === "B" && rt.gainPending(CONTROLLED);
+  }
+
+  /**
+   * The slots migrating to this shard (a warm handoff): like {@link gained}, the roots' list of
+   * newly importing slots runs now; returns whether a controlled watch's list is due.
+   */
+  importing(ranges: readonly SlotRange[]): boolean {
+    const rt = this.#rt;
+    this.#importing = ranges;
+    if (rt === undefined) return false;
+    rt.slotsImporting(ranges);
     this.#gainList(rt, ROOTS);
     return this.#rules?.placement === "B" && rt.gainPending(CONTROLLED);
   }

@@ -23,6 +23,7 @@ import {
 } from "../../src/api/lease.js";
 import { LIMITS, type SlotMapStatus } from "../../src/api/v1alpha1.js";
 import { SHARD_MUTATIONS, type ShardMutation } from "../../src/client/core/config.js";
+import { importingSlots } from "../../src/client/core/runtime.js";
 import { ShardMachine } from "../../src/client/core/shard-machine.js";
 import type {
   LeaseObject,
@@ -75,7 +76,16 @@ import {
   Violation,
 } from "./invariants.js";
 import { Rng } from "./rng.js";
-import { objectsOf, RESOURCES_A, RESOURCES_B, rulesOf, SELECTOR, type SimRules } from "./rules.js";
+import {
+  inScope,
+  objectsOf,
+  RESOURCES_A,
+  RESOURCES_B,
+  rootOf,
+  rulesOf,
+  SELECTOR,
+  type SimRules,
+} from "./rules.js";
 import { RUNTIME_MUTATIONS, type RuntimeMutation, SimRuntime } from "./runtime.js";
 
 /** Wall-clock epoch of real time 0 (only written into objects). */
@@ -588,7 +598,7 @@ export class Simulation {
         this.requests.push({ id: ++this.#reqSeq, kind: "lease", from: p, effect: e, dueAt: this.#due() });
         return;
       case "slotsGained":
-        if (p.runtime.gained(e.ranges)) p.gainAt ??= this.now + this.#latency();
+        if (p.runtime.gained(e.ranges)) p.gainAt ??= this.#listDue();
         return;
       case "slotsLost":
         p.runtime.lost();
@@ -646,6 +656,9 @@ export class Simulation {
           resourceVersion: sm.metadata.resourceVersion,
           handoffTimeoutSeconds: sm.spec.policy.handoffTimeoutSeconds,
         });
+      // As membership.ts: after the machine's gains of this status, the slots still migrating here.
+      if (p.alive && p.runtime.importing(sm?.status ? importingSlots(sm.status, p.name) : []))
+        p.gainAt ??= this.#listDue();
       if (sm !== null) this.#observeRules(p, sm.spec);
     } else {
       this.#handle(p, { type: "leaseObserved", now, lease: this.#leaseObj(v) });
@@ -709,6 +722,14 @@ export class Simulation {
   /** An event of object `key` reaches the runtime: it enqueues the object's root if it owns it. */
   #enqueue(p: ShardProc, key: number): void {
     p.runtime.touch(key);
+  }
+
+  /**
+   * When a list of the controlled resource lands: usually a message latency, 1 in 8 times 2..16 s
+   * (a large resource, a slow API server), so a handoff may commit before it.
+   */
+  #listDue(): number {
+    return this.now + (this.rng.int(8) === 0 ? 2000 + this.rng.int(14_000) : this.#latency());
   }
 
   /** The controlled watch's gain list of `p` lands (placement B). */
@@ -1697,6 +1718,8 @@ export class Simulation {
     const { status, table } = checkedStatus(sm.status);
     if (table.migrations.length > 0) return `${table.migrations.length} migrations pending`;
     if (status.unassignedSlots !== "") return `unassigned slots ${status.unassignedSlots}`;
+    const listing = this.#liveShards().find((p) => p.gainAt !== undefined);
+    if (listing !== undefined) return `${this.#describe(listing.id)} is still listing gained slots`;
     const counts = ownedCounts(table);
     const ready = status.shards.filter((e) => stateOf(e) === "Ready");
     for (const [name, n] of counts) {
@@ -1760,6 +1783,31 @@ export class Simulation {
           throw new Violation(
             "liveness",
             `after settling, ${this.#describe(p.id)} ${should ? "does not own" : "owns"} slot ${s} (status: ${name})`,
+          );
+        }
+      }
+    }
+    this.#checkRuntimeCaches();
+  }
+
+  /**
+   * After settling, each live runtime caches exactly the roots of the slots its machine owns, each
+   * with its controlled objects: no gain (or warm import) left an owned object out, none kept a
+   * lost one.
+   */
+  #checkRuntimeCaches(): void {
+    for (const p of this.#liveShards()) {
+      const rules = p.rules;
+      if (rules === undefined) continue;
+      for (let k = 0; k < this.keySlots.length; k++) {
+        const isRoot = rootOf(rules, k) === k && inScope(rules, k);
+        const should = isRoot && p.machine.ownsSlot(this.keySlots[k]!);
+        const work = p.runtime.work(k);
+        const objects = should ? objectsOf(rules, k, this.keySlots.length) : [];
+        if ((work?.objects ?? []).join() !== objects.join()) {
+          throw new Violation(
+            "cache",
+            `after settling, ${this.#describe(p.id)} caches k${k} with [${work?.objects.join(",") ?? ""}], not [${objects.join(",")}] (slot ${this.keySlots[k]})`,
           );
         }
       }
