@@ -20,6 +20,8 @@ export interface WorkQueueOptions extends BackoffOptions {
   /** Timer functions; injectable so tests and simulators control time. */
   setTimeout?: (fn: () => void, ms: number) => unknown;
   clearTimeout?: (handle: unknown) => void;
+  /** Monotonic clock in ms, to keep the earliest of two delayed adds. Default `performance.now`. */
+  now?: () => number;
 }
 
 /** Queue length, keys being processed and keys waiting for a delayed re-add. */
@@ -40,7 +42,8 @@ export class WorkQueue {
   private readonly dirty = new Set<string>();
   private readonly processing = new Set<string>();
   private readonly failures = new Map<string, number>();
-  private readonly timers = new Map<string, unknown>();
+  /** Delayed adds: the timer and when it fires. */
+  private readonly timers = new Map<string, { handle: unknown; at: number }>();
   private readonly waiters: Array<(key: string | undefined) => void> = [];
   private shuttingDown = false;
   private drainWaiters: Array<() => void> = [];
@@ -48,6 +51,7 @@ export class WorkQueue {
   private readonly maxDelayMs: number;
   private readonly setTimer: (fn: () => void, ms: number) => unknown;
   private readonly clearTimer: (handle: unknown) => void;
+  private readonly now: () => number;
 
   constructor(options: WorkQueueOptions = {}) {
     this.baseDelayMs = options.baseDelayMs ?? 10;
@@ -59,6 +63,7 @@ export class WorkQueue {
     }
     this.setTimer = options.setTimeout ?? ((fn, ms) => setTimeout(fn, ms).unref());
     this.clearTimer = options.clearTimeout ?? ((h) => clearTimeout(h as NodeJS.Timeout));
+    this.now = options.now ?? (() => performance.now());
   }
 
   /** Adds a key unless it is already waiting; a key being processed is re-queued after `done`. */
@@ -76,13 +81,19 @@ export class WorkQueue {
       this.add(key);
       return;
     }
-    // Keep the existing timer: client-go's delaying queue also keeps the earliest ready time.
-    if (this.timers.has(key)) return;
+    // The earliest ready time wins, as in client-go's delaying queue: a failing key with a pending
+    // one-hour requeue is retried after its backoff, not in an hour.
+    const at = this.now() + delayMs;
+    const pending = this.timers.get(key);
+    if (pending !== undefined) {
+      if (pending.at <= at) return;
+      this.clearTimer(pending.handle);
+    }
     const handle = this.setTimer(() => {
       this.timers.delete(key);
       this.add(key);
     }, delayMs);
-    this.timers.set(key, handle);
+    this.timers.set(key, { handle, at });
   }
 
   /** Re-adds a failed key after its next backoff delay and returns that delay. */
@@ -111,7 +122,7 @@ export class WorkQueue {
     this.failures.delete(key);
     const t = this.timers.get(key);
     if (t !== undefined) {
-      this.clearTimer(t);
+      this.clearTimer(t.handle);
       this.timers.delete(key);
     }
   }
@@ -147,7 +158,7 @@ export class WorkQueue {
    */
   shutDown(): Promise<void> {
     this.shuttingDown = true;
-    for (const t of this.timers.values()) this.clearTimer(t);
+    for (const t of this.timers.values()) this.clearTimer(t.handle);
     this.timers.clear();
     this.queue.clear();
     this.dirty.clear();

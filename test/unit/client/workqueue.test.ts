@@ -64,6 +64,25 @@ describe("WorkQueue", () => {
     }
   });
 
+  it("addAfter keeps the earliest ready time of a key (a sooner add replaces a later one, not the reverse)", () => {
+    vi.useFakeTimers();
+    try {
+      const q = new WorkQueue({ now: () => Date.now() });
+      q.addAfter("k", 3000);
+      q.addAfter("k", 50);
+      q.addAfter("k", 1000); // later than the pending one: ignored
+      expect(q.stats().waiting).toBe(1);
+      vi.advanceTimersByTime(49);
+      expect(q.stats().queued).toBe(0);
+      vi.advanceTimersByTime(1);
+      expect(q.stats()).toEqual({ queued: 1, processing: 0, waiting: 0 });
+      vi.advanceTimersByTime(5000);
+      expect(q.stats()).toEqual({ queued: 1, processing: 0, waiting: 0 });
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it("remove drops a queued key and its delayed re-add", () => {
     vi.useFakeTimers();
     try {
