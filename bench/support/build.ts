@@ -6,7 +6,7 @@
  * are the business of `npm run typecheck`.
  */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -20,12 +20,13 @@ const require = createRequire(import.meta.url);
  */
 export function compileEntries(entries: readonly string[]): (entry: string) => string {
   const out = mkdtempSync(join(tmpdir(), "slotmap-bench-build-"));
+  const self = selfExports();
   const tsc = join(require.resolve("typescript/package.json"), "..", "bin", "tsc");
   execFileSync(
     process.execPath,
     [
       tsc,
-      ...entries.map((e) => join(REPO, e)),
+      ...[...entries, ...self.entries].map((e) => join(REPO, e)),
       "--target",
       "ES2023",
       "--module",
@@ -45,11 +46,32 @@ export function compileEntries(entries: readonly string[]): (entry: string) => s
     ],
     { cwd: REPO, stdio: "pipe" },
   );
-  // ESM package scope, and the repository's dependencies, for the compiled tree.
-  writeFileSync(join(out, "package.json"), '{"type":"module"}\n');
+  // ESM package scope, and the repository's dependencies, for the compiled tree. The example
+  // imports the package by its name (`slotmap`): the tree is that package, its exports mapped to
+  // the compiled sources (Node resolves a package's own name through its exports).
+  writeFileSync(
+    join(out, "package.json"),
+    `${JSON.stringify({ name: "slotmap", type: "module", exports: self.exports })}\n`,
+  );
   symlinkSync(join(REPO, "node_modules"), join(out, "node_modules"), "dir");
   return (entry) => {
     if (!entries.includes(entry)) throw new Error(`${entry} was not compiled (not in the entry list)`);
     return join(out, entry.replace(/\.ts$/, ".js"));
   };
+}
+
+/** The package's exports, mapped from `dist/src/*.js` to the compiled tree, and their sources. */
+function selfExports(): { exports: Record<string, string>; entries: string[] } {
+  const pkg = JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")) as {
+    exports: Record<string, string | { import?: string }>;
+  };
+  const exports: Record<string, string> = {};
+  const entries: string[] = [];
+  for (const [name, target] of Object.entries(pkg.exports)) {
+    const js = typeof target === "string" ? undefined : target.import;
+    if (js === undefined || !js.startsWith("./dist/")) continue;
+    exports[name] = js.replace("./dist/", "./");
+    entries.push(js.replace("./dist/", "").replace(/\.js$/, ".ts"));
+  }
+  return { exports, entries };
 }
