@@ -10,7 +10,8 @@
  *   (expired for another leaseDuration; the sharder acquires the Lease) → dead (released, or
  *   held by the sharder) → orphaned (dead for a minute; deleted). ready, expired and uncertain
  *   shards are "available" and take part in the ring;
- * - a consistent-hash ring: each available shard contributes 100 tokens `xxh64("<shard>-<i>")`;
+ * - a consistent-hash ring: each available shard contributes 100 tokens `xxh64("<shard><i>")`
+ *   (`node + strconv.Itoa(i)` since upstream commit 418e85d, #38; earlier `"%s-%d"`);
  *   an object goes to the shard of the first token at or after `xxh64(key)`, wrapping around;
  * - key `group/kind/namespace/name` of the object, or of its controller owner for controlled
  *   resources (no controller: not sharded);
@@ -51,7 +52,7 @@ export class HashRing {
   constructor(nodes: Iterable<string>, tokensPerNode = TOKENS_PER_NODE) {
     const pairs: Array<[bigint, string]> = [];
     for (const node of new Set(nodes)) {
-      for (let i = 0; i < tokensPerNode; i++) pairs.push([xxh64(`${node}-${i}`), node]);
+      for (let i = 0; i < tokensPerNode; i++) pairs.push([xxh64(`${node}${i}`), node]);
     }
     // Same order as a sort of the token values; on a (practically impossible) collision the
     // later node wins the token, like the map in the Go implementation.

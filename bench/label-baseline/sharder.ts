@@ -8,7 +8,8 @@
  *   sharded objects (metadata only, from the watch cache) and, for every object whose ring
  *   assignment differs from its shard label: drains it (available current shard, root object) or
  *   moves it directly (controlled object, or current shard unavailable) by removing its labels.
- *   Objects are patched one after another, with optimistic locking, as the original does;
+ *   Objects are patched by 100 workers at once (the original's `ConcurrentMoves`), with
+ *   optimistic locking;
  * - **sharder webhook**: a mutating admission webhook for CREATE and UPDATE of objects without a
  *   shard label, which assigns the shard from the ring in the same request.
  */
@@ -49,8 +50,8 @@ export interface SharderConfig {
   /** Periodic resync (timebertt default: 5 minutes). */
   syncPeriodMs: number;
   /**
-   * Objects patched at once during a resync. The original patches one after another; more in
-   * flight only makes the baseline faster (it changes no write count).
+   * Objects moved at once during a resync: the original sharder's `ConcurrentMoves` workers
+   * (default 100 since upstream #637).
    */
   patchConcurrency: number;
 }

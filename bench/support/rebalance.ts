@@ -650,7 +650,7 @@ class LabelRun extends ApproachRun {
       leaseNamespace: "bench-label-system",
       namespace: this.namespace,
       syncPeriodMs: 5 * 60_000,
-      patchConcurrency: 8,
+      patchConcurrency: 100,
     };
     this.controller = new Child("sharder", {
       entry: entry("bench/label-baseline/sharder.ts"),

@@ -25,12 +25,30 @@ describe("HashRing (timebertt consistenthash)", () => {
     const ring = new HashRing(["a", "b", "c"]);
     const tokens: Array<[bigint, string]> = [];
     for (const n of ["a", "b", "c"])
-      for (let i = 0; i < TOKENS_PER_NODE; i++) tokens.push([xxh64(`${n}-${i}`), n]);
+      for (let i = 0; i < TOKENS_PER_NODE; i++) tokens.push([xxh64(`${n}${i}`), n]);
     tokens.sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
     for (const k of keys.slice(0, 500)) {
       const h = xxh64(k);
       const next = tokens.find(([t]) => t >= h) ?? tokens[0]!;
       expect(ring.hash(k)).toBe(next[1]);
+    }
+  });
+
+  it("moves as many of the benchmark's objects on a join as the real sharder did (216 of 1k, 2,259 of 10k)", () => {
+    // Figures of timebertt's sharder at commit f1d25b3 on the same keys and shard names (issue 14);
+    // the earlier token format "<node>-<i>" moved 263 and 2,636.
+    for (const [n, want] of [
+      [1000, 216],
+      [10_000, 2259],
+    ] as const) {
+      const three = new HashRing(["label-0", "label-1", "label-2"]);
+      const four = new HashRing(["label-0", "label-1", "label-2", "label-3"]);
+      let moved = 0;
+      for (let i = 0; i < n; i++) {
+        const k = `/Secret/bench-label/s-${String(i).padStart(6, "0")}`;
+        if (three.hash(k) !== four.hash(k)) moved++;
+      }
+      expect(moved).toBe(want);
     }
   });
 
