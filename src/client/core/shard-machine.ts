@@ -449,7 +449,12 @@ export class ShardMachine implements ShardMachineView {
     const holder = holderOf(lease);
     if (holder !== "" && holder !== TAKEOVER_HOLDER) s.everHeld = true;
     if (s.identity !== undefined) {
-      if (holder !== s.identity) {
+      if (holder === "" && this.#ownRelease(lease)) {
+        // Our release, seen by the watch before its reply: stopped, not lost.
+        const w = s.write;
+        if (w?.kind === "release") this.#recordAck(w.ack);
+        this.#stop();
+      } else if (holder !== s.identity) {
         this.#lose(
           lease === null
             ? "the Lease was deleted"
@@ -469,6 +474,16 @@ export class ShardMachine implements ShardMachineView {
         s.pendingIdentity = undefined;
       }
     }
+  }
+
+  /** Whether `lease` is the release this process sent (its marker names our identity). */
+  #ownRelease(lease: LeaseObject | null): boolean {
+    const s = this.#s;
+    return (
+      s.write?.kind === "release" &&
+      lease?.metadata.annotations?.[ANNOTATION_RELEASED_BY] === s.identity &&
+      s.identity !== undefined
+    );
   }
 
   /** An acquire attempt whose reply we missed did succeed: hold the Lease, fenced until a renew succeeds. */

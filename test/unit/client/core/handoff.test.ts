@@ -359,6 +359,24 @@ describe("graceful shutdown", () => {
     expect(d.tick(100_000)).toEqual([]);
   });
 
+  it("its own release seen by the watch before the reply stops it (info), not a lost Lease (warn)", () => {
+    const d = owning();
+    d.at(500).shutdown();
+    const w = d.onlyPending();
+    expect(w.kind).toBe("release");
+    const released = d.api.put(w.lease); // applied; the reply is still on its way
+    const fx = d.observeLease(released);
+    expect(quiet(fx)).toEqual([
+      { type: "fenced", reason: "released" },
+      { type: "slotsLost", ranges: [r(0, 99)], generation: 1, reason: "lease" },
+      { type: "stopped" },
+    ]);
+    const logs = fx.filter((e) => e.type === "log");
+    expect(logs.filter((e) => e.type === "log" && e.level === "warn")).toEqual([]);
+    expect(d.m.phase()).toBe("stopped");
+    expect(quiet(d.reply())).toEqual([]);
+  });
+
   it("acks the newest generation in the release once everything is drained", () => {
     const d = owning();
     d.start(50, "a");
