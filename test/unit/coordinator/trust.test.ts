@@ -341,7 +341,10 @@ describe("rule 5: which acks count", () => {
     const backup = structuredClone(w.slotMap.status);
     const before = w.status().assignmentGeneration;
     w.join("c");
-    for (let i = 0; i < 20 && w.status().assignmentGeneration === before; i++) tick(w), w.step();
+    for (let i = 0; i < 20 && w.status().assignmentGeneration === before; i++) {
+      tick(w);
+      w.step();
+    }
     const seen = w.status().assignmentGeneration; // written; nobody's ack of it is seen
     expect(seen).toBeGreaterThan(before);
     tick(w);
@@ -355,7 +358,10 @@ describe("rule 5: which acks count", () => {
     const backup2 = structuredClone(m.slotMap.status);
     const before2 = m.status().assignmentGeneration;
     m.join("c");
-    for (let i = 0; i < 20 && m.status().assignmentGeneration === before2; i++) tick(m), m.step();
+    for (let i = 0; i < 20 && m.status().assignmentGeneration === before2; i++) {
+      tick(m);
+      m.step();
+    }
     const seen2 = m.status().assignmentGeneration;
     tick(m);
     m.step();
