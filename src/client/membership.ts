@@ -304,6 +304,8 @@ export class ShardMember {
   readonly #slotMapReflector: Reflector<KubeObject>;
   #leaseReflector: Reflector<KubeObject> | undefined;
   #namespaceReflector: Reflector<NamespaceObject> | undefined;
+  /** Resolves once the namespace watch listed once (see #syncNamespaceWatch). */
+  #namespacesKnown: Promise<void> = Promise.resolve();
   readonly #namespaceLabels = new Map<string, Record<string, string>>();
 
   #slotMapUid: string | undefined;
@@ -879,8 +881,12 @@ export class ShardMember {
         const rules = await SlotRules.fromSpec(spec, this.#resolver);
         if (epoch !== this.#rulesEpoch || this.#closed) return;
         rules.useNamespaceLabels({ labelsOf: (ns) => this.#namespaceLabels.get(ns) });
+        // With a namespace selector, the runtime starts once the namespaces' labels are known:
+        // before, every namespaced object would look unselected, and the runtime would list
+        // everything a second time when they arrive.
+        await this.#untilClosed(this.#syncNamespaceWatch(rules));
+        if (epoch !== this.#rulesEpoch || this.#closed) return;
         this.#rules = rules;
-        this.#syncNamespaceWatch(rules);
         this.#log.info(
           {
             ...this.#fields(),
@@ -915,19 +921,37 @@ export class ShardMember {
     }
   }
 
-  /** Watches namespaces (names and labels only) while the SlotMap has a namespace selector. */
-  #syncNamespaceWatch(rules: SlotRules): void {
+  /** `p`, or the member closing, whichever comes first. */
+  #untilClosed(p: Promise<void>): Promise<void> {
+    const closing = this.#closing.signal;
+    if (closing.aborted) return Promise.resolve();
+    return Promise.race([
+      p,
+      new Promise<void>((resolve) => closing.addEventListener("abort", () => resolve(), { once: true })),
+    ]);
+  }
+
+  /**
+   * Watches namespaces (names and labels only) while the SlotMap has a namespace selector.
+   * Resolves once their labels are known (the first list), at once without a selector.
+   */
+  #syncNamespaceWatch(rules: SlotRules): Promise<void> {
     if (rules.namespaceSelector === undefined) {
       if (this.#namespaceReflector !== undefined) {
         void this.#namespaceReflector.stop();
         this.#namespaceReflector = undefined;
         this.#namespaceLabels.clear();
       }
-      return;
+      return Promise.resolve();
     }
-    if (this.#namespaceReflector !== undefined) return;
+    if (this.#namespaceReflector !== undefined) return this.#namespacesKnown;
     const seen = new Set<string>();
     const changed = () => this.#emit((l) => l.namespacesChanged?.());
+    let first = true;
+    let known!: () => void;
+    this.#namespacesKnown = new Promise<void>((resolve) => {
+      known = resolve;
+    });
     this.#namespaceReflector = new Reflector<NamespaceObject>({
       http: this.#http,
       path: "/api/v1/namespaces",
@@ -945,12 +969,16 @@ export class ShardMember {
         onSynced: () => {
           for (const name of [...this.#namespaceLabels.keys()])
             if (!seen.has(name)) this.#namespaceLabels.delete(name);
-          changed();
+          // The first list only makes the labels known: the runtime starts after it.
+          if (!first) changed();
+          first = false;
+          known();
         },
         onError: (err) => this.#log.warn({ ...this.#fields(), err }, "Namespace watch failed; retrying"),
       },
     });
     void this.#namespaceReflector.start().catch(() => {});
+    return this.#namespacesKnown;
   }
 
   #maybeReady(): void {

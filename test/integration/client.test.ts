@@ -96,7 +96,10 @@ afterAll(async () => {
 let counter = 0;
 
 /** A SlotMap for secrets (configmaps controlled) with its own lease namespace. */
-async function newSlotMap(resources?: unknown[]): Promise<{ name: string; leaseNamespace: string }> {
+async function newSlotMap(
+  resources?: unknown[],
+  extraSpec: Record<string, unknown> = {},
+): Promise<{ name: string; leaseNamespace: string }> {
   const leaseNamespace = await freshNamespace("client-leases");
   const name = `client-${process.pid}-${++counter}-${Date.now().toString(36)}`;
   await http.request("POST", "/apis/slotmap.dev/v1alpha1/slotmaps", {
@@ -110,6 +113,7 @@ async function newSlotMap(resources?: unknown[]): Promise<{ name: string; leaseN
           { group: "", resource: "secrets", controlledResources: [{ group: "", resource: "configmaps" }] },
         ],
         policy: { handoffTimeoutSeconds: 60 },
+        ...extraSpec,
       },
     },
   });
@@ -1001,6 +1005,53 @@ describe("the sharded controller runtime", () => {
     expect(cb.stats().gainLists).toBe(0); // every incoming slot was cached before the commit
     expect(cold).toEqual([]);
     expect(cb.stats().held).toBe(0);
+  });
+
+  it("namespaceSelector: objects of selected namespaces only, one list at start, a re-list when a namespace joins the selection", async () => {
+    const team = `t${Date.now().toString(36)}`;
+    const sm = await newSlotMap([{ group: "", resource: "secrets" }], {
+      namespaceSelector: { matchLabels: { "slotmap-test/team": team } },
+    });
+    const inNs = await freshNamespace("client-nssel-in");
+    const outNs = await freshNamespace("client-nssel-out");
+    await http.request("PATCH", `/api/v1/namespaces/${inNs}`, {
+      body: { metadata: { labels: { "slotmap-test/team": team } } },
+      contentType: "application/merge-patch+json",
+    });
+    await Promise.all(
+      Array.from({ length: 10 }, (_, i) => [
+        createSecret(inNs, `in-${i}`, { v: "1" }),
+        createSecret(outNs, `out-${i}`, { v: "1" }),
+      ]).flat(),
+    );
+    const a = member(sm, "shard-a");
+    // The rules reach the runtime once the namespaces' labels are known, so its first list keeps
+    // the selected namespaces' objects (and never lists everything again when the labels arrive).
+    const selectedAtRules: boolean[] = [];
+    a.subscribe({ rulesChanged: (rules) => selectedAtRules.push(rules.namespaceSelected(inNs)) });
+    const seen = new Set<string>();
+    const ca = startController({
+      member: a,
+      reconcile: async (req) => {
+        if (req.namespace === inNs || req.namespace === outNs) seen.add(req.key);
+      },
+      logger: testLogger("ctrl-nssel"),
+    });
+    await waitFor(() => a.status().ownedSlots === SLOT_COUNT, { description: "shard-a to own all slots" });
+    expect(selectedAtRules).toEqual([true]);
+    cleanups.push(() => ca.stop());
+    await ca.synced;
+    await waitFor(() => seen.size >= 10, { description: "the selected namespace's Secrets" });
+    expect([...seen].every((k) => k.includes(`/${inNs}/`))).toBe(true);
+    // The runtime started once the namespaces' labels were known: no second list of everything.
+    expect(ca.stats().gainLists).toBe(0);
+    // The other namespace joins the selection: its Secrets are fetched and reconciled.
+    await http.request("PATCH", `/api/v1/namespaces/${outNs}`, {
+      body: { metadata: { labels: { "slotmap-test/team": team } } },
+      contentType: "application/merge-patch+json",
+    });
+    await waitFor(() => seen.size >= 20, { description: "the newly selected namespace's Secrets" });
+    expect(ca.stats().gainLists).toBeGreaterThan(0);
   });
 
   it("logs a failing reconcile to the member's logger when the controller has none of its own", async () => {
