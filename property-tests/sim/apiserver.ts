@@ -9,6 +9,7 @@
  *
  * Every applied write goes through the invariant checks (invariants.ts).
  */
+import { freeze } from "immer";
 import type { SlotMapStatus } from "../../src/api/v1alpha1.js";
 import type { LeaseObject, LeaseWriteResult, WriteLeaseEffect } from "../../src/client/core/types.js";
 import { type CoordinatorAction, TAKEOVER_HOLDER } from "../../src/coordinator/core/types.js";
@@ -101,13 +102,8 @@ function versionAt<T>(h: readonly Version<T>[], rv: number): Version<T> | undefi
   return undefined;
 }
 
-function deepFreeze<T>(v: T): T {
-  if (typeof v === "object" && v !== null && !Object.isFrozen(v)) {
-    Object.freeze(v);
-    for (const x of Object.values(v)) deepFreeze(x);
-  }
-  return v;
-}
+/** Deep freeze (immer's): a core that mutated what the API server sent would throw. */
+const deepFreeze = <T>(v: T): T => freeze(v, true);
 
 /** Lease versions written by people or tools (not by a shard process or the coordinator). */
 const byPerson = new WeakSet<object>();

@@ -33,14 +33,6 @@ import {
 /** Structured log fields. */
 export type Fields = Record<string, string | number | boolean>;
 
-export function deepFreeze<T>(v: T): T {
-  if (typeof v === "object" && v !== null && !Object.isFrozen(v)) {
-    Object.freeze(v);
-    for (const x of Object.values(v)) deepFreeze(x);
-  }
-  return v;
-}
-
 export function byKey<T>(entries: Iterable<[string, T]>): Record<string, T> {
   const out: Record<string, T> = {};
   for (const [k, v] of [...entries].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))) out[k] = v;

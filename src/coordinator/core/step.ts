@@ -11,6 +11,7 @@
  * See docs/dev/coordinator-core.md for the interface and how the I/O layer applies actions.
  */
 
+import { freeze } from "immer";
 import { type FieldError, formatFieldErrors } from "../../api/errors.js";
 import { compareResourceVersions } from "../../api/resource-version.js";
 import {
@@ -27,7 +28,6 @@ import { placementFingerprint } from "../../slots/placement.js";
 import { REASONS } from "./conditions.js";
 import {
   byKey,
-  deepFreeze,
   leaseActions,
   metricsOf,
   minDeadline,
@@ -237,7 +237,7 @@ export function step(memory: CoreMemory | undefined, input: StepInput): StepResu
       ...(foreign.length > 0 ? { foreign: byKey<ShardMemory>(foreign.map((o) => [o.name, o.memory])) } : {}),
     };
     return {
-      memory: deepFreeze(newMemory),
+      memory: freeze(newMemory, true),
       actions: out.all(),
       logs: out.logs,
       metrics: d.metrics,
@@ -249,7 +249,7 @@ export function step(memory: CoreMemory | undefined, input: StepInput): StepResu
   if (sm.metadata.deletionTimestamp) {
     const base = prev ?? { slotMapUid: uid, lastStepAt: now, shards: {}, handoffs: {}, reported: [] };
     return {
-      memory: deepFreeze({ ...base, lastStepAt: now }),
+      memory: freeze({ ...base, lastStepAt: now }, true),
       actions: [],
       logs: out.logs,
       metrics: metricsOf(
