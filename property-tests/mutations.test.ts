@@ -259,10 +259,9 @@ const EXPECTED: Record<Mutation, Expectation> = {
     skeleton: RULES_SWITCHED,
     why: "a root of a gained slot reconciled before its controlled objects are listed sees them missing (and re-creates them: the 409 storm)",
   },
-  commitUnlistedImport: {
+  forgetImports: {
     invariants: ["cache"],
-    skeleton: RULES_SWITCHED,
-    why: "an incoming slot taken as listed before its lists ended leaves objects of it uncached at the commit (never reconciled, or without their controlled objects)",
+    why: "an incoming slot's objects not cached while it migrates are missing at the commit, which lists nothing: never reconciled",
   },
   fenceByGeneration: {
     invariants: ["fence"],

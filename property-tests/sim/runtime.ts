@@ -19,7 +19,7 @@ import type { SlotRange } from "../../src/slots/types.js";
 import { inScope, rootOf, type SimRules } from "./rules.js";
 
 /** Deliberate bugs of the runtime (docs/verification.md, "Mutations"). */
-export const RUNTIME_MUTATIONS = ["reconcileCold", "commitUnlistedImport"] as const;
+export const RUNTIME_MUTATIONS = ["reconcileCold", "forgetImports"] as const;
 export type RuntimeMutation = (typeof RUNTIME_MUTATIONS)[number];
 
 /** `reconcileCold`: queues a gained root before its controlled objects are listed. */
@@ -29,10 +29,21 @@ class ColdRuntime<O> extends ShardRuntime<O> {
   }
 }
 
-/** `commitUnlistedImport`: at the commit, takes an incoming slot as listed before its lists ended. */
-class UnlistedImportRuntime<O> extends ShardRuntime<O> {
-  protected override imported(): boolean {
-    return true;
+/**
+ * `forgetImports`: caches only owned slots' objects, so an incoming slot's objects are dropped as
+ * they stream by, and at the commit nothing lists them again.
+ */
+class ForgetfulImportRuntime<O> extends ShardRuntime<O> {
+  readonly #owns: (slot: number) => boolean;
+  constructor(
+    host: ConstructorParameters<typeof ShardRuntime<O>>[0],
+    watches: ConstructorParameters<typeof ShardRuntime<O>>[1],
+  ) {
+    super(host, watches);
+    this.#owns = host.owns;
+  }
+  protected override holds(slot: number): boolean {
+    return this.#owns(slot);
   }
 }
 
@@ -92,8 +103,8 @@ export class SimRuntime {
     const Runtime =
       this.#mutation === "reconcileCold"
         ? ColdRuntime
-        : this.#mutation === "commitUnlistedImport"
-          ? UnlistedImportRuntime
+        : this.#mutation === "forgetImports"
+          ? ForgetfulImportRuntime
           : ShardRuntime;
     this.#rt = new Runtime(host, watches);
     this.#rt.slotsImporting(this.#importing);

@@ -192,22 +192,24 @@ export class ShardRuntime<O> {
   // ---------------------------------------------------------------- ownership changes
 
   /**
-   * Slots were gained. A slot imported warm (every watch listed it while it migrated here) has its
-   * cached roots queued at once; any other must be fetched by a gain list of every watch.
+   * Slots were gained. An imported slot (migrating here: its lists ran, run, or are pending since
+   * it began) is not listed again: its cached roots are queued now, or as its controlled objects'
+   * list ends, and its other roots as their list delivers them. Any other slot must be fetched by a
+   * gain list of every watch.
    */
   slotsGained(ranges: readonly SlotRange[]): void {
-    const warm = new Uint8Array(SLOT_COUNT);
-    let anyWarm = false;
+    const imported = new Uint8Array(SLOT_COUNT);
+    let any = false;
     for (const r of ranges) {
       for (let i = r.start; i <= r.end; i++) {
-        if (this.#importing[i] === 1 && this.imported(i)) {
-          warm[i] = 1;
-          anyWarm = true;
+        if (this.#importing[i] === 1) {
+          imported[i] = 1;
+          any = true;
         } else this.#markCold(i);
       }
     }
-    if (!anyWarm) return;
-    for (const [id, e] of this.#roots) if (warm[e.slot] === 1) this.#enqueue(id, e.slot);
+    if (!any) return;
+    for (const [id, e] of this.#roots) if (imported[e.slot] === 1) this.#enqueue(id, e.slot);
   }
 
   /**
@@ -231,7 +233,7 @@ export class ShardRuntime<O> {
   /** Slots were lost (or namespaces left the selection): drops what is no longer owned. */
   prune(): void {
     const h = this.#host;
-    for (const [id, e] of this.#roots) if (!this.#holds(e.slot) || !h.selected(e.obj)) this.#dropRoot(id);
+    for (const [id, e] of this.#roots) if (!this.holds(e.slot) || !h.selected(e.obj)) this.#dropRoot(id);
     for (const [id, t] of this.#tombstones) {
       if (!h.owns(t.slot)) {
         this.#tombstones.delete(id);
@@ -239,7 +241,7 @@ export class ShardRuntime<O> {
       }
     }
     for (const [id, e] of this.#controlled) {
-      if (!this.#holds(e.slot) || !h.selected(e.obj)) this.#removeControlled(id, false);
+      if (!this.holds(e.slot) || !h.selected(e.obj)) this.#removeControlled(id, false);
     }
   }
 
@@ -280,7 +282,7 @@ export class ShardRuntime<O> {
   gainListed(w: number, gained: Uint8Array, id: string, obj: O, rv: string | undefined): boolean {
     const s = this.#watch(w);
     const p = this.#host.place(obj, w);
-    if (p === undefined || gained[p.slot] !== 1 || !this.#holds(p.slot)) return false;
+    if (p === undefined || gained[p.slot] !== 1 || !this.holds(p.slot)) return false;
     const cached = s.controlled ? this.#controlled.get(id) : this.#roots.get(id);
     if (cached !== undefined && notOlder(cached.rv, rv)) return false;
     const deleted = s.recentDeletes?.get(id);
@@ -365,20 +367,14 @@ export class ShardRuntime<O> {
   }
 
   /**
-   * Whether every watch has listed `slot` while it migrated here: at the commit its cached roots
-   * are queued without a gain list. An import still listing would lose the objects not cached yet.
+   * Whether objects of `slot` are cached: owned, or migrating here (a warm handoff). Objects of
+   * other slots are dropped as they stream by.
    */
-  protected imported(slot: number): boolean {
-    for (const s of this.#watches) if (s.uncovered[slot] === 1) return false;
-    return true;
+  protected holds(slot: number): boolean {
+    return this.#importing[slot] === 1 || this.#host.owns(slot);
   }
 
   // ---------------------------------------------------------------- internals
-
-  /** Cached: owned, or migrating here. */
-  #holds(slot: number): boolean {
-    return this.#importing[slot] === 1 || this.#host.owns(slot);
-  }
 
   /** `slot` must be fetched by a gain list of every watch before its roots run. */
   #markCold(slot: number): void {
@@ -405,7 +401,7 @@ export class ShardRuntime<O> {
     placed?: RuntimePlace,
   ): void {
     const p = placed ?? this.#host.place(obj, w);
-    const owned = p !== undefined && this.#holds(p.slot);
+    const owned = p !== undefined && this.holds(p.slot);
     if (!this.#watch(w).controlled) {
       const prev = this.#roots.get(id);
       if (!owned) {

@@ -269,7 +269,7 @@ describe("ShardRuntime", () => {
       expect(h.rt.sizes()).toMatchObject({ roots: 1, controlled: 1 });
     });
 
-    it("a slot gained before its import list ended is fetched by a gain list, its roots held until then", () => {
+    it("a slot gained before its import lists ran keeps them pending (no second list): its roots wait for the controlled one", () => {
       const h = harness({ owned: [] });
       h.list(ROOTS, []);
       h.list(CHILDREN, []);
@@ -281,12 +281,29 @@ describe("ShardRuntime", () => {
       h.owned.add(7);
       h.rt.slotsGained([{ start: 7, end: 7 }]);
       expect(h.queue).toEqual([]);
+      expect(h.rt.gainPending(ROOTS)).toBe(false);
       expect(h.rt.gainPending(CHILDREN)).toBe(true);
-      for (const w of [ROOTS, CHILDREN]) {
-        const g = h.rt.gainListStarted(w)!;
-        if (w === CHILDREN) h.rt.gainListed(w, g, "m-1", child("m-1", "m", 7), "10");
-        h.rt.gainListEnded(w, g, true);
-      }
+      const g = h.rt.gainListStarted(CHILDREN)!;
+      h.rt.gainListed(CHILDREN, g, "m-1", child("m-1", "m", 7), "10");
+      h.rt.gainListEnded(CHILDREN, g, true);
+      expect(h.queue).toEqual(["m"]);
+      expect(h.rt.controlledOf("m")).toHaveLength(1);
+    });
+
+    it("a slot gained while its import lists still run is not listed again: its roots wait for them", () => {
+      const h = harness({ owned: [] });
+      h.rt.slotsImporting([{ start: 7, end: 7 }]);
+      // The watches start with the import: their first (full) lists cover slot 7.
+      h.rt.listStarted(ROOTS);
+      h.rt.listStarted(CHILDREN);
+      h.rt.observe(ROOTS, "ADDED", "m", root("m", 7), "10", true);
+      h.owned.add(7);
+      h.rt.slotsGained([{ start: 7, end: 7 }]); // committed before the lists ended
+      expect(h.rt.gainPending(ROOTS) || h.rt.gainPending(CHILDREN)).toBe(false);
+      expect(h.queue).toEqual([]); // held: the controlled list has not ended
+      h.rt.listSynced(ROOTS);
+      h.rt.observe(CHILDREN, "ADDED", "m-1", child("m-1", "m", 7), "10", true);
+      h.rt.listSynced(CHILDREN);
       expect(h.queue).toEqual(["m"]);
       expect(h.rt.controlledOf("m")).toHaveLength(1);
     });
