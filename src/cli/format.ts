@@ -1,5 +1,6 @@
 /** Text output helpers shared by the commands: kubectl-style tables, ages, JSON and YAML. */
 import { stringify } from "yaml";
+import { parseGoDuration } from "../config/duration.js";
 import { CliError, type TextSink, UsageError } from "./io.js";
 
 /** Machine-readable output formats (`-o`). */
@@ -74,29 +75,20 @@ export function ageOf(timestamp: unknown, now: number): string {
   return Number.isNaN(t) ? "-" : shortAge(now - t);
 }
 
-const DURATION = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?(?:(\d+)ms)?$/;
-
 /**
- * Parses a Go-style duration (`90s`, `5m`, `1h30m`, `500ms`; a bare `0` means no limit) into
- * milliseconds.
+ * Parses a Go duration (`90s`, `5m`, `1h30m`, `500ms`, `1.5h`; a bare `0` means no limit) into
+ * milliseconds, with the one Go-duration parser the coordinator's flags use too.
  *
- * @throws UsageError naming `flag` and the value.
+ * @throws UsageError naming `flag` and the value (not a duration, or negative).
  */
 export function parseDuration(value: string, flag: string): number {
-  if (value === "0") return 0;
-  const m = DURATION.exec(value);
-  if (value === "" || m === null || m.slice(1).every((g) => g === undefined)) {
+  const seconds = parseGoDuration(value);
+  if (seconds === undefined || seconds < 0) {
     throw new UsageError(
       `${flag} ${JSON.stringify(value)}: not a duration (use e.g. 30s, 5m, 1h30m; 0 waits forever)`,
     );
   }
-  const [, h, min, s, ms] = m;
-  return (
-    Number(h ?? 0) * 3_600_000 +
-    Number(min ?? 0) * 60_000 +
-    Math.round(Number(s ?? 0) * 1000) +
-    Number(ms ?? 0)
-  );
+  return Math.round(seconds * 1000);
 }
 
 /** `1m30s`-style rendering of milliseconds, for messages. */
