@@ -7,7 +7,6 @@ import { hostname } from "node:os";
 import { z } from "zod";
 import {
   booleanFlag,
-  boundedNumber,
   checkLeaseTimings,
   DNS_LABEL,
   DNS_SUBDOMAIN,
@@ -39,7 +38,6 @@ export interface CoordinatorConfig {
   logLevel: "trace" | "debug" | "info" | "warn" | "error" | "fatal";
 }
 
-const seconds = (min: number, max: number) => boundedNumber(min, max, " seconds");
 const LISTEN_ADDRESS = z
   .string()
   .regex(/^((\[[^\]]+\]|[^:]*):)?\d{1,5}$/, "must be host:port, :port or a port (0 disables)");
@@ -148,11 +146,11 @@ const FLAGS: FlagSpec<keyof CoordinatorConfig>[] = [
   },
   {
     key: "orphanAfterSeconds",
-    flag: "--orphan-after <s>",
+    flag: "--orphan-after <duration>",
     env: ["SLOTMAP_ORPHAN_AFTER"],
-    help: "delete a Dead shard's Lease after this long",
-    schema: seconds(0, 86400),
-    defaultValue: "60",
+    help: "delete a Dead shard's Lease after this long (1m, 90s; plain numbers are seconds)",
+    schema: durationSeconds(0, 86400),
+    defaultValue: "1m",
   },
   LOG_LEVEL_FLAG,
 ];

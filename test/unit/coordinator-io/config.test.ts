@@ -126,6 +126,15 @@ describe("coordinator config: durations", () => {
     ]);
   });
 
+  it("--orphan-after takes a Go duration or plain seconds (default 1m)", () => {
+    expect(parse([]).orphanAfterSeconds).toBe(60);
+    expect(parse(["--orphan-after", "90s"]).orphanAfterSeconds).toBe(90);
+    expect(parse(["--orphan-after", "2m30s"]).orphanAfterSeconds).toBe(150);
+    expect(parse([], { SLOTMAP_ORPHAN_AFTER: "1h" }).orphanAfterSeconds).toBe(3600);
+    expect(() => parse(["--orphan-after", "-1s"])).toThrow(/--orphan-after: "-1s": must be between/);
+    expect(() => parse(["--orphan-after", "25h"])).toThrow(/--orphan-after: "25h": must be between/);
+  });
+
   it("accepts plain seconds, as flags and as env vars", () => {
     expect(
       timings(["--leader-elect-lease-duration", "4", "--leader-elect-renew-deadline", "3"], {

@@ -24,7 +24,7 @@ describe("slotmap-coordinator process", { timeout: 60_000 }, () => {
   it("--help prints the flags with their env vars and exits 0", () => {
     const r = run(["--help"]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain("--orphan-after <s>");
+    expect(r.stdout).toContain("--orphan-after <duration>");
     expect(r.stdout).toContain("[env SLOTMAP_ORPHAN_AFTER]");
   });
 
