@@ -12,6 +12,7 @@
  * coordinator.
  */
 import { z } from "zod";
+import { groupResourceName } from "../slots/placement.js";
 import { parseSlotRanges, SlotRangeError } from "../slots/ranges.js";
 import { SLOT_COUNT } from "../slots/types.js";
 import { type FieldError, formatFieldPath } from "./errors.js";
@@ -225,9 +226,6 @@ export const SelectedResourceSchema = GroupResourceSchema.extend({
   ),
 });
 
-const groupResourceKey = (r: { group: string; resource: string }): string =>
-  r.group === "" ? r.resource : `${r.resource}.${r.group}`;
-
 /** A sharded root resource and the resources that follow their controller owner. */
 export const ResourceSpecSchema = SelectedResourceSchema.extend({
   controlledResources: z
@@ -238,7 +236,7 @@ export const ResourceSpecSchema = SelectedResourceSchema.extend({
 }).superRefine((r, ctx) => {
   const seen = new Map<string, number>();
   (r.controlledResources ?? []).forEach((c, i) => {
-    const key = groupResourceKey(c);
+    const key = groupResourceName(c);
     const first = seen.get(key);
     if (first !== undefined) {
       ctx.addIssue({
@@ -366,7 +364,7 @@ export const SlotMapSpecSchema = z
   .superRefine((spec, ctx) => {
     const roots = new Map<string, number>();
     spec.resources.forEach((r, i) => {
-      const key = groupResourceKey(r);
+      const key = groupResourceName(r);
       const first = roots.get(key);
       if (first !== undefined) {
         ctx.addIssue({
@@ -382,7 +380,7 @@ export const SlotMapSpecSchema = z
     const selectors = new Map<string, { text: string; at: string }>();
     spec.resources.forEach((r, i) => {
       (r.controlledResources ?? []).forEach((c, j) => {
-        const key = groupResourceKey(c);
+        const key = groupResourceName(c);
         const text = JSON.stringify([c.labelSelector ?? null, c.fieldSelector ?? null]);
         const seen = selectors.get(key);
         if (seen === undefined)

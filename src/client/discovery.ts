@@ -5,6 +5,7 @@
  * collection path, so the runtime can list/watch the resource and compute keys of its objects.
  */
 import { isStatus, type KubeHttp } from "../kube/http.js";
+import { groupResourceName } from "../slots/placement.js";
 
 /** A resource as the API server serves it. */
 export interface ResolvedResource {
@@ -62,7 +63,7 @@ interface APIGroup {
 
 /** `group/resource` as kubectl writes it: `secrets` or `widgets.example.com`. */
 export function formatGroupResource(ref: GroupResourceRef): string {
-  return ref.group === "" ? ref.resource : `${ref.resource}.${ref.group}`;
+  return groupResourceName(ref);
 }
 
 /**

@@ -21,7 +21,8 @@ export interface PlacementResource {
   }>;
 }
 
-const name = (r: { group?: string | undefined; resource: string }): string =>
+/** `resource.group` (`resource` for the core group): how kubectl names a resource. */
+export const groupResourceName = (r: { group?: string | undefined; resource: string }): string =>
   r.group ? `${r.resource}.${r.group}` : r.resource;
 
 /**
@@ -30,7 +31,10 @@ const name = (r: { group?: string | undefined; resource: string }): string =>
  */
 export function placementFingerprint(resources: readonly PlacementResource[]): string {
   const canonical = resources
-    .map((r) => `${name(r)}<${(r.controlledResources ?? []).map(name).sort().join(",")}>`)
+    .map(
+      (r) =>
+        `${groupResourceName(r)}<${(r.controlledResources ?? []).map(groupResourceName).sort().join(",")}>`,
+    )
     .sort()
     .join(";");
   return xxh64Hex(canonical);
