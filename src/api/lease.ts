@@ -213,3 +213,39 @@ export function leaseDurationMs(spec: LeaseHolderFields | null | undefined, fall
   const s = spec?.leaseDurationSeconds;
   return typeof s === "number" && Number.isFinite(s) && s > 0 ? s * 1000 : fallbackMs;
 }
+
+/** A Lease timing that breaks the tenure rule: which one, and why. */
+export interface LeaseTimingProblem {
+  readonly timing: "renewDeadline" | "retryPeriod";
+  readonly value: number;
+  /** Why, naming the other timing as `names` spells it. */
+  readonly message: string;
+}
+
+/**
+ * The tenure rule of every Lease holder here (shards and the coordinator's leader election, as in
+ * client-go): renewDeadline < leaseDuration (the difference is the safety margin before anyone may
+ * take over), and retryPeriod < renewDeadline (else one failed renewal ends the tenure). One rule;
+ * each caller reports the problems its own way (flag errors, zod issues).
+ */
+export function leaseTimingProblems(
+  t: { readonly leaseDuration: number; readonly renewDeadline: number; readonly retryPeriod: number },
+  names: { readonly leaseDuration: string; readonly renewDeadline: string },
+): LeaseTimingProblem[] {
+  const out: LeaseTimingProblem[] = [];
+  if (!(t.renewDeadline < t.leaseDuration)) {
+    out.push({
+      timing: "renewDeadline",
+      value: t.renewDeadline,
+      message: `must be less than ${names.leaseDuration} (${t.leaseDuration}): the difference is the safety margin`,
+    });
+  }
+  if (!(t.retryPeriod < t.renewDeadline)) {
+    out.push({
+      timing: "retryPeriod",
+      value: t.retryPeriod,
+      message: `must be less than ${names.renewDeadline} (${t.renewDeadline}), or a single failed renewal ends the tenure`,
+    });
+  }
+  return out;
+}

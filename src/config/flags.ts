@@ -1,5 +1,6 @@
 import { Command, CommanderError, Option } from "commander";
 import { z } from "zod";
+import { leaseTimingProblems } from "../api/lease.js";
 import { parseGoDuration } from "./duration.js";
 
 /**
@@ -192,14 +193,11 @@ export function checkLeaseTimings(
     retryPeriod: "--retry-period",
   },
 ): void {
-  if (c.renewDeadlineSeconds >= c.leaseDurationSeconds) {
-    throw new ConfigError(
-      `${flags.renewDeadline}: ${c.renewDeadlineSeconds} must be below ${flags.leaseDuration} (${c.leaseDurationSeconds})`,
-    );
-  }
-  if (c.retryPeriodSeconds >= c.renewDeadlineSeconds) {
-    throw new ConfigError(
-      `${flags.retryPeriod}: ${c.retryPeriodSeconds} must be below ${flags.renewDeadline} (${c.renewDeadlineSeconds})`,
-    );
-  }
+  const t = {
+    leaseDuration: c.leaseDurationSeconds,
+    renewDeadline: c.renewDeadlineSeconds,
+    retryPeriod: c.retryPeriodSeconds,
+  };
+  const p = leaseTimingProblems(t, flags)[0];
+  if (p !== undefined) throw new ConfigError(`${flags[p.timing]}: ${p.value} ${p.message}`);
 }

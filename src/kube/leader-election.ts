@@ -1,5 +1,11 @@
 import { performance } from "node:perf_hooks";
-import { leaseDurationMs, leaseFingerprint, leaseHolder, microTime } from "../api/lease.js";
+import {
+  leaseDurationMs,
+  leaseFingerprint,
+  leaseHolder,
+  leaseTimingProblems,
+  microTime,
+} from "../api/lease.js";
 import { isStatus, type KubeHttp } from "./http.js";
 
 /**
@@ -85,15 +91,19 @@ export class LeaderElector {
     this.durationMs = (opts.leaseDurationSeconds ?? 15) * 1000;
     this.deadlineMs = (opts.renewDeadlineSeconds ?? 10) * 1000;
     this.retryMs = (opts.retryPeriodSeconds ?? 2) * 1000;
-    if (!(this.deadlineMs < this.durationMs)) {
-      throw new Error(
-        `leader election: renewDeadlineSeconds (${this.deadlineMs / 1000}) must be below leaseDurationSeconds (${this.durationMs / 1000})`,
-      );
+    const p = leaseTimingProblems(
+      {
+        leaseDuration: this.durationMs / 1000,
+        renewDeadline: this.deadlineMs / 1000,
+        retryPeriod: this.retryMs / 1000,
+      },
+      { leaseDuration: "leaseDurationSeconds", renewDeadline: "renewDeadlineSeconds" },
+    )[0];
+    if (p !== undefined) {
+      throw new Error(`leader election: ${p.timing}Seconds (${p.value}) ${p.message}`);
     }
-    if (!(this.retryMs > 0 && this.retryMs < this.deadlineMs)) {
-      throw new Error(
-        `leader election: retryPeriodSeconds (${this.retryMs / 1000}) must be positive and below renewDeadlineSeconds`,
-      );
+    if (!(this.retryMs > 0)) {
+      throw new Error(`leader election: retryPeriodSeconds (${this.retryMs / 1000}) must be positive`);
     }
     this.now = opts.now ?? (() => performance.now());
   }

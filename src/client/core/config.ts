@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { type FieldError, formatFieldErrors } from "../../api/errors.js";
+import { leaseTimingProblems } from "../../api/lease.js";
 import { LIMITS, PATTERNS, parseWith } from "../../api/v1alpha1.js";
 
 /**
@@ -52,19 +53,8 @@ export function checkLeaseTimings(
   t: { leaseDuration: number; renewDeadline: number; retryPeriod: number },
   names: { leaseDuration: string; renewDeadline: string; retryPeriod: string },
 ): void {
-  if (t.renewDeadline >= t.leaseDuration) {
-    ctx.addIssue({
-      code: "custom",
-      path: [names.renewDeadline],
-      message: `must be less than ${names.leaseDuration} (${t.leaseDuration}): the difference is the safety margin`,
-    });
-  }
-  if (t.retryPeriod >= t.renewDeadline) {
-    ctx.addIssue({
-      code: "custom",
-      path: [names.retryPeriod],
-      message: `must be less than ${names.renewDeadline} (${t.renewDeadline}), or a single failed renew fences the shard`,
-    });
+  for (const p of leaseTimingProblems(t, names)) {
+    ctx.addIssue({ code: "custom", path: [names[p.timing]], message: p.message });
   }
 }
 

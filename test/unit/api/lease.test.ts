@@ -12,6 +12,7 @@ import {
   LIMITS,
   parseShardLeaseAnnotations,
 } from "../../../src/api/index.js";
+import { leaseTimingProblems } from "../../../src/api/lease.js";
 
 const UID = "0b7f8c2e-1f0a-4a8e-9a43-0c3b2a1d9e77";
 
@@ -167,5 +168,26 @@ describe("effectiveWeight", () => {
   it("does not read inherited keys as shard names", () => {
     expect(effectiveWeight({ weights: {} }, "constructor", 1)).toBe(1);
     expect(effectiveWeight({ weights: {} }, "__proto__", 1)).toBe(1);
+  });
+});
+
+describe("leaseTimingProblems (the one tenure rule of shards and the coordinator's election)", () => {
+  const names = { leaseDuration: "L", renewDeadline: "R" };
+  it("accepts renewDeadline < leaseDuration and retryPeriod < renewDeadline", () => {
+    expect(leaseTimingProblems({ leaseDuration: 15, renewDeadline: 10, retryPeriod: 2 }, names)).toEqual([]);
+  });
+  it("names each broken relation, the value and the other timing", () => {
+    expect(leaseTimingProblems({ leaseDuration: 10, renewDeadline: 10, retryPeriod: 10 }, names)).toEqual([
+      {
+        timing: "renewDeadline",
+        value: 10,
+        message: "must be less than L (10): the difference is the safety margin",
+      },
+      {
+        timing: "retryPeriod",
+        value: 10,
+        message: "must be less than R (10), or a single failed renewal ends the tenure",
+      },
+    ]);
   });
 });

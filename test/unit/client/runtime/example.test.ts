@@ -41,7 +41,7 @@ describe("checksum controller config", () => {
       /--concurrency: "0": must be between 1 and 1000/,
     );
     expect(() => parseChecksumConfig(["--shard", "s", "--renew-deadline", "20"], {}, quiet)).toThrow(
-      /--renew-deadline: 20 must be below --lease-duration \(15\)/,
+      /--renew-deadline: 20 must be less than --lease-duration \(15\): the difference is the safety margin/,
     );
     expect(() => parseChecksumConfig(["--shard", "s", "--bogus"], {}, quiet)).toThrow(ConfigError);
   });
