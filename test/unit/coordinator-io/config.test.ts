@@ -54,7 +54,9 @@ describe("coordinator config", () => {
   it("checks the relation of the leader-election timings, naming the flags", () => {
     expect(() =>
       parse(["--leader-elect-lease-duration", "10s", "--leader-elect-renew-deadline", "10"]),
-    ).toThrow(/^--leader-elect-renew-deadline: 10 must be less than --leader-elect-lease-duration \(10\): the difference is the safety margin$/);
+    ).toThrow(
+      /^--leader-elect-renew-deadline: 10 must be less than --leader-elect-lease-duration \(10\): the difference is the safety margin$/,
+    );
     expect(() => parse(["--leader-elect-retry-period", "12s"])).toThrow(
       /^--leader-elect-retry-period: 12 must be less than --leader-elect-renew-deadline \(10\), or a single failed renewal ends the tenure$/,
     );
