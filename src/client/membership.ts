@@ -26,6 +26,7 @@ import {
 } from "../api/v1alpha1.js";
 import { isStatus, KubeHttp, type KubeObject } from "../kube/http.js";
 import { Reflector } from "../kube/reflector.js";
+import { keyOf, ObjectCache } from "../kube/store.js";
 import { backoffDelay } from "../runtime/backoff.js";
 import type { KubeObjectLike } from "../slots/keys.js";
 import { placementFingerprint } from "../slots/placement.js";
@@ -306,7 +307,8 @@ export class ShardMember {
   #namespaceReflector: Reflector<NamespaceObject> | undefined;
   /** Resolves once the namespace watch listed once (see #syncNamespaceWatch). */
   #namespacesKnown: Promise<void> = Promise.resolve();
-  readonly #namespaceLabels = new Map<string, Record<string, string>>();
+  /** Namespaces (for their labels), while the SlotMap has a namespace selector. */
+  readonly #namespaces = new ObjectCache<NamespaceObject>();
 
   #slotMapUid: string | undefined;
   /** The importing slots last reported (formatted), to report changes only. */
@@ -880,7 +882,12 @@ export class ShardMember {
       try {
         const rules = await SlotRules.fromSpec(spec, this.#resolver);
         if (epoch !== this.#rulesEpoch || this.#closed) return;
-        rules.useNamespaceLabels({ labelsOf: (ns) => this.#namespaceLabels.get(ns) });
+        rules.useNamespaceLabels({
+          labelsOf: (ns) => {
+            const o = this.#namespaces.get(ns);
+            return o === undefined ? undefined : (o.metadata?.labels ?? {});
+          },
+        });
         // With a namespace selector, the runtime starts once the namespaces' labels are known:
         // before, every namespaced object would look unselected, and the runtime would list
         // everything a second time when they arrive.
@@ -940,12 +947,11 @@ export class ShardMember {
       if (this.#namespaceReflector !== undefined) {
         void this.#namespaceReflector.stop();
         this.#namespaceReflector = undefined;
-        this.#namespaceLabels.clear();
+        this.#namespaces.clear();
       }
       return Promise.resolve();
     }
     if (this.#namespaceReflector !== undefined) return this.#namespacesKnown;
-    const seen = new Set<string>();
     const changed = () => this.#emit((l) => l.namespacesChanged?.());
     let first = true;
     let known!: () => void;
@@ -956,19 +962,17 @@ export class ShardMember {
       http: this.#http,
       path: "/api/v1/namespaces",
       handler: {
-        onListStart: () => seen.clear(),
+        onListStart: () => this.#namespaces.beginList(),
         onEvent: (type, obj, listed) => {
           const name = obj.metadata?.name;
           if (name === undefined) return;
-          if (listed) seen.add(name);
           const before = this.#rules?.namespaceSelected(name);
-          if (type === "DELETED") this.#namespaceLabels.delete(name);
-          else this.#namespaceLabels.set(name, { ...(obj.metadata?.labels ?? {}) });
+          if (type === "DELETED") this.#namespaces.remove(keyOf(obj), obj);
+          else this.#namespaces.put(obj);
           if (!listed && this.#rules?.namespaceSelected(name) !== before) changed();
         },
         onSynced: () => {
-          for (const name of [...this.#namespaceLabels.keys()])
-            if (!seen.has(name)) this.#namespaceLabels.delete(name);
+          this.#namespaces.endList(); // namespaces deleted while the watch was down
           // The first list only makes the labels known: the runtime starts after it.
           if (!first) changed();
           first = false;

@@ -5,8 +5,8 @@ import { API_VERSION, GROUP, KIND, PLURAL, VERSION } from "../api/v1alpha1.js";
 import { EventRecorder } from "../kube/events.js";
 import { isStatus, type KubeHttp, type KubeObject } from "../kube/http.js";
 import { Reflector, type ReflectorHandler } from "../kube/reflector.js";
+import { type CacheChange, keyOf, ObjectCache } from "../kube/store.js";
 import { backoffDelay } from "../runtime/backoff.js";
-import { type CacheChange, keyOf, ObjectCache } from "./cache.js";
 import {
   type CoordinatorAction,
   CoordinatorInputError,

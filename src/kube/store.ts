@@ -1,10 +1,12 @@
 import { isOlderResourceVersion } from "../api/resource-version.js";
-import type { KubeObject } from "../kube/http.js";
+import type { KubeObject } from "./http.js";
 
 /**
- * The coordinator's in-memory copy of one watched collection (SlotMaps, or shard Leases), fed by
- * a Reflector and by the answers of its own writes and re-reads. It holds only those small
- * objects, never the sharded ones.
+ * An in-memory copy of one watched collection with client-go's Replace semantics (a re-list drops
+ * what it did not deliver): the coordinator's SlotMaps and shard Leases, fed by a Reflector and by
+ * the answers of its own writes and re-reads, and a shard member's Namespaces. Only small objects;
+ * the sharded ones live in the runtime core (src/client/core/runtime.ts), which keeps only owned
+ * slots.
  *
  * Writes and re-reads race with the watch stream, so an object is only replaced by a newer one:
  * resourceVersions are compared as numbers when both are decimal (they are etcd revisions on
@@ -47,6 +49,12 @@ export class ObjectCache<T extends KubeObject> {
 
   values(): IterableIterator<T> {
     return this.items.values();
+  }
+
+  /** Forgets everything (the watch stopped). */
+  clear(): void {
+    this.items.clear();
+    this.listing = undefined;
   }
 
   /** A relist begins: objects not delivered again before {@link endList} are removed then. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { keyOf, ObjectCache } from "../../../src/coordinator/cache.js";
 import type { KubeObject } from "../../../src/kube/http.js";
+import { keyOf, ObjectCache } from "../../../src/kube/store.js";
 
 const obj = (name: string, rv: string, uid = "u1", namespace?: string): KubeObject => ({
   metadata: { name, uid, resourceVersion: rv, ...(namespace ? { namespace } : {}) },
