@@ -185,6 +185,13 @@ async function freezeAndResume(target: { sm: string; ns: string; leaseNs: string
     timeoutMs: 90_000,
     description: `shard b to take x over and write x-owner\n${b.text()}`,
   });
+  // b logs its write after the API server answered it: the line can trail the object (CI once
+  // read the ConfigMap before the line had arrived through b's stdout).
+  await waitFor(() => lastOf(b, "write") !== undefined, {
+    timeoutMs: 10_000,
+    intervalMs: 20,
+    description: `shard b's write line\n${b.text()}`,
+  });
   const bWrite = lastOf(b, "write")!;
   expect(bWrite.fence! > aFence, `b's token ${bWrite.fence} above a's ${aFence}`).toBe(true);
   const frozenMs = Date.now() - frozenAt;
