@@ -336,7 +336,11 @@ describe("every protocol mutation is caught by the simulator", () => {
       const invariant = brokenInvariant(details.errorInstance);
       // A crash (TypeError, a core's input error) is not a catch: the invariants must see the bug.
       expect(invariant, `${m}: not a Violation: ${String(details.errorInstance)}`).toBeDefined();
-      expect(e.invariants, String(details.errorInstance).slice(0, 3000)).toContain(invariant);
+      // The fence invariant sees a double ownership too (the later owner's token not above the
+      // earlier one's), and a random interleaving may show it there first: seen in CI for
+      // ignoreRefusal and trustRenewTime. So a bug that breaks safety may be caught by fence.
+      const accepted = e.invariants.includes("safety") ? [...e.invariants, "fence"] : e.invariants;
+      expect(accepted, String(details.errorInstance).slice(0, 3000)).toContain(invariant);
       console.log(
         `mutation ${m}: caught by [${invariant}] after ${counters.stepsToFailure} steps (${details.numRuns} scenarios, seed ${details.seed})`,
       );
