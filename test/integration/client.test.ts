@@ -183,6 +183,28 @@ async function createSecret(ns: string, name: string, data: Record<string, strin
   });
 }
 
+/** A ConfigMap `<secret>-cm` whose controller owner is `secret` (a controlled resource). */
+async function createControlledConfigMap(ns: string, secret: KubeObject): Promise<KubeObject> {
+  return http.request<KubeObject>("POST", `/api/v1/namespaces/${ns}/configmaps`, {
+    body: {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: {
+        name: `${secret.metadata?.name}-cm`,
+        ownerReferences: [
+          {
+            apiVersion: "v1",
+            kind: "Secret",
+            name: secret.metadata?.name,
+            uid: secret.metadata?.uid,
+            controller: true,
+          },
+        ],
+      },
+    },
+  });
+}
+
 /** A promise the test resolves by hand. */
 function gate(): { promise: Promise<void>; open: () => void } {
   let open!: () => void;
@@ -801,28 +823,7 @@ describe("the sharded controller runtime", () => {
     const names = Array.from({ length: 40 }, (_, i) => `s-${i}`);
     const secrets = await Promise.all(names.map((n) => createSecret(ns, n, { v: n })));
     // Each Secret controls a ConfigMap (a controlled resource of the SlotMap).
-    await Promise.all(
-      secrets.map((sec) =>
-        http.request("POST", `/api/v1/namespaces/${ns}/configmaps`, {
-          body: {
-            apiVersion: "v1",
-            kind: "ConfigMap",
-            metadata: {
-              name: `${sec.metadata?.name}-cm`,
-              ownerReferences: [
-                {
-                  apiVersion: "v1",
-                  kind: "Secret",
-                  name: sec.metadata?.name,
-                  uid: sec.metadata?.uid,
-                  controller: true,
-                },
-              ],
-            },
-          },
-        }),
-      ),
-    );
+    await Promise.all(secrets.map((sec) => createControlledConfigMap(ns, sec)));
     const keys = names.map((n) => `/Secret/${ns}/${n}`);
 
     // A reconcile that does not see its ConfigMap would re-create it: the runtime holds a gained
@@ -915,28 +916,7 @@ describe("the sharded controller runtime", () => {
     const ns = await freshNamespace("client-warm");
     const names = Array.from({ length: 40 }, (_, i) => `w-${i}`);
     const secrets = await Promise.all(names.map((n) => createSecret(ns, n, { v: n })));
-    await Promise.all(
-      secrets.map((sec) =>
-        http.request("POST", `/api/v1/namespaces/${ns}/configmaps`, {
-          body: {
-            apiVersion: "v1",
-            kind: "ConfigMap",
-            metadata: {
-              name: `${sec.metadata?.name}-cm`,
-              ownerReferences: [
-                {
-                  apiVersion: "v1",
-                  kind: "Secret",
-                  name: sec.metadata?.name,
-                  uid: sec.metadata?.uid,
-                  controller: true,
-                },
-              ],
-            },
-          },
-        }),
-      ),
-    );
+    await Promise.all(secrets.map((sec) => createControlledConfigMap(ns, sec)));
     const keys = names.map((n) => `/Secret/${ns}/${n}`);
     // shard-a reconciles every Secret; then its reconciles block (one per key at once), so the
     // handoff to shard-b cannot commit before the test opens the gate.
