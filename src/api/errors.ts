@@ -35,6 +35,35 @@ export function formatFieldPath(path: ReadonlyArray<PropertyKey>): string {
   return out;
 }
 
+// One segment of a formatted path: `.name` (the dot absent at the start), `[3]` or `["a/b"]`.
+const SEGMENT = /^(?:(^|\.)([A-Za-z_$][A-Za-z0-9_$]*)|\[(0|[1-9][0-9]*)\]|\[("(?:[^"\\]|\\.)*")\])/;
+
+/**
+ * The inverse of {@link formatFieldPath}: `status.shards[2].slots` → `["status", "shards", 2, "slots"]`.
+ * Lets an error that names its field as text (the slot core's `SlotTableError.field`) become a
+ * zod issue path. Returns undefined for text formatFieldPath would not write.
+ */
+export function parseFieldPath(field: string): PropertyKey[] | undefined {
+  const path: PropertyKey[] = [];
+  let rest = field;
+  while (rest !== "") {
+    const m = SEGMENT.exec(rest);
+    if (m === null) return undefined;
+    const [text, dot, name, index, quoted] = m;
+    if (name !== undefined) {
+      // `a.b`: a dot between names, none before the first.
+      if ((dot === ".") !== path.length > 0) return undefined;
+      path.push(name);
+    } else if (index !== undefined) {
+      path.push(Number(index));
+    } else {
+      path.push(JSON.parse(quoted!) as string);
+    }
+    rest = rest.slice(text.length);
+  }
+  return path;
+}
+
 /** Renders a value for an error message: JSON, shortened so that a huge input can't flood a log line. */
 export function renderValue(value: unknown, maxLength = 120): string {
   let text: string;

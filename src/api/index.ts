@@ -6,6 +6,7 @@ export {
   formatFieldError,
   formatFieldErrors,
   formatFieldPath,
+  parseFieldPath,
   renderValue,
 } from "./errors.js";
 export {
@@ -72,5 +73,6 @@ export {
   SlotMapSpecSchema,
   type SlotMapStatus,
   SlotMapStatusSchema,
+  slotTableOf,
   VERSION,
 } from "./v1alpha1.js";

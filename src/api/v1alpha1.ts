@@ -4,7 +4,9 @@
  * These schemas mirror crds/slotmap.dev_slotmaps.yaml field for field (names, required fields,
  * defaults, patterns, bounds, enums); test/unit/api/crd-agreement.test.ts keeps the two from
  * drifting. Use {@link parseSlotMap} on every SlotMap read from the API or from a file: a bad value
- * becomes a {@link FieldError} naming the field and the value, never a crash.
+ * becomes a {@link FieldError} naming the field and the value, never a crash. The schemas check
+ * shape; the slot table's rules across fields of `status` are the slot core's `tableFromStatus`,
+ * which the status schema calls (see {@link slotTableOf}).
  *
  * Strictness: `spec` (written by people) rejects unknown fields, like `kubectl apply --validate=strict`,
  * so a typo is an error rather than a silently ignored setting. `status` (written by the coordinator)
@@ -14,8 +16,9 @@
 import { z } from "zod";
 import { groupResourceName } from "../slots/placement.js";
 import { parseSlotRanges, SlotRangeError } from "../slots/ranges.js";
-import { SLOT_COUNT } from "../slots/types.js";
-import { type FieldError, formatFieldPath } from "./errors.js";
+import { SlotTableError, tableFromStatus } from "../slots/table.js";
+import { SLOT_COUNT, type SlotTable, type StatusTable } from "../slots/types.js";
+import { type FieldError, formatFieldPath, parseFieldPath } from "./errors.js";
 import { fieldSelectorStringError, LABEL_KEY, LABEL_VALUE, labelSelectorStringError } from "./selector.js";
 
 export { type FieldError, formatFieldError, formatFieldErrors } from "./errors.js";
@@ -481,20 +484,11 @@ export const SlotMapStatusSchema = z
       .max(LIMITS.conditions)
       .default(() => []),
   })
+  // The slot table's rules (one owner per slot, unique shard names, migrations, unassignedSlots)
+  // are the core's: tableFromStatus owns them. It runs only on a well-shaped status, so a bad field
+  // is reported once, by its own check.
+  .superRefine(checkSlotTable, { when: (payload) => payload.issues.length === 0 })
   .superRefine((status, ctx) => {
-    const names = new Map<string, number>();
-    status.shards.forEach((s, i) => {
-      const first = names.get(s.name);
-      if (first !== undefined) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["shards", i, "name"],
-          message: `duplicate shard "${s.name}" (also at status.shards[${first}])`,
-        });
-      } else {
-        names.set(s.name, i);
-      }
-    });
     const types = new Map<string, number>();
     status.conditions.forEach((c, i) => {
       const first = types.get(c.type);
@@ -508,63 +502,43 @@ export const SlotMapStatusSchema = z
         types.set(c.type, i);
       }
     });
-    status.migrations.forEach((m, i) => {
-      if (m.from === m.to) {
-        ctx.addIssue({ code: "custom", path: ["migrations", i, "to"], message: "must differ from `from`" });
-      }
-      if (m.generation > status.assignmentGeneration) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["migrations", i, "generation"],
-          message: `must be <= status.assignmentGeneration (${status.assignmentGeneration})`,
-        });
-      }
-    });
-    checkDisjointSlots(status, ctx);
   });
 
+/** The table each parsed status was checked with, so that {@link slotTableOf} need not build it again. */
+const tables = new WeakMap<object, SlotTable>();
+
 /**
- * Every slot has at most one owner, one migration, or is unassigned (DESIGN: "never both"). The CRD
- * cannot check this across list items within its CEL cost budget, so only zod does.
+ * Builds the slot table of a well-shaped status with the core's {@link tableFromStatus}, which owns
+ * every cross-field rule; its error (naming a field such as `status.shards[2].slots`) becomes one
+ * issue at that field.
  */
-function checkDisjointSlots(
-  status: {
-    shards: Array<{ slots: string }>;
-    migrations: Array<{ slots: string }>;
-    unassignedSlots: string;
-  },
-  ctx: z.RefinementCtx,
-): void {
-  const where: Array<{ path: Array<string | number>; text: string }> = [
-    ...status.shards.map((s, i) => ({ path: ["shards", i, "slots"], text: s.slots })),
-    ...status.migrations.map((m, i) => ({ path: ["migrations", i, "slots"], text: m.slots })),
-    { path: ["unassignedSlots"], text: status.unassignedSlots },
-  ];
-  // owner[slot] = 1 + index into `where` of the first field naming the slot.
-  const owner = new Uint16Array(SLOT_COUNT);
-  where.forEach((w, idx) => {
-    let ranges: ReturnType<typeof parseSlotRanges>;
-    try {
-      ranges = PATTERNS.slotRanges.test(w.text) ? parseSlotRanges(w.text) : [];
-    } catch {
-      return; // already reported by the field's own check
+function checkSlotTable(status: StatusTable, ctx: z.RefinementCtx): void {
+  try {
+    tables.set(status, tableFromStatus(status, "status"));
+  } catch (err) {
+    if (!(err instanceof SlotTableError || err instanceof SlotRangeError)) throw err;
+    const path = parseFieldPath(err.field);
+    const prefix = `${err.field}: `;
+    const reason = err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message;
+    if (path === undefined || path[0] !== "status") {
+      // Not expected (the core names fields under `status`): keep the field in the text.
+      ctx.addIssue({ code: "custom", message: err.message });
+      return;
     }
-    for (const r of ranges) {
-      for (let slot = r.start; slot <= r.end; slot++) {
-        const prev = owner[slot] ?? 0;
-        if (prev !== 0) {
-          const other = where[prev - 1];
-          ctx.addIssue({
-            code: "custom",
-            path: w.path,
-            message: `slot ${slot} is also in status.${formatFieldPath(other?.path ?? [])}: every slot has at most one owner or migration`,
-          });
-          return; // one message per field is enough
-        }
-        owner[slot] = idx + 1;
-      }
-    }
-  });
+    ctx.addIssue({ code: "custom", path: path.slice(1), message: reason });
+  }
+}
+
+/**
+ * The slot table of a status returned by {@link parseSlotMapStatus} or {@link parseSlotMap}: the
+ * one the parse built to validate it, without building it again. Do not modify a parsed status
+ * before asking for its table (the table would describe the status as parsed). For a status that
+ * did not come from a parse, builds the table.
+ *
+ * @throws SlotTableError or SlotRangeError, only for a status that did not come from a parse.
+ */
+export function slotTableOf(status: SlotMapStatus): SlotTable {
+  return tables.get(status) ?? tableFromStatus(status, "status");
 }
 
 /** ObjectMeta: only what slotmap reads is typed; other fields pass through untouched. */

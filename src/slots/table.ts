@@ -101,6 +101,10 @@ function parseRanges(v: unknown, field: string): SlotRange[] {
  * `unassignedSlots` may be `""` (never written) or `"0-16383"`. From generation 1 on,
  * `unassignedSlots` must list exactly the slots neither owned nor migrating.
  *
+ * This is the one implementation of the status's rules across fields: the zod schema of
+ * src/api/v1alpha1.ts checks the shape and then calls this, turning the error into an issue at
+ * `field`, so both report the same finding.
+ *
  * @param field - path of the status in errors, default `status`.
  * @throws SlotTableError or SlotRangeError naming the field, e.g. `status.shards[2].slots`, for a
  *   malformed or inconsistent status: a slot owned twice, owned and migrating, in two migrations,

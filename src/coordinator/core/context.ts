@@ -4,10 +4,10 @@
  */
 import { type FieldError, formatFieldError, renderValue } from "../../api/errors.js";
 import { microTime } from "../../api/lease.js";
-import { parseSlotMapStatus, type SlotMapSpec, type SlotMapStatus } from "../../api/v1alpha1.js";
+import { parseSlotMapStatus, type SlotMapSpec, type SlotMapStatus, slotTableOf } from "../../api/v1alpha1.js";
 import { type PlanResult, plan } from "../../slots/planner.js";
-import { countSlots, SlotRangeError } from "../../slots/ranges.js";
-import { freeRanges, makeTable, ownedCounts, SlotTableError, tableFromStatus } from "../../slots/table.js";
+import { countSlots } from "../../slots/ranges.js";
+import { freeRanges, makeTable, ownedCounts } from "../../slots/table.js";
 import {
   type Migration,
   NO_OWNER,
@@ -174,16 +174,8 @@ export function parseStatus(raw: unknown): StatusRead {
   // A new SlotMap has no status: the same as an empty one (generation 0, nothing assigned).
   const parsed = parseSlotMapStatus(raw ?? {});
   if (!parsed.ok) return parsed;
-  try {
-    return { ok: true, status: parsed.value, table: tableFromStatus(parsed.value) };
-  } catch (err) {
-    if (err instanceof SlotTableError || err instanceof SlotRangeError) {
-      const prefix = `${err.field}: `;
-      const message = err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message;
-      return { ok: false, errors: [{ field: err.field, value: undefined, message }] };
-    }
-    throw err;
-  }
+  // The parse checked the slot table with tableFromStatus; this is that table, not a second build.
+  return { ok: true, status: parsed.value, table: slotTableOf(parsed.value) };
 }
 
 /** What the observed status says about each shard it names. */

@@ -7,14 +7,25 @@ import {
   formatFieldPath,
   KIND,
   LIMITS,
+  parseFieldPath,
   parseSlotMap,
   parseSlotMapSpec,
   parseSlotMapStatus,
   renderValue,
   type SlotMap,
+  SlotMapSchema,
   type SlotMapStatus,
+  SlotMapStatusSchema,
+  slotTableOf,
 } from "../../../src/api/index.js";
-import { makeTable, tableFromStatus, tableToStatus } from "../../../src/slots/table.js";
+import { formatSlotRanges, parseSlotRanges, rangesFromMask } from "../../../src/slots/ranges.js";
+import {
+  makeTable,
+  SlotTableError,
+  tableFromStatus,
+  tablesEqual,
+  tableToStatus,
+} from "../../../src/slots/table.js";
 import { NO_OWNER, SLOT_COUNT, type StatusTable } from "../../../src/slots/types.js";
 
 const minimal = () => ({
@@ -44,6 +55,21 @@ function withSpec(spec: Record<string, unknown>) {
 
 function withStatus(status: Record<string, unknown>) {
   return { ...minimal(), status };
+}
+
+/**
+ * A consistent status at assignmentGeneration 1 (unless `over` says otherwise): `unassignedSlots`
+ * lists exactly the slots no shard owns, so that only the rule a test is about can fail.
+ */
+function consistent(shards: Array<{ name: string; slots: string }>, over: Record<string, unknown> = {}) {
+  const free = new Uint8Array(SLOT_COUNT).fill(1);
+  for (const s of shards) for (const r of parseSlotRanges(s.slots)) free.fill(0, r.start, r.end + 1);
+  return {
+    assignmentGeneration: 1,
+    shards,
+    unassignedSlots: formatSlotRanges(rangesFromMask(free)),
+    ...over,
+  };
 }
 
 describe("defaults", () => {
@@ -146,6 +172,7 @@ describe("strict spec, tolerant status and metadata", () => {
         assignmentGeneration: 1,
         futureField: { x: 1 },
         shards: [{ name: "a", state: "Ready", extra: 1 }],
+        unassignedSlots: "0-16383",
       }),
     );
     expect(v.status).not.toHaveProperty("futureField");
@@ -277,7 +304,7 @@ describe("error messages name the field and the value", () => {
       value: "Gone",
       message: 'must be one of "Ready", "Expired", "Dead"',
     });
-    const good = parseSlotMapStatus({ assignmentGeneration: 3 });
+    const good = parseSlotMapStatus({ assignmentGeneration: 3, unassignedSlots: "0-16383" });
     expect(good.ok && good.value.assignmentGeneration).toBe(3);
   });
 });
@@ -439,7 +466,8 @@ describe("status validation", () => {
     ["+5", "comma-separated list"],
     ["a-b", "comma-separated list"],
   ])("shard slots %j: %s", (slots, problem) => {
-    const r = parseSlotMap(withStatus({ shards: [shard("s-0", slots)] }));
+    const shards = [shard("s-0", slots)];
+    const r = parseSlotMap(withStatus(problem === undefined ? consistent(shards) : { shards }));
     if (problem === undefined) {
       if (!r.ok) expect.fail(formatFieldErrors(r.errors));
       return;
@@ -454,35 +482,53 @@ describe("status validation", () => {
   it("bounds the length of range lists", () => {
     // The planner's worst case: a shard joining 1024 balanced shards gets 512 ranges.
     const joiner = Array.from({ length: 512 }, (_, i) => `${10 + i * 31}-${10 + i * 31 + 2}`).join(",");
-    ok(withStatus({ shards: [shard("s-0", joiner)] }));
+    ok(withStatus(consistent([shard("s-0", joiner)])));
     const long = Array.from({ length: 700 }, (_, i) => `${10000 + i * 9}-${10000 + i * 9 + 5}`).join(",");
     expect(long.length).toBeGreaterThan(LIMITS.shardSlotsLength);
     expect(errorsOf(withStatus({ shards: [shard("s-0", long)] }))[0]).toMatchObject({
       field: "status.shards[0].slots",
       message: `must be at most ${LIMITS.shardSlotsLength} characters`,
     });
-    // unassignedSlots can hold the most fragmented table there is.
+    // unassignedSlots can hold the most fragmented table there is: 8 shards own the odd slots.
     const everyOther = Array.from({ length: SLOT_COUNT / 2 }, (_, i) => String(i * 2)).join(",");
-    ok(withStatus({ unassignedSlots: everyOther }));
+    const odd = Array.from({ length: 8 }, (_, k) =>
+      shard(`s-${k}`, Array.from({ length: 1024 }, (_, i) => String(k * 2048 + i * 2 + 1)).join(",")),
+    );
+    expect(consistent(odd).unassignedSlots).toBe(everyOther);
+    ok(withStatus(consistent(odd)));
   });
 
   it("rejects a slot owned twice, across shards, migrations and unassignedSlots", () => {
-    expect(errorsOf(withStatus({ shards: [shard("a", "0-100"), shard("b", "100-200")] }))[0]).toMatchObject({
-      field: "status.shards[1].slots",
-      message: "slot 100 is also in status.shards[0].slots: every slot has at most one owner or migration",
-    });
+    const twice = consistent([shard("a", "0-100")], { unassignedSlots: "201-16383" });
+    twice.shards.push(shard("b", "100-200"));
+    expect(errorsOf(withStatus(twice))).toEqual([
+      {
+        field: "status.shards[1].slots",
+        value: "100-200",
+        message: 'slot 100 is also owned by shards[0] ("a")',
+      },
+    ]);
     expect(
       errorsOf(
-        withStatus({
-          assignmentGeneration: 3,
-          shards: [shard("a", "0-100")],
-          migrations: [{ slots: "50", from: "a", to: "b", generation: 3 }],
-        }),
-      )[0]?.field,
-    ).toBe("status.migrations[0].slots");
+        withStatus(
+          consistent([shard("a", "0-100")], {
+            assignmentGeneration: 3,
+            migrations: [{ slots: "50", from: "a", to: "b", generation: 3 }],
+          }),
+        ),
+      )[0],
+    ).toMatchObject({
+      field: "status.migrations[0].slots",
+      value: "50",
+      message: 'slot 50 is migrating but also owned by shards[0] ("a")',
+    });
     expect(
-      errorsOf(withStatus({ shards: [shard("a", "0-100")], unassignedSlots: "100-16383" }))[0]?.field,
-    ).toBe("status.unassignedSlots");
+      errorsOf(withStatus(consistent([shard("a", "0-100")], { unassignedSlots: "100-16383" })))[0],
+    ).toMatchObject({
+      field: "status.unassignedSlots",
+      value: "100-16383",
+      message: 'lists slot 100, which is owned by shards[0] ("a")',
+    });
   });
 
   it("validates migrations", () => {
@@ -490,12 +536,18 @@ describe("status validation", () => {
       withStatus({
         assignmentGeneration: 5,
         migrations: [{ slots: "0-9", from: "a", to: "b", generation: 5, ...over }],
+        unassignedSlots: "10-16383",
       });
     ok(m({}));
-    expect(errorsOf(m({ to: "a" }))[0]).toMatchObject({ field: "status.migrations[0].to", value: "a" });
-    expect(errorsOf(m({ generation: 6 }))[0]).toMatchObject({
+    expect(errorsOf(m({ to: "a" }))[0]).toEqual({
+      field: "status.migrations[0].to",
+      value: "a",
+      message: 'migration from "a" to itself',
+    });
+    expect(errorsOf(m({ generation: 6 }))[0]).toEqual({
       field: "status.migrations[0].generation",
       value: 6,
+      message: "6 is newer than assignmentGeneration 5",
     });
     expect(errorsOf(m({ generation: 0 }))[0]?.field).toBe("status.migrations[0].generation");
     expect(errorsOf(m({ slots: "" }))[0]).toMatchObject({
@@ -509,9 +561,9 @@ describe("status validation", () => {
   });
 
   it("validates shards and conditions", () => {
-    expect(errorsOf(withStatus({ shards: [shard("a", ""), shard("a", "", "Dead")] }))[0]?.field).toBe(
-      "status.shards[1].name",
-    );
+    expect(errorsOf(withStatus({ shards: [shard("a", ""), shard("a", "", "Dead")] }))).toEqual([
+      { field: "status.shards[1].name", value: "a", message: 'duplicate shard name "a" (also shards[0])' },
+    ]);
     expect(errorsOf(withStatus({ shards: [shard("Shard_0", "")] }))[0]?.field).toBe("status.shards[0].name");
     const cond = (over: Record<string, unknown>) => ({
       type: "Ready",
@@ -541,6 +593,113 @@ describe("status validation", () => {
       field: "status.conditions[0].lastTransitionTime",
       value: "yesterday",
     });
+  });
+});
+
+describe("the slot table's rules: the core's tableFromStatus checks them for the schema", () => {
+  const shard = (name: string, slots: string) => ({ name, state: "Ready", slots });
+
+  it("rejects a status whose unassignedSlots omits a free slot (the schema alone accepted it)", () => {
+    const status = consistent([shard("a", "0-100")], { unassignedSlots: "102-16383" });
+    const message = "omits slot 101, which is neither owned nor migrating";
+    const r = SlotMapStatusSchema.safeParse(status);
+    expect(r.success).toBe(false);
+    expect(r.error?.issues).toEqual([
+      expect.objectContaining({ code: "custom", path: ["unassignedSlots"], message }),
+    ]);
+    expect(parseSlotMapStatus(status)).toEqual({
+      ok: false,
+      errors: [{ field: "status.unassignedSlots", value: "102-16383", message }],
+    });
+    expect(errorsOf(withStatus(status))).toEqual([
+      { field: "status.unassignedSlots", value: "102-16383", message },
+    ]);
+  });
+
+  it("puts the issue at the field the table names, inside a whole SlotMap too", () => {
+    const status = consistent([shard("a", "0-100")], { unassignedSlots: "201-16383" });
+    status.shards.push(shard("b", "100-200"));
+    expect(SlotMapStatusSchema.safeParse(status).error?.issues.map((i) => i.path)).toEqual([
+      ["shards", 1, "slots"],
+    ]);
+    expect(SlotMapSchema.safeParse(withStatus(status)).error?.issues.map((i) => i.path)).toEqual([
+      ["status", "shards", 1, "slots"],
+    ]);
+  });
+
+  it("applies the table's generation-0 rules", () => {
+    expect(errorsOf(withStatus({ shards: [shard("a", "0-100")] }))).toEqual([
+      {
+        field: "status.assignmentGeneration",
+        value: undefined,
+        message: "0 (nothing planned yet) but shards own slots; every change of the table increments it",
+      },
+    ]);
+    expect(errorsOf(withStatus({ unassignedSlots: "0-100" }))).toEqual([
+      {
+        field: "status.unassignedSlots",
+        value: "0-100",
+        message: 'must be "" or "0-16383" at assignmentGeneration 0',
+      },
+    ]);
+  });
+
+  it("checks the table only on a well-shaped status, so a bad field is reported once", () => {
+    // The duplicate name is found once the range is fixed.
+    const status = consistent([shard("a", "")], { unassignedSlots: "0-16383" });
+    status.shards.push(shard("a", "5-3"));
+    expect(errorsOf(withStatus(status))).toEqual([
+      { field: "status.shards[1].slots", value: "5-3", message: expect.stringContaining("reversed range") },
+    ]);
+  });
+
+  it("parses a valid status to the same output as before, and memoises its table", () => {
+    const input = {
+      observedGeneration: 4,
+      assignmentGeneration: 7,
+      shards: [
+        { name: "a", slots: "0-8000", holderIdentity: "a-1" },
+        { name: "b", state: "Expired", slots: "9000-16383" },
+      ],
+      migrations: [{ slots: "8001-8999", from: "a", to: "b", generation: 7 }],
+      unassignedSlots: "",
+      shardCount: 2,
+      readyShards: 1,
+      migratingSlots: 999,
+    };
+    const r = parseSlotMapStatus(input);
+    if (!r.ok) expect.fail(formatFieldErrors(r.errors));
+    expect(r.value).toStrictEqual({
+      observedGeneration: 4,
+      assignmentGeneration: 7,
+      shards: [
+        { name: "a", slots: "0-8000", holderIdentity: "a-1" },
+        { name: "b", state: "Expired", slots: "9000-16383" },
+      ],
+      migrations: [{ slots: "8001-8999", from: "a", to: "b", generation: 7 }],
+      unassignedSlots: "",
+      shardCount: 2,
+      readyShards: 1,
+      migratingSlots: 999,
+      conditions: [],
+    });
+    // The table the parse built: the same object each time, equal to a fresh build.
+    const table = slotTableOf(r.value);
+    expect(slotTableOf(r.value)).toBe(table);
+    expect(tablesEqual(table, tableFromStatus(r.value))).toBe(true);
+    expect(table.migrations).toEqual([
+      { slots: [{ start: 8001, end: 8999 }], from: "a", to: "b", generation: 7 },
+    ]);
+    // A status that did not come from a parse gets a table built on each call.
+    const copy = structuredClone(r.value);
+    expect(slotTableOf(copy)).not.toBe(slotTableOf(copy));
+    expect(tablesEqual(slotTableOf(copy), table)).toBe(true);
+    copy.unassignedSlots = "1";
+    expect(() => slotTableOf(copy)).toThrow(SlotTableError);
+    // Through a whole SlotMap too.
+    const sm = ok(withStatus(input));
+    expect(sm.status).toStrictEqual(r.value);
+    expect(slotTableOf(sm.status!)).toBe(slotTableOf(sm.status!));
   });
 });
 
@@ -576,6 +735,21 @@ describe("formatting helpers", () => {
       'metadata.annotations["slotmap.dev/weight"]',
     );
     expect(formatFieldPath([])).toBe("");
+  });
+
+  it("parses the paths it formats", () => {
+    for (const path of [
+      ["status", "shards", 2, "slots"],
+      ["metadata", "annotations", "slotmap.dev/weight"],
+      ["spec", "weights", 'a"b'],
+      ["a", 0, 10],
+      [],
+    ]) {
+      expect(parseFieldPath(formatFieldPath(path))).toEqual(path);
+    }
+    for (const bad of ["a..b", ".a", "a[01]", "a[", "a b", "a[x]", "[0]a"]) {
+      expect(parseFieldPath(bad), bad).toBeUndefined();
+    }
   });
 
   it("renders values as JSON", () => {
