@@ -669,20 +669,8 @@ describe("the slot table's rules: the core's tableFromStatus checks them for the
     };
     const r = parseSlotMapStatus(input);
     if (!r.ok) expect.fail(formatFieldErrors(r.errors));
-    expect(r.value).toStrictEqual({
-      observedGeneration: 4,
-      assignmentGeneration: 7,
-      shards: [
-        { name: "a", slots: "0-8000", holderIdentity: "a-1" },
-        { name: "b", state: "Expired", slots: "9000-16383" },
-      ],
-      migrations: [{ slots: "8001-8999", from: "a", to: "b", generation: 7 }],
-      unassignedSlots: "",
-      shardCount: 2,
-      readyShards: 1,
-      migratingSlots: 999,
-      conditions: [],
-    });
+    // The input plus the one default: nothing of the table is added to the output.
+    expect(r.value).toStrictEqual({ ...input, conditions: [] });
     // The table the parse built: the same object each time, equal to a fresh build.
     const table = slotTableOf(r.value);
     expect(slotTableOf(r.value)).toBe(table);
