@@ -22,9 +22,8 @@ import {
   parseShardLeaseAnnotations,
 } from "../../src/api/lease.js";
 import { LIMITS, type SlotMapStatus } from "../../src/api/v1alpha1.js";
-import { SHARD_MUTATIONS, type ShardMutation } from "../../src/client/core/config.js";
 import { importingSlots } from "../../src/client/core/runtime.js";
-import { ShardMachine } from "../../src/client/core/shard-machine.js";
+import type { ShardMachine } from "../../src/client/core/shard-machine.js";
 import type {
   LeaseObject,
   LeaseWriteResult,
@@ -33,14 +32,13 @@ import type {
   ShardStatusView,
   WriteLeaseEffect,
 } from "../../src/client/core/types.js";
+import type { CoordinatorGuards } from "../../src/coordinator/core/guards.js";
 import { step } from "../../src/coordinator/core/step.js";
-import {
-  COORDINATOR_MUTATIONS,
-  type CoordinatorAction,
-  type CoordinatorMutation,
-  type CoreMemory,
-  type StepInput,
-  type StepResult,
+import type {
+  CoordinatorAction,
+  CoreMemory,
+  StepInput,
+  StepResult,
 } from "../../src/coordinator/core/types.js";
 import { ownedCounts } from "../../src/slots/table.js";
 import { SLOT_COUNT } from "../../src/slots/types.js";
@@ -75,6 +73,7 @@ import {
   summary,
   Violation,
 } from "./invariants.js";
+import { coordinatorGuards, type Mutation, shardMachineClass, splitMutations } from "./mutations.js";
 import { Rng } from "./rng.js";
 import {
   inScope,
@@ -86,7 +85,7 @@ import {
   SELECTOR,
   type SimRules,
 } from "./rules.js";
-import { RUNTIME_MUTATIONS, type RuntimeMutation, SimRuntime } from "./runtime.js";
+import { type RuntimeMutation, SimRuntime } from "./runtime.js";
 
 /** Wall-clock epoch of real time 0 (only written into objects). */
 const WALL0 = Date.parse("2030-01-01T00:00:00.000Z");
@@ -109,14 +108,7 @@ export const BOUNDARY_SLOTS: readonly number[] = [
   13107, 13108, 16383,
 ];
 
-/** A protocol mutation of either core (docs/verification.md). */
-export type Mutation = CoordinatorMutation | ShardMutation | RuntimeMutation;
-/** Every mutation, coordinator ones first. */
-export const MUTATIONS: readonly Mutation[] = [
-  ...COORDINATOR_MUTATIONS,
-  ...SHARD_MUTATIONS,
-  ...RUNTIME_MUTATIONS,
-];
+export { MUTATIONS, type Mutation } from "./mutations.js";
 
 /** Everything that defines a scenario besides its commands. */
 export interface SimOptions extends ScenarioSeed {
@@ -385,8 +377,8 @@ export class Simulation {
   #spec: SimSpec;
   #lastFire = "";
   #settling = false;
-  readonly #shardMutations: ShardMutation[];
-  readonly #coordinatorMutations: ReadonlySet<CoordinatorMutation>;
+  readonly #Machine: ReturnType<typeof shardMachineClass>;
+  readonly #guards: CoordinatorGuards;
   readonly #runtimeMutations: RuntimeMutation[];
   #sameFire = 0;
   /** Leases a tool keeps touching (labels), and when it touches next. */
@@ -397,9 +389,10 @@ export class Simulation {
   constructor(opts: SimOptions) {
     this.opts = opts;
     this.rng = new Rng(opts.seed);
-    this.#shardMutations = SHARD_MUTATIONS.filter((m) => opts.mutations.includes(m));
-    this.#coordinatorMutations = new Set(COORDINATOR_MUTATIONS.filter((m) => opts.mutations.includes(m)));
-    this.#runtimeMutations = RUNTIME_MUTATIONS.filter((m) => opts.mutations.includes(m));
+    const mutations = splitMutations(opts.mutations);
+    this.#Machine = shardMachineClass(mutations.shard);
+    this.#guards = coordinatorGuards(mutations.coordinator);
+    this.#runtimeMutations = mutations.runtime;
     this.keySlots = [...new Set([...BOUNDARY_SLOTS, ...opts.keySlots])].sort((a, b) => a - b);
     this.names = Array.from({ length: opts.shardPool }, (_, i) => `s${i}`);
     this.safety = new SafetyTracker((id) => this.#describe(id));
@@ -485,7 +478,7 @@ export class Simulation {
     const id = ++this.#procSeq;
     const clock = this.#clock();
     const salt = (this.rng.int(0xffffffff) >>> 0).toString(16).padStart(8, "0");
-    const machine = new ShardMachine({
+    const machine: ShardMachine = new this.#Machine({
       slotmap: SLOTMAP_NAME,
       shard: name,
       leaseNamespace: NS,
@@ -497,7 +490,6 @@ export class Simulation {
       writeTimeoutMs: this.opts.writeTimeoutMs,
       ...(weight !== undefined ? { weight } : {}),
       wallClockOffsetMs: WALL0 + clock.wallOffsetMs + clock.startReal - clock.base,
-      ...(this.#shardMutations.length > 0 ? { mutations: this.#shardMutations } : {}),
     });
     const queue = new Set<number>();
     const p: ShardProc = {
@@ -824,23 +816,24 @@ export class Simulation {
       leases: [...c.leases.values()],
       now,
       wallTime: new Date(WALL0 + this.now + c.clock.wallOffsetMs).toISOString(),
-      config: {
-        identity: `coordinator-${c.id}`,
-        ...(this.#coordinatorMutations.size > 0 ? { mutations: this.#coordinatorMutations } : {}),
-      },
+      config: { identity: `coordinator-${c.id}` },
     };
     try {
-      r = step(c.memory, input);
+      r = step(c.memory, input, this.#guards);
     } catch (e) {
       throw new Violation("core", `coordinator step threw: ${(e as Error).stack ?? String(e)}`);
     }
     if (this.opts.checkMemo) {
       // The same step on unfrozen copies (no memo applies) must decide exactly the same.
-      const plain = step(c.memory === undefined ? undefined : structuredClone(c.memory), {
-        ...input,
-        slotMap: structuredClone(c.sm),
-        leases: structuredClone(input.leases),
-      });
+      const plain = step(
+        c.memory === undefined ? undefined : structuredClone(c.memory),
+        {
+          ...input,
+          slotMap: structuredClone(c.sm),
+          leases: structuredClone(input.leases),
+        },
+        this.#guards,
+      );
       if (JSON.stringify(plain) !== JSON.stringify(r)) {
         throw new Violation(
           "core",

@@ -7,32 +7,6 @@ import { type FieldError, formatFieldErrors } from "../../api/errors.js";
 import { leaseTimingProblems } from "../../api/lease.js";
 import { LIMITS, PATTERNS, parseWith } from "../../api/v1alpha1.js";
 
-/**
- * Deliberate protocol bugs the simulator injects to show that its invariants catch them
- * (docs/verification.md). Never set in production.
- * - `ackBeforeDrain`: ack a generation while reconciles still run on slots it took away.
- * - `ignoreFencing`: keep starting (and never abort) reconciles after renewDeadline passed.
- * - `acceptStaleGeneration`: apply a status older than the newest one applied.
- */
-export const SHARD_MUTATIONS = [
-  "ackBeforeDrain",
-  "ignoreFencing",
-  "acceptStaleGeneration",
-  // A status whose generation went down (restored) is ignored like a stale one: grants kept.
-  "trustRegressedStatus",
-  // A Lease someone held and that disappeared is re-created at once.
-  "recreateLeaseAtOnce",
-  // A drain stuck past the handoff timeout waits forever (never stops renewing).
-  "neverEscalate",
-  // Fencing tokens order by the assignment generation instead of the status resourceVersion.
-  "fenceByGeneration",
-  // Grants are used whatever rules the runtime applies (status.rulesFingerprint is not compared).
-  "ignoreRulesFingerprint",
-] as const;
-
-/** One of {@link SHARD_MUTATIONS}. */
-export type ShardMutation = (typeof SHARD_MUTATIONS)[number];
-
 /** Room kept in `holderIdentity` for `-<salt>-<n>` after the prefix (n < 10^9). */
 const IDENTITY_SUFFIX_ROOM = 11;
 
@@ -105,12 +79,6 @@ export const ShardMachineOptionsSchema = z
     handoffAbortAfterMs: positiveMs()
       .optional()
       .describe("Abort in-flight reconciles on lost slots after this long (default: never, wait for them)."),
-    mutations: z
-      .array(z.enum(SHARD_MUTATIONS))
-      .optional()
-      .describe(
-        "Deliberate protocol bugs for the simulator's teeth tests (docs/verification.md); never set in production.",
-      ),
     wallClockOffsetMs: z
       .number()
       .refine(Number.isFinite, { error: "must be a finite number" })

@@ -5,12 +5,10 @@
 export {
   checkLeaseTimings,
   parseShardMachineOptions,
-  SHARD_MUTATIONS,
   ShardConfigError,
   type ShardMachineConfig,
   type ShardMachineOptions,
   ShardMachineOptionsSchema,
-  type ShardMutation,
 } from "./config.js";
 export { applyMask, fillMask, Ownership, type OwnershipSource } from "./ownership.js";
 export {

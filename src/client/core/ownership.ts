@@ -24,14 +24,12 @@ export interface OwnershipSource {
 export class Ownership {
   readonly #mask: Uint8Array;
   readonly #source: OwnershipSource;
-  readonly #fenceByGeneration: boolean;
 
   /** @internal Built by the shard machine around its own mask. */
-  constructor(mask: Uint8Array, source: OwnershipSource, fenceByGeneration = false) {
+  constructor(mask: Uint8Array, source: OwnershipSource) {
     if (mask.length !== SLOT_COUNT) throw new RangeError(`ownership mask must have ${SLOT_COUNT} entries`);
     this.#mask = mask;
     this.#source = source;
-    this.#fenceByGeneration = fenceByGeneration;
   }
 
   /**
@@ -61,9 +59,7 @@ export class Ownership {
    */
   fence(): string {
     return formatFence({
-      resourceVersion: this.#fenceByGeneration
-        ? String(this.#source.generation)
-        : (this.#source.resourceVersion ?? "0"),
+      resourceVersion: this.#source.resourceVersion ?? "0",
       generation: this.#source.generation,
       uid: this.#source.uid ?? "none",
     });

@@ -197,47 +197,27 @@ export class ShardMachine implements ShardMachineView {
   // Work buffers, not state: the next ownership mask and the diff.
   readonly #next = new Uint8Array(SLOT_COUNT);
   readonly #scratch = new Uint8Array(SLOT_COUNT);
-  // Deliberate protocol bugs for the simulator's teeth tests (docs/verification.md); all false
-  // unless `options.mutations` names them, so production pays one boolean test at each site.
-  readonly #ackBeforeDrain: boolean;
-  readonly #ignoreFencing: boolean;
-  readonly #acceptStaleGeneration: boolean;
-  readonly #trustRegressedStatus: boolean;
-  readonly #ignoreRulesFingerprint: boolean;
-  readonly #recreateLeaseAtOnce: boolean;
-  readonly #neverEscalate: boolean;
-
   /**
    * @param options - see {@link ShardMachineOptions}; validated (throws ShardConfigError naming the field).
    * @param state - a {@link ShardMachine.snapshot} to resume from (copied); the simulator's clone.
    */
   constructor(options: ShardMachineOptions, state?: ShardMachineState) {
     this.config = parseShardMachineOptions(options);
-    const mutations = this.config.mutations ?? [];
-    this.#ackBeforeDrain = mutations.includes("ackBeforeDrain");
-    this.#ignoreFencing = mutations.includes("ignoreFencing");
-    this.#acceptStaleGeneration = mutations.includes("acceptStaleGeneration");
-    this.#trustRegressedStatus = mutations.includes("trustRegressedStatus");
-    this.#ignoreRulesFingerprint = mutations.includes("ignoreRulesFingerprint");
-    this.#recreateLeaseAtOnce = mutations.includes("recreateLeaseAtOnce");
-    this.#neverEscalate = mutations.includes("neverEscalate");
     this.#s = state === undefined ? initialState() : structuredClone(state);
     const current = () => this.#s;
-    this.ownership = new Ownership(
-      this.#s.owned,
-      {
-        get uid() {
-          return current().status.uid;
-        },
-        get generation() {
-          return current().status.generation;
-        },
-        get resourceVersion() {
-          return current().statusResourceVersion;
-        },
+    const fenceVersion = () =>
+      this.fenceVersion(current().statusResourceVersion, current().status.generation);
+    this.ownership = new Ownership(this.#s.owned, {
+      get uid() {
+        return current().status.uid;
       },
-      mutations.includes("fenceByGeneration"),
-    );
+      get generation() {
+        return current().status.generation;
+      },
+      get resourceVersion() {
+        return fenceVersion();
+      },
+    });
   }
 
   /** A deep copy of the state (for the simulator; `new ShardMachine(config, snapshot)` resumes it). */
@@ -247,7 +227,8 @@ export class ShardMachine implements ShardMachineView {
 
   /** An independent machine in the same state. */
   clone(): ShardMachine {
-    return new ShardMachine(this.config, this.#s);
+    // The same class: a subclass's guards (the simulator's mutations) survive a clone.
+    return new (this.constructor as typeof ShardMachine)(this.config, this.#s);
   }
 
   // ---------------------------------------------------------------- queries
@@ -264,9 +245,7 @@ export class ShardMachine implements ShardMachineView {
   mayStart(slot: number, now: number): boolean {
     const s = this.#s;
     return (
-      s.owned[slot] === 1 &&
-      !s.shutdown &&
-      (this.#ignoreFencing || Math.max(now, s.now) < s.lastRenewSentAt + this.config.renewDeadlineMs)
+      s.owned[slot] === 1 && !s.shutdown && Math.max(now, s.now) < this.renewDeadlineAt(s.lastRenewSentAt)
     );
   }
 
@@ -334,7 +313,7 @@ export class ShardMachine implements ShardMachineView {
     if (s.stopped) return undefined;
     let t = Number.POSITIVE_INFINITY;
     if (s.write !== undefined) t = Math.min(t, s.write.timeoutAt);
-    if (!s.fenced && !this.#ignoreFencing) t = Math.min(t, s.lastRenewSentAt + this.config.renewDeadlineMs);
+    if (!s.fenced) t = Math.min(t, this.renewDeadlineAt(s.lastRenewSentAt));
     const planned = this.#plannedWrite();
     if (planned !== undefined) t = Math.min(t, planned.at);
     const abortAfter = this.config.handoffAbortAfterMs;
@@ -597,7 +576,7 @@ export class ShardMachine implements ShardMachineView {
     const lease = s.lease;
     // A Lease someone held and that vanished (deleted by a person or a tool) is waited out like an
     // expiry: its holder may still run reconciles until its own renew deadline (DESIGN "Trust").
-    const vanished = lease === null && s.everHeld && !this.#recreateLeaseAtOnce;
+    const vanished = lease === null && this.waitsOutVanishedLease(s.everHeld);
     const at =
       (lease === null && !vanished) || (lease !== null && isLeaseFree(lease.spec))
         ? s.now
@@ -730,7 +709,7 @@ export class ShardMachine implements ShardMachineView {
       s.identity !== undefined &&
       !s.stopped &&
       !s.escalated &&
-      (this.#ignoreFencing || s.now < s.lastRenewSentAt + this.config.renewDeadlineMs);
+      s.now < this.renewDeadlineAt(s.lastRenewSentAt);
     if (active === !s.fenced) return;
     s.fenced = !active;
     if (active) {
@@ -770,9 +749,7 @@ export class ShardMachine implements ShardMachineView {
       return;
     }
     const reset = s.status.uid !== undefined && s.status.uid !== uid;
-    const stale = this.#acceptStaleGeneration
-      ? generation === s.status.generation
-      : generation <= s.status.generation;
+    const stale = this.isStale(generation, s.status.generation);
     if (!reset && s.status.uid === uid && stale) {
       if (this.#regressed(generation, status, resourceVersion)) return;
       if (generation < s.status.generation) {
@@ -833,10 +810,7 @@ export class ShardMachine implements ShardMachineView {
     resourceVersion: string | undefined,
   ): boolean {
     const s = this.#s;
-    if (this.#trustRegressedStatus || resourceVersion === undefined || s.statusResourceVersion === undefined)
-      return false;
-    const newer = compareResourceVersions(resourceVersion, s.statusResourceVersion);
-    if (newer === undefined || newer <= 0) return false;
+    if (!this.isNewerStatus(resourceVersion, s.statusResourceVersion)) return false;
     if (generation === s.status.generation && sameEntry(s.entry, ownEntry(status, this.config.shard))) {
       s.statusResourceVersion = resourceVersion; // a rewrite of the same table (conditions)
       return false;
@@ -895,8 +869,7 @@ export class ShardMachine implements ShardMachineView {
    * another shard may reconcile some object under the other placement, on another slot.
    */
   #rulesMatch(): boolean {
-    const s = this.#s;
-    return s.statusRules === undefined || s.statusRules === s.appliedRules || this.#ignoreRulesFingerprint;
+    return this.rulesMatch(this.#s.statusRules, this.#s.appliedRules);
   }
 
   /** Recomputes granted (status × identity × rules) and owned (granted × not fenced); reports the difference. */
@@ -979,7 +952,7 @@ export class ShardMachine implements ShardMachineView {
   #updateAck(): void {
     const s = this.#s;
     const { uid, generation } = s.status;
-    if (uid === undefined || generation === 0 || (s.inFlightOutside > 0 && !this.#ackBeforeDrain)) return;
+    if (uid === undefined || generation === 0 || !this.drained(s.inFlightOutside)) return;
     const t = s.ackTarget;
     if (t !== undefined && t.uid === uid && t.generation >= generation) return;
     s.ackTarget = { uid, generation };
@@ -1001,9 +974,9 @@ export class ShardMachine implements ShardMachineView {
   #escalate(): void {
     const s = this.#s;
     // Also without the Lease: a reconcile that outlives a lost Lease must end with the process too.
-    if (this.#neverEscalate || s.escalated || s.stopped || s.outsideSince === undefined) return;
+    if (s.escalated || s.stopped || s.outsideSince === undefined) return;
     const after = s.handoffTimeoutMs ?? this.config.handoffEscalateAfterMs;
-    if (s.now < s.outsideSince + after) return;
+    if (!this.escalationDue(s.now, s.outsideSince + after)) return;
     s.escalated = true;
     const keys = [...s.inFlight.values()].filter((f) => s.granted[f.slot] !== 1).map((f) => f.key);
     this.#abort((f) => s.granted[f.slot] !== 1, "handoffTimeout");
@@ -1028,6 +1001,58 @@ export class ShardMachine implements ShardMachineView {
       }
     }
     if (keys.size > 0) this.#out.push({ type: "abortInFlight", keys: [...keys], reason });
+  }
+
+  // ---------------------------------------------------------------- guards
+  // The Trust rules the machine consults, one small method each. Production runs these; only the
+  // simulator's teeth tests subclass the machine to break one (property-tests/sim/mutations.ts,
+  // docs/verification.md "Mutations"), so the production path carries no test switch.
+
+  /** Reconciles may start until this time: a Lease write sent at `lastRenewSentAt` plus renewDeadline. */
+  protected renewDeadlineAt(lastRenewSentAt: number): number {
+    return lastRenewSentAt + this.config.renewDeadlineMs;
+  }
+
+  /** A Lease this process held that vanished is waited out like an expiry (its holder may still run). */
+  protected waitsOutVanishedLease(everHeld: boolean): boolean {
+    return everHeld;
+  }
+
+  /** A status at or below the applied generation of the same SlotMap brings nothing new. */
+  protected isStale(generation: number, applied: number): boolean {
+    return generation <= applied;
+  }
+
+  /**
+   * The observed status was written after the one applied: with a lower generation, it was set
+   * back (restored), not merely late. Unknown versions are never "newer".
+   */
+  protected isNewerStatus(resourceVersion: string | undefined, applied: string | undefined): boolean {
+    if (resourceVersion === undefined || applied === undefined) return false;
+    return (compareResourceVersions(resourceVersion, applied) ?? 0) > 0;
+  }
+
+  /** Grants hold only under the placement rules the table was planned for. */
+  protected rulesMatch(statusRules: string | undefined, appliedRules: string | undefined): boolean {
+    return statusRules === undefined || statusRules === appliedRules;
+  }
+
+  /** An ack waits until nothing runs outside the granted slots. */
+  protected drained(inFlightOutside: number): boolean {
+    return inFlightOutside === 0;
+  }
+
+  /** A reconcile on lost slots still running at `deadline` stops the renewals (the process exits). */
+  protected escalationDue(now: number, deadline: number): boolean {
+    return now >= deadline;
+  }
+
+  /**
+   * The resourceVersion a fencing token is built on: the applied status's, so the next owner of
+   * any slot owned now carries a greater token (docs/fencing.md).
+   */
+  protected fenceVersion(statusResourceVersion: string | undefined, _generation: number): string | undefined {
+    return statusResourceVersion;
   }
 
   #log(level: LogEffect["level"], msg: string, extra: Record<string, unknown> = {}): void {

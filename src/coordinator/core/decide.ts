@@ -34,6 +34,7 @@ import {
   planOf,
   unassignedOf,
 } from "./context.js";
+import type { CoordinatorGuards } from "./guards.js";
 import {
   batchAcks,
   type Commit,
@@ -44,14 +45,7 @@ import {
 } from "./handoffs.js";
 import type { ShardObservation } from "./leases.js";
 import { jsonEqual, mergeConditions, metaTime, nameList } from "./status.js";
-import type {
-  CoordinatorMutation,
-  CoreMemory,
-  HandoffMemory,
-  ObjectRef,
-  SlotMapMetrics,
-  StepInput,
-} from "./types.js";
+import type { CoreMemory, HandoffMemory, ObjectRef, SlotMapMetrics, StepInput } from "./types.js";
 
 /**
  * How far above the highest ack a reset jumps: a shard may have applied generations that no
@@ -79,7 +73,7 @@ export interface DecideContext {
   readonly orphanAfterMs: number;
   readonly commitBatchMs: number;
   readonly heartbeatMs: number;
-  readonly mutations: ReadonlySet<CoordinatorMutation>;
+  readonly guards: CoordinatorGuards;
 }
 
 /** What a step returns besides the actions and logs collected in `out`. */
@@ -167,7 +161,7 @@ export function drainBarrier(
   table: SlotTable,
   observations: readonly ShardObservation[],
   uid: string,
-  mutations: ReadonlySet<CoordinatorMutation>,
+  guards: CoordinatorGuards,
   foreign: readonly ShardObservation[] = [],
 ): Barrier | undefined {
   if (!assignsNothing(table)) return undefined;
@@ -185,9 +179,7 @@ export function drainBarrier(
     const acked = o.lease?.metadata.annotations?.["slotmap.dev/slotmap-uid"];
     return acked !== undefined && acked !== uid;
   };
-  const waiting = live
-    .filter((o) => (mutations.has("barrierTrustsUnacked") ? otherUid(o) : o.ackedGeneration < generation))
-    .map((o) => o.name);
+  const waiting = live.filter((o) => guards.barrierWaitsFor(o, generation, uid)).map((o) => o.name);
   return {
     generation,
     waiting,
@@ -200,15 +192,8 @@ export function drainBarrier(
  * after a blind period): their acks may predate what their process runs now (a restored etcd), so
  * nothing moves until each has renewed once or expired.
  */
-function unsettled(
-  observations: readonly ShardObservation[],
-  mutations: ReadonlySet<CoordinatorMutation>,
-): string[] {
-  if (mutations.has("skipSettle")) return [];
-  // Only acks can be stale: a Lease without one (a joining shard) has nothing to settle.
-  return observations
-    .filter((o) => o.realHolder && o.state === "Ready" && o.rawAck > 0 && !o.memory.confirmed)
-    .map((o) => o.name);
+function unsettled(observations: readonly ShardObservation[], guards: CoordinatorGuards): string[] {
+  return observations.filter((o) => guards.mustSettle(o)).map((o) => o.name);
 }
 
 /** The planner's result that keeps the table as it is. */
@@ -233,13 +218,12 @@ function plannerInfos(
   shards: readonly ShardObservation[],
   table: SlotTable,
 ): ShardInfo[] {
-  const m = ctx.mutations;
+  const { guards } = ctx;
   return shards.map((o) => ({
     name: o.name,
-    // Mutations (simulator only): an Expired shard planned as Dead; every migration taken as acked.
-    state: o.state === "Expired" && m.has("reassignExpired") ? "Dead" : o.state,
+    state: guards.plannedState(o),
     weight: effectiveWeight(ctx.spec, o.name, o.leaseWeight),
-    ackedGeneration: m.has("commitBeforeAck") ? table.generation : o.ackedGeneration,
+    ackedGeneration: guards.plannedAck(o, table),
   }));
 }
 
@@ -290,10 +274,11 @@ function statusOf(ctx: DecideContext, parts: StatusParts): SlotMapStatus {
     shardCount: parts.entries.length,
     readyShards: parts.facts.readyCount,
     migratingSlots: parts.facts.migratingSlots,
-    // A status without one (a first status, or written by v0.2) adopts the spec's.
+    // A status without one (a first status, or written by v0.2) adopts the spec's; a changed one
+    // is kept until a reset passes the barrier (parts.rulesFingerprint).
     rulesFingerprint:
       parts.rulesFingerprint ??
-      (ctx.mutations.has("adoptRulesWithoutBarrier") ? ctx.rules : (status.rulesFingerprint ?? ctx.rules)),
+      (ctx.guards.rulesNeedBarrier(status.rulesFingerprint, ctx.rules) ? status.rulesFingerprint : ctx.rules),
     conditions: parts.keepConditions
       ? status.conditions
       : mergeConditions(status.conditions, conditionWants(parts.facts), meta.generation, metaTime(wall)),
@@ -530,8 +515,8 @@ export function decide(ctx: DecideContext): Decision {
   const fenced = fenceStoppedGrants(table, included);
   const pre = fenced.table;
 
-  const barrier = drainBarrier(pre, observations, ctx.meta.uid, ctx.mutations, ctx.foreign);
-  const settling = unsettled(included, ctx.mutations);
+  const barrier = drainBarrier(pre, observations, ctx.meta.uid, ctx.guards, ctx.foreign);
+  const settling = unsettled(included, ctx.guards);
   const prevHandoffs = ctx.prev?.handoffs ?? {};
   const batch = batchAcks(
     pre.migrations,
@@ -572,7 +557,7 @@ export function decide(ctx: DecideContext): Decision {
   // generation would hand that generation's slots to another incarnation unannounced), and a shard
   // judged Dead keeps its slots until the hold ends (a Dead owner would contradict the table).
   const entries = holding ? [...ctx.status.shards] : statusEntries(included, next);
-  const nextBarrier = drainBarrier(next, observations, ctx.meta.uid, ctx.mutations, ctx.foreign);
+  const nextBarrier = drainBarrier(next, observations, ctx.meta.uid, ctx.guards, ctx.foreign);
   reportForeign(ctx);
   const waits = [...new Set(next.migrations.map((m) => migrationKey(m.from, m.generation)))]
     .sort()
@@ -704,7 +689,7 @@ function writeReset(ctx: DecideContext, next: SlotTable, regressed: ConditionFac
   const entries = statusEntries(included, next);
   const facts: ConditionFacts = {
     ...baseFacts(ctx, next, entries, included, excluded.length),
-    barrier: drainBarrier(next, observations, ctx.meta.uid, ctx.mutations, ctx.foreign),
+    barrier: drainBarrier(next, observations, ctx.meta.uid, ctx.guards, ctx.foreign),
     regressed,
     balanced: false,
     waits: [],

@@ -6,6 +6,7 @@
 
 export { microTime } from "../../api/lease.js";
 export { REASONS } from "./conditions.js";
+export { type AckFacts, COORDINATOR_GUARDS, type CoordinatorGuards, type GrantFacts } from "./guards.js";
 export type { ShardObservation, StatusShardHint } from "./leases.js";
 export { type OrphanMemory, type OrphanSweep, type OrphanSweepInput, sweepOrphans } from "./orphans.js";
 export { metaTime } from "./status.js";
@@ -16,11 +17,9 @@ export {
   step,
 } from "./step.js";
 export {
-  COORDINATOR_MUTATIONS,
   type CoordinatorAction,
   type CoordinatorConfig,
   CoordinatorInputError,
-  type CoordinatorMutation,
   type CoreMemory,
   DEFAULT_LEASE_DURATION_MS,
   DEFAULT_ORPHAN_AFTER_MS,

@@ -25,12 +25,12 @@ import {
   ackedGeneration,
   isLeaseFree,
   leaseDurationMs,
-  leaseFingerprint,
   leaseHolder,
   parseShardLeaseAnnotations,
 } from "../../api/lease.js";
 import type { ShardState } from "../../slots/types.js";
-import { type CoordinatorMutation, type ObservedLease, type ShardMemory, TAKEOVER_HOLDER } from "./types.js";
+import type { CoordinatorGuards } from "./guards.js";
+import { type ObservedLease, type ShardMemory, TAKEOVER_HOLDER } from "./types.js";
 
 /** What the status says about a shard, used when a Lease is first observed or absent. */
 export interface StatusShardHint {
@@ -104,10 +104,9 @@ export interface ObserveShardsInput {
   /** `spec.policy.maxLeaseDurationSeconds` in ms; undefined while the spec is invalid. */
   readonly maxLeaseDurationMs: number | undefined;
   readonly orphanAfterMs: number;
-  /** Simulator-only protocol bugs (see {@link CoordinatorMutation}); absent in production. */
-  readonly mutations?: ReadonlySet<CoordinatorMutation> | undefined;
-  /** Wall clock of the step (ms since the epoch); only read by the `trustRenewTime` mutation. */
-  readonly wallMs?: number | undefined;
+  /** Wall clock of the step (ms since the epoch). */
+  readonly wallMs: number;
+  readonly guards: CoordinatorGuards;
 }
 
 // Parsed annotations by annotations object: an informer hands the same object until the Lease
@@ -158,9 +157,7 @@ function lastIncarnation(pm: ShardMemory | undefined, input: ObserveShardsInput)
   if (pm === undefined || pm.state === "Dead") return undefined;
   // A Lease refused for its duration got no slots and is not waited for (a rogue's declared hour
   // would otherwise hold the drain barrier after it was deleted or cleared).
-  const cap = input.maxLeaseDurationMs;
-  if (cap !== undefined && pm.leaseDurationMs > cap && input.mutations?.has("uncappedLeaseDuration") !== true)
-    return undefined;
+  if (input.guards.durationRefused(pm.leaseDurationMs, input.maxLeaseDurationMs)) return undefined;
   if (pm.grantClock !== null) return pm.grantClock.holder;
   return pm.holder !== "" && pm.holder !== TAKEOVER_HOLDER ? pm.holder : undefined;
 }
@@ -181,13 +178,8 @@ function clockOf(
   // First observation: no memory, recreated (new uid), or reappearing after an absence (uid null).
   const fresh = pm === undefined || pm.leaseUid !== lease.metadata.uid;
   const changed = fresh || pm.fingerprint !== fp;
-  let lastChangeAt = changed || input.blind ? now : pm.lastChangeAt;
-  if (input.mutations?.has("trustRenewTime") && input.wallMs !== undefined) {
-    // Mutation: trusts the shard's (skewed) wall clock instead of our own observation clock.
-    const renewed = Date.parse(lease.spec?.renewTime ?? "");
-    if (Number.isFinite(renewed)) lastChangeAt = now - (input.wallMs - renewed);
-  }
-  return { fresh, changed, lastChangeAt };
+  const observedAt = changed || input.blind ? now : pm.lastChangeAt;
+  return { fresh, changed, lastChangeAt: input.guards.lastRenewalAt(observedAt, lease, now, input.wallMs) };
 }
 
 function observeLease(
@@ -196,14 +188,11 @@ function observeLease(
   hint: StatusShardHint | undefined,
   input: ObserveShardsInput,
 ): ShardObservation {
-  const { now } = input;
-  const mutations = input.mutations;
+  const { now, guards } = input;
   const holder = leaseHolder(lease.spec);
   const realHolder = !isLeaseFree(lease.spec);
   const durationMs = leaseDurationMs(lease.spec, input.defaultLeaseDurationMs);
-  const fp = mutations?.has("fingerprintResourceVersion")
-    ? JSON.stringify([leaseFingerprint(lease.spec), lease.metadata.resourceVersion])
-    : leaseFingerprint(lease.spec);
+  const fp = guards.renewalFingerprint(lease);
   const { fresh, changed, lastChangeAt } = clockOf(lease, fp, pm, input);
   // The memory of the same Lease (undefined on a first observation).
   const same = fresh ? undefined : pm;
@@ -226,17 +215,15 @@ function observeLease(
     holder === "" &&
     granted !== undefined &&
     lease.metadata.annotations?.[ANNOTATION_RELEASED_BY] === granted;
-  const grantStopped =
-    !otherHolder ||
-    holder === TAKEOVER_HOLDER ||
-    releasedByGrant ||
-    pm?.state === "Dead" ||
-    mutations?.has("fenceOnHolderChange") === true ||
-    (holder === "" && mutations?.has("trustClearedHolder") === true) ||
-    (grantClock !== null && now - grantClock.renewedAt >= waitMs);
-  const cap = input.maxLeaseDurationMs;
-  const refused =
-    realHolder && cap !== undefined && durationMs > cap && mutations?.has("uncappedLeaseDuration") !== true;
+  const grantStopped = guards.grantStopped({
+    otherHolder,
+    holder,
+    takenOver: holder === TAKEOVER_HOLDER,
+    releasedByGrant,
+    wasDead: pm?.state === "Dead",
+    waitedOut: grantClock !== null && now - grantClock.renewedAt >= waitMs,
+  });
+  const refused = realHolder && guards.durationRefused(durationMs, input.maxLeaseDurationMs);
 
   let state: ShardState;
   let deadSince: number | null = null;
@@ -270,9 +257,6 @@ function observeLease(
   const grantHolder =
     incarnationFenced || granted === undefined ? (realHolder ? holder : undefined) : granted;
   const rawAck = ackedGeneration(parsed, input.slotMapUid);
-  const ackCounts =
-    (grantHolder === undefined || grantHolder === holder || mutations?.has("ackFromAnyHolder") === true) &&
-    (rawAck <= input.statusGeneration || mutations?.has("acceptRegressedStatus") === true);
   const memory: ShardMemory = {
     leaseUid: lease.metadata.uid,
     fingerprint: fp,
@@ -298,11 +282,13 @@ function observeLease(
     realHolder,
     grantHolder,
     previousGrantFenced,
-    ackedGeneration: mutations?.has("skipUidCheck")
-      ? (parsed.observedGeneration ?? 0)
-      : ackCounts
-        ? rawAck
-        : 0,
+    ackedGeneration: guards.countedAck({
+      rawAck,
+      anyUidAck: parsed.observedGeneration ?? 0,
+      grantHolder,
+      holder,
+      statusGeneration: input.statusGeneration,
+    }),
     rawAck,
     refusedGeneration: parsed.slotmapUid === input.slotMapUid ? (parsed.refusedGeneration ?? 0) : 0,
     leaseWeight: parsed.weight,

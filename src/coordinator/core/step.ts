@@ -38,11 +38,11 @@ import {
   statusHints,
 } from "./context.js";
 import { type Decision, decide, highestAck, resetForRules, resetRegressed } from "./decide.js";
+import { COORDINATOR_GUARDS, type CoordinatorGuards } from "./guards.js";
 import { observeShards, type ShardObservation } from "./leases.js";
 import { type ConditionWant, jsonEqual, mergeConditions, metaTime, parseWallTime } from "./status.js";
 import {
   CoordinatorInputError,
-  type CoordinatorMutation,
   type CoreMemory,
   DEFAULT_LEASE_DURATION_MS,
   DEFAULT_ORPHAN_AFTER_MS,
@@ -69,10 +69,7 @@ interface Resolved {
   readonly maxObservationGapMs: number;
   readonly heartbeatMs: number;
   readonly commitBatchMs: number;
-  readonly mutations: ReadonlySet<CoordinatorMutation>;
 }
-
-const NO_MUTATIONS: ReadonlySet<CoordinatorMutation> = new Set();
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
@@ -171,10 +168,6 @@ function checkInput(input: StepInput, previous: CoreMemory | undefined): Resolve
       `must be below config.maxObservationGapMs (${maxObservationGapMs}): a step on the heartbeat must never look like a blind period`,
     );
   }
-  const mutations = cfg.mutations ?? NO_MUTATIONS;
-  if (!(mutations instanceof Set)) {
-    throw new CoordinatorInputError("config.mutations", mutations, "expected a Set of mutation names");
-  }
   return {
     identity,
     orphanAfterMs,
@@ -182,7 +175,6 @@ function checkInput(input: StepInput, previous: CoreMemory | undefined): Resolve
     maxObservationGapMs,
     heartbeatMs,
     commitBatchMs,
-    mutations,
   };
 }
 
@@ -193,13 +185,19 @@ function checkInput(input: StepInput, previous: CoreMemory | undefined): Resolve
  *   (a new leader, or a SlotMap seen for the first time). Memory of another SlotMap instance
  *   (different uid) is discarded.
  * @param input - the observation, the clocks and the config.
+ * @param guards - the safety rules consulted; production always uses the default
+ *   {@link COORDINATOR_GUARDS} (the simulator's teeth tests pass broken variants).
  * @returns the actions to apply, logs, metrics, the new memory and when to step again.
  * @throws CoordinatorInputError when the input violates the interface (a bug in the caller):
  *   missing name/uid/resourceVersion, duplicate Lease names, a non-finite or decreasing `now`,
  *   a `wallTime` that is not RFC 3339, or bad config. Cluster data (spec, status, annotations)
  *   never makes it throw.
  */
-export function step(memory: CoreMemory | undefined, input: StepInput): StepResult {
+export function step(
+  memory: CoreMemory | undefined,
+  input: StepInput,
+  guards: CoordinatorGuards = COORDINATOR_GUARDS,
+): StepResult {
   const cfg = checkInput(input, memory);
   const wall = parseWallTime(input.wallTime);
   const { now } = input;
@@ -267,10 +265,7 @@ export function step(memory: CoreMemory | undefined, input: StepInput): StepResu
   }
 
   const specRead = parseSlotMapSpec(sm.spec);
-  const blind =
-    prev !== undefined &&
-    now - prev.lastStepAt > cfg.maxObservationGapMs &&
-    !cfg.mutations.has("ignoreObservationGap");
+  const blind = prev !== undefined && guards.blind(now - prev.lastStepAt, cfg.maxObservationGapMs);
   if (blind) {
     out.log("warn", "no step for longer than the observation gap: every Lease clock restarts", {
       gapMs: now - prev.lastStepAt,
@@ -291,10 +286,11 @@ export function step(memory: CoreMemory | undefined, input: StepInput): StepResu
     defaultLeaseDurationMs: cfg.defaultLeaseDurationMs,
     maxLeaseDurationMs: specRead.ok ? specRead.value.policy.maxLeaseDurationSeconds * 1000 : undefined,
     orphanAfterMs: cfg.orphanAfterMs,
-    ...(cfg.mutations.size > 0 ? { mutations: cfg.mutations, wallMs: wall.getTime() } : {}),
+    wallMs: wall.getTime(),
+    guards,
   });
   for (const o of observations) reportAnnotationErrors(out, o);
-  const foreign = observeForeign(input.foreignLeases ?? [], prev, uid, now, blind, cfg);
+  const foreign = observeForeign(input.foreignLeases ?? [], prev, uid, { now, wall, blind, cfg, guards });
 
   if (!specRead.ok) {
     return finish(invalidSpec(out, sm.metadata, ref, specRead.errors, statusRead, observations, prev, wall));
@@ -318,14 +314,14 @@ export function step(memory: CoreMemory | undefined, input: StepInput): StepResu
     orphanAfterMs: cfg.orphanAfterMs,
     commitBatchMs: cfg.commitBatchMs,
     heartbeatMs: cfg.heartbeatMs,
-    mutations: cfg.mutations,
+    guards,
   };
   // Judged only from Leases seen live since our first observation: a new leader whose SlotMap view
   // lags its Lease view would otherwise take a fresh ack for a restore (its reset would 409, but
   // its Warning would be false).
   const confirmed = observations.filter((o) => o.memory.confirmed);
   const ack = highestAck(confirmed);
-  if (ack > statusRead.table.generation && !cfg.mutations.has("acceptRegressedStatus")) {
+  if (guards.statusBelowAcks(ack, statusRead.table.generation)) {
     // The reset jumps above every ack, confirmed or not: a Lease not yet seen renewing (Expired, a
     // new leader) may name a generation its process applied, and that number must not be reused.
     return finish(resetRegressed(ctx, Math.max(ack, highestAck(observations))));
@@ -335,20 +331,21 @@ export function step(memory: CoreMemory | undefined, input: StepInput): StepResu
   // stale observation: planning on it fails its precondition.
   if (
     seen !== undefined &&
-    seen.generation > statusRead.table.generation &&
-    (compareResourceVersions(sm.metadata.resourceVersion, seen.resourceVersion) ?? 0) > 0 &&
-    !cfg.mutations.has("forgetGenerations")
+    guards.statusSetBack(
+      seen.generation,
+      statusRead.table.generation,
+      (compareResourceVersions(sm.metadata.resourceVersion, seen.resourceVersion) ?? 0) > 0,
+    )
   ) {
     return finish(resetRegressed(ctx, Math.max(seen.generation, highestAck(observations))));
   }
   // A shard refuses the table at the status's generation: restored while our Lease view lagged, we
   // wrote another table at a generation it had applied. Its ack equals ours, so only this tells.
   const refused = Math.max(0, ...confirmed.map((o) => o.refusedGeneration));
-  if (refused >= statusRead.table.generation && refused > 0 && !cfg.mutations.has("ignoreRefusal")) {
+  if (guards.refusalResets(refused, statusRead.table.generation)) {
     return finish(resetRegressed(ctx, Math.max(refused, highestAck(observations)), refused));
   }
-  const written = statusRead.status.rulesFingerprint;
-  if (written !== undefined && written !== ctx.rules && !cfg.mutations.has("adoptRulesWithoutBarrier")) {
+  if (guards.rulesNeedBarrier(statusRead.status.rulesFingerprint, ctx.rules)) {
     return finish(resetForRules(ctx));
   }
   return finish(decide(ctx));
@@ -362,10 +359,9 @@ function observeForeign(
   leases: readonly ObservedLease[],
   prev: CoreMemory | undefined,
   uid: string,
-  now: number,
-  blind: boolean,
-  cfg: Resolved,
+  at: { now: number; wall: Date; blind: boolean; cfg: Resolved; guards: CoordinatorGuards },
 ): ShardObservation[] {
+  const { now, blind, cfg } = at;
   if (leases.length === 0) return [];
   const named = leases.map((l) => ({
     ...l,
@@ -382,6 +378,8 @@ function observeForeign(
     defaultLeaseDurationMs: cfg.defaultLeaseDurationMs,
     maxLeaseDurationMs: undefined,
     orphanAfterMs: Number.POSITIVE_INFINITY,
+    wallMs: at.wall.getTime(),
+    guards: at.guards,
   });
 }
 

@@ -30,7 +30,7 @@ export interface ObservedSlotMap {
   };
   /** Validated by the step with `parseSlotMapSpec`. */
   readonly spec: unknown;
-  /** Validated by the step with `parseSlotMapStatus` and `tableFromStatus`; absent on a new SlotMap. */
+  /** Validated by the step with `parseSlotMapStatus` (which builds the table); absent on a new SlotMap. */
   readonly status?: unknown;
 }
 
@@ -81,55 +81,7 @@ export interface CoordinatorConfig {
    * commits in one status write rather than one per ack. Default 250.
    */
   readonly commitBatchMs?: number | undefined;
-  /** Deliberate protocol bugs for the simulator's teeth tests; never set in production. */
-  readonly mutations?: ReadonlySet<CoordinatorMutation> | undefined;
 }
-
-/**
- * Deliberate protocol bugs the simulator injects to show that its invariants catch them
- * (docs/verification.md). Never set in production.
- * - `commitBeforeAck`: commit migrations without waiting for the source's ack.
- * - `reassignExpired`: release an Expired shard's slots at once, before its Lease is taken over.
- * - `skipUidCheck`: take acks whatever SlotMap uid they name (so the new-uid barrier sees no
- *   Lease acking a previous instance either).
- * - `trustRenewTime`: judge expiry from the Lease's renewTime against our wall clock instead of
- *   waiting a full leaseDuration of our own clock.
- * - `fenceOnHolderChange`: a new holder in the Lease fences the granted incarnation at once.
- * - `trustClearedHolder`: a holder cleared without the release marker counts as a release.
- * - `fingerprintResourceVersion`: any write to the Lease (a label touch) counts as a renewal.
- * - `uncappedLeaseDuration`: Leases longer than `policy.maxLeaseDurationSeconds` get slots.
- * - `ackFromAnyHolder`: an ack counts whoever holds the Lease.
- * - `acceptRegressedStatus`: a status whose generation is below the shards' acks is planned on.
- * - `barrierTrustsUnacked`: the drain barrier waits only for Leases acking another SlotMap uid.
- * - `ignoreObservationGap`: after a blind period, Lease clocks keep running.
- * - `skipSettle`: plan before every live Lease was seen renewing once (a new leader, a restore).
- * - `ignoreRefusal`: a shard's `refused-generation` report is not acted on.
- * - `forgetGenerations`: a status set below the highest generation seen is planned on unless an
- *   ack above it is in view.
- * - `adoptRulesWithoutBarrier`: a changed spec.resources placement is written into the status
- *   with the next table, without a generation that assigns nothing.
- */
-export const COORDINATOR_MUTATIONS = [
-  "commitBeforeAck",
-  "reassignExpired",
-  "skipUidCheck",
-  "trustRenewTime",
-  "fenceOnHolderChange",
-  "trustClearedHolder",
-  "fingerprintResourceVersion",
-  "uncappedLeaseDuration",
-  "ackFromAnyHolder",
-  "acceptRegressedStatus",
-  "barrierTrustsUnacked",
-  "ignoreObservationGap",
-  "skipSettle",
-  "adoptRulesWithoutBarrier",
-  "ignoreRefusal",
-  "forgetGenerations",
-] as const;
-
-/** One of {@link COORDINATOR_MUTATIONS}. */
-export type CoordinatorMutation = (typeof COORDINATOR_MUTATIONS)[number];
 
 /** Everything one decision step reads, besides the memory. */
 export interface StepInput {

@@ -6,7 +6,9 @@
  * previous SlotMap instance, or that it applied without acknowledging yet); the barrier waits it
  * out. The World checks on every status write that no slot is run by two live processes.
  */
+
 import { describe, expect, it, vi } from "vitest";
+import { coordinatorGuards } from "../../../property-tests/sim/mutations.js";
 import { ANNOTATION_OBSERVED_GENERATION, ANNOTATION_SLOTMAP_UID } from "../../../src/api/index.js";
 import { SLOT_COUNT } from "../../../src/slots/index.js";
 import { actionsOf, condition, World } from "./world.js";
@@ -173,7 +175,7 @@ describe("drain barrier: a new SlotMap", () => {
     /** c gets slots by handoffs from a and b but never writes an ack; then the status is set back. */
     const world = (mutation: boolean): World => {
       const w = new World();
-      w.config = mutation ? { mutations: new Set(["barrierTrustsUnacked"]) } : {};
+      if (mutation) w.guards = coordinatorGuards(["barrierTrustsUnacked"]);
       w.join("a");
       w.join("b");
       w.settle({ ack: true });
@@ -206,7 +208,7 @@ describe("drain barrier: a new SlotMap", () => {
 
   it("mutation barrierTrustsUnacked (teeth): an unacked Lease gets slots at once", () => {
     const w = new World();
-    w.config = { mutations: new Set(["barrierTrustsUnacked"]) };
+    w.guards = coordinatorGuards(["barrierTrustsUnacked"]);
     w.join("a");
     w.step();
     w.step();

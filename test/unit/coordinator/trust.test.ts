@@ -5,8 +5,8 @@
  * (no slot run by two live processes) or the rule's own expectation fails.
  */
 import { describe, expect, it, vi } from "vitest";
+import { type CoordinatorMutation, coordinatorGuards } from "../../../property-tests/sim/mutations.js";
 import { ANNOTATION_RELEASED_BY } from "../../../src/api/index.js";
-import type { CoordinatorMutation } from "../../../src/coordinator/core/index.js";
 import { placementFingerprint, SLOT_COUNT } from "../../../src/slots/index.js";
 import { actionsOf, condition, defaultSpec, World } from "./world.js";
 
@@ -29,7 +29,7 @@ function tick(w: World): void {
 }
 
 function mutated(w: World, m: CoordinatorMutation): World {
-  w.config = { ...w.config, mutations: new Set([m]) };
+  w.guards = coordinatorGuards([m]);
   return w;
 }
 

@@ -18,8 +18,10 @@ import {
   type SlotMapStatus,
 } from "../../../src/api/index.js";
 import {
+  COORDINATOR_GUARDS,
   type CoordinatorAction,
   type CoordinatorConfig,
+  type CoordinatorGuards,
   type CoreMemory,
   type EventAction,
   type LogRecord,
@@ -109,8 +111,10 @@ export class World {
   readonly statusWrites: SlotMapStatus[] = [];
   orphanAfterMs: number | undefined;
   leaseDurationSeconds = 10;
-  /** Extra coordinator config for every step (e.g. `commitBatchMs: 0`, `mutations`). */
+  /** Extra coordinator config for every step (e.g. `commitBatchMs: 0`). */
   config: Partial<CoordinatorConfig> = {};
+  /** The step's guards: the production ones unless a teeth test breaks one. */
+  guards: CoordinatorGuards = COORDINATOR_GUARDS;
   /** Every process that ever held a Lease (stopped ones included). */
   readonly procs: Proc[] = [];
 
@@ -144,17 +148,21 @@ export class World {
   /** Runs one step on the current observation and applies its actions like the I/O layer would. */
   step(opts: { apply?: boolean } = {}): StepOutcome {
     const obs = this.observe();
-    const result = step(this.memory, {
-      slotMap: obs.slotMap,
-      leases: obs.leases,
-      now: this.now,
-      wallTime: this.wall(),
-      config: {
-        identity: "coordinator-0",
-        ...(this.orphanAfterMs !== undefined ? { orphanAfterMs: this.orphanAfterMs } : {}),
-        ...this.config,
+    const result = step(
+      this.memory,
+      {
+        slotMap: obs.slotMap,
+        leases: obs.leases,
+        now: this.now,
+        wallTime: this.wall(),
+        config: {
+          identity: "coordinator-0",
+          ...(this.orphanAfterMs !== undefined ? { orphanAfterMs: this.orphanAfterMs } : {}),
+          ...this.config,
+        },
       },
-    });
+      this.guards,
+    );
     this.memory = result.memory;
     this.logs.push(...result.logs);
     const conflicts: CoordinatorAction[] = [];

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { shardMachineClass } from "../../../../property-tests/sim/mutations.js";
 import {
   ANNOTATION_OBSERVED_GENERATION,
   ANNOTATION_REFUSED_GENERATION,
@@ -316,7 +317,7 @@ describe("sharding rules (status.rulesFingerprint)", () => {
   });
 
   it("teeth: with ignoreRulesFingerprint the grant is used under other rules", () => {
-    const d = new Driver({ mutations: ["ignoreRulesFingerprint"] });
+    const d = new Driver({}, shardMachineClass(["ignoreRulesFingerprint"]));
     d.at(0).observeStatus(withRules(1, "0-99", "aaaaaaaaaaaaaaaa"));
     d.acquire();
     rules(d, "bbbbbbbbbbbbbbbb");

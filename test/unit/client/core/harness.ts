@@ -119,8 +119,9 @@ export class Driver {
   /** Every effect so far. */
   log: ShardEffect[] = [];
 
-  constructor(opts: Partial<ShardMachineOptions> = {}) {
-    this.m = new ShardMachine(options(opts));
+  /** @param Machine - the machine class: a teeth test passes one with a broken guard. */
+  constructor(opts: Partial<ShardMachineOptions> = {}, Machine: typeof ShardMachine = ShardMachine) {
+    this.m = new Machine(options(opts));
   }
 
   #take(effects: ShardEffect[]): ShardEffect[] {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { shardMachineClass } from "../../../../property-tests/sim/mutations.js";
 import {
   ANNOTATION_OBSERVED_GENERATION,
   ANNOTATION_SLOTMAP_UID,
@@ -314,7 +315,7 @@ describe("losing the Lease", () => {
   });
 
   it("with the recreateLeaseAtOnce mutation re-creates a vanished Lease at once (what the rule prevents)", () => {
-    const d = new Driver({ mutations: ["recreateLeaseAtOnce"] });
+    const d = new Driver({}, shardMachineClass(["recreateLeaseAtOnce"]));
     d.at(0).acquire();
     d.api.lease = null;
     d.at(500).observeLease(null);
