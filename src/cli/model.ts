@@ -11,6 +11,7 @@ import {
   type ShardStatus,
   type SlotMap,
   type SlotMapStatus,
+  slotTableOf,
 } from "../api/index.js";
 import { isStatus } from "../kube/http.js";
 import {
@@ -19,10 +20,7 @@ import {
   formatSlotRanges,
   ownedCounts,
   rangesByShard,
-  SlotRangeError,
   type SlotTable,
-  SlotTableError,
-  tableFromStatus,
 } from "../slots/index.js";
 import { type CliClient, type KubeObject, notFoundAs } from "./client.js";
 import { CliError } from "./io.js";
@@ -48,17 +46,8 @@ export function readSlotMap(raw: KubeObject): LoadedSlotMap {
     throw new CliError(`slotmap ${JSON.stringify(name)} is invalid:\n${formatFieldErrors(parsed.errors)}`);
   }
   const sm = parsed.value;
-  let table = emptyTable();
-  if (sm.status !== undefined) {
-    try {
-      table = tableFromStatus(sm.status, "status");
-    } catch (err) {
-      if (err instanceof SlotTableError || err instanceof SlotRangeError) {
-        throw new CliError(`slotmap ${JSON.stringify(name)} has an inconsistent status: ${err.message}`);
-      }
-      throw err;
-    }
-  }
+  // The parse checked the status against the slot table's rules and kept the table.
+  const table = sm.status === undefined ? emptyTable() : slotTableOf(sm.status);
   return { raw, sm, name: sm.metadata.name, status: sm.status, table };
 }
 
