@@ -103,6 +103,17 @@ const BLIND_THEN_HOLDER = at(THREE, [
   pinned("leaseEdit", 0, 2),
 ]);
 
+// The coordinator's Lease view stalls 30 s while s0 keeps renewing; 12 s later s0 is frozen with
+// work and its holder cleared by hand, just before the coordinator's stale clock expires s0 (its
+// takeover then fails and it reads the cleared Lease, which shows renewals it missed). A random
+// seed of the unmutated skeleton test found the hole this answers (2026-12-04).
+const LAGGING_THEN_CLEARED = at(THREE, [
+  pinned("leaseLag", 0, 28),
+  pinned("advanceLong", 11_000),
+  pinned("pause", 0, 30),
+  pinned("leaseEdit", 0, 1),
+]);
+
 // Reconciles that never return, then new shards: some stuck slot must move.
 const STUCK_THEN_JOIN = at(THREE, [
   pinned("stuck", 0),
@@ -171,6 +182,11 @@ const EXPECTED: Record<Mutation, Expectation> = {
     invariants: ["safety"],
     skeleton: PAUSED_THEN(1),
     why: "a holder cleared by hand is no release: the granted incarnation may still run",
+  },
+  trustLaggingView: {
+    invariants: ["safety"],
+    skeleton: LAGGING_THEN_CLEARED,
+    why: "a lagging Lease view misses renewals: a holder cleared after them is no proof the grant stopped",
   },
   fingerprintResourceVersion: {
     invariants: ["liveness"],

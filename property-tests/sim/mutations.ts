@@ -48,6 +48,10 @@ const COORDINATOR_BUGS = {
     why: "a holder cleared without the release marker counts as a release",
     guards: { grantStopped: (f) => COORDINATOR_GUARDS.grantStopped(f) || f.holder === "" },
   },
+  trustLaggingView: {
+    why: "a holder cleared or replaced is waited out from the grant's last renewal we saw, even when renewTime shows renewals we missed",
+    guards: { missedRenewal: () => false },
+  },
   fingerprintResourceVersion: {
     why: "any write to the Lease (a label touch) counts as a renewal",
     guards: {

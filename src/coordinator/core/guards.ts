@@ -45,6 +45,11 @@ export interface CoordinatorGuards {
   countedAck(facts: AckFacts): number;
   /** When the Lease was last seen renewing, given when we observed its last change. */
   lastRenewalAt(observedAt: number, lease: ObservedLease, now: number, wallMs: number): number;
+  /**
+   * Whether the grant renewed after our last view of it: the renewTime of its last renewal we saw
+   * against the renewTime of the first version without it (undefined: we never saw one).
+   */
+  missedRenewal(lastSeen: string | undefined, renewTime: string): boolean;
   /** Whether the granted incarnation has stopped, so its slots may move. */
   grantStopped(facts: GrantFacts): boolean;
   /** What counts as a renewal: a change of this value. */
@@ -80,6 +85,9 @@ export const COORDINATOR_GUARDS: CoordinatorGuards = Object.freeze({
       : 0,
   // Our own observation clock: renewTime is another machine's (skewed) wall clock.
   lastRenewalAt: (observedAt: number) => observedAt,
+  // Any other renewTime: a renewal we did not see (a lagging watch), or a hand edit of it.
+  missedRenewal: (lastSeen: string | undefined, renewTime: string) =>
+    lastSeen !== undefined && lastSeen !== renewTime,
   grantStopped: (f: GrantFacts) =>
     !f.otherHolder || f.takenOver || f.releasedByGrant || f.wasDead || f.waitedOut,
   // holderIdentity and renewTime only: a label or annotation touch keeps nobody alive.

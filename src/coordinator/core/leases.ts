@@ -127,18 +127,28 @@ function annotationsOf(lease: ObservedLease): ReturnType<typeof parseShardLeaseA
 /**
  * When the granted holder was last seen renewing, carried across steps: while it holds the Lease,
  * its last renewal; afterwards the value from the memory; never seen (new leader, restart): now.
+ *
+ * Our view may lag (a stalled watch delivers only the newest version): when the first version
+ * without the granted holder (or no Lease at all) shows another renewTime than its last renewal we
+ * saw, it renewed after that, unseen, so its clock restarts at this observation. A hand edit keeps
+ * renewTime, so a holder cleared with no renewal missed is waited out from the renewal we saw.
  */
 function grantClockOf(
   grant: string | undefined,
   holder: string,
+  renewTime: string,
   lastChangeAt: number,
   durationMs: number,
   pm: ShardMemory | undefined,
-  now: number,
+  input: ObserveShardsInput,
 ): ShardMemory["grantClock"] {
+  const { now } = input;
   if (grant === undefined) return null;
-  if (holder === grant) return { holder: grant, renewedAt: lastChangeAt, durationMs };
-  if (pm?.grantClock?.holder === grant) return pm.grantClock;
+  if (holder === grant) return { holder: grant, renewedAt: lastChangeAt, durationMs, renewTime };
+  const seen = pm?.grantClock?.holder === grant ? pm.grantClock : undefined;
+  if (seen !== undefined && pm?.holder === grant && input.guards.missedRenewal(seen.renewTime, renewTime))
+    return { holder: grant, renewedAt: now, durationMs: seen.durationMs };
+  if (seen !== undefined) return seen;
   if (pm?.holder === grant)
     return { holder: grant, renewedAt: pm.lastChangeAt, durationMs: pm.leaseDurationMs };
   // Never seen it renew: wait from now, for the longest duration we know of (this Lease's).
@@ -207,7 +217,15 @@ function observeLease(
   const statusGrant = hint?.involved ? hint.holderIdentity : undefined;
   const granted = statusGrant ?? lastIncarnation(pm, input);
   const otherHolder = granted !== undefined && holder !== granted;
-  const grantClock = grantClockOf(granted, holder, lastChangeAt, durationMs, pm, now);
+  const grantClock = grantClockOf(
+    granted,
+    holder,
+    lease.spec?.renewTime ?? "",
+    lastChangeAt,
+    durationMs,
+    pm,
+    input,
+  );
   // The granted incarnation fences by the duration it declared, not by what its successor (or a
   // rogue re-creating the Lease with an hour) declares now.
   const waitMs = grantClock?.durationMs ?? durationMs;
@@ -349,7 +367,8 @@ function observeAbsent(
       holder: pm?.holder ?? "",
       lastChangeAt,
       leaseDurationMs: durationMs,
-      grantClock: state === "Dead" ? null : grantClockOf(granted, "", lastChangeAt, durationMs, pm, now),
+      grantClock:
+        state === "Dead" ? null : grantClockOf(granted, "", "", lastChangeAt, durationMs, pm, input),
       confirmed: false,
       lastAck: 0,
       deadSince,

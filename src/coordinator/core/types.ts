@@ -126,6 +126,8 @@ export interface ShardMemory {
     readonly renewedAt: number;
     /** The lease duration that incarnation declared (it fences by it). */
     readonly durationMs: number;
+    /** `spec.renewTime` of its last renewal we saw (only while it is the holder). */
+    readonly renewTime?: string | undefined;
   } | null;
   /**
    * A renewal (or another holder) was observed since this leader first observed the Lease, or

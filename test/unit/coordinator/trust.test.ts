@@ -204,6 +204,42 @@ describe("rule 3: the release marker", () => {
   });
 });
 
+describe("rule 3: a lagging Lease view", () => {
+  /** a and b balanced; the coordinator's Lease view stalls 16 s while both renew; then b's holder is cleared and the view catches up. */
+  function clearedAfterUnseenRenewals(w: World): void {
+    tick(w);
+    w.step();
+    w.staleLeases = w.observe().leases;
+    for (let i = 0; i < 16; i++) {
+      w.advance(1000);
+      w.renewAll();
+      w.step(); // a stale takeover of a or b fails its resourceVersion precondition
+    }
+    w.clearHolder("b");
+    w.staleLeases = undefined;
+  }
+
+  it("a holder cleared after renewals the coordinator did not see is waited out from when it saw the clear", () => {
+    const w = balanced("a", "b");
+    clearedAfterUnseenRenewals(w);
+    const at = w.now;
+    w.step();
+    expect(w.shardStatus("b")).toMatchObject({ state: "Expired", slots: "8192-16383" });
+    for (const x of w.elapse(9_000, ["a"])) expect(actionsOf(x, "updateStatus")).toEqual([]);
+    w.advance(at + 10_000 - w.now);
+    w.renew("a");
+    w.step();
+    expect(w.stateOf("b")).toBe("Dead");
+    expect(w.counts()).toEqual({ a: SLOT_COUNT, b: 0 });
+  });
+
+  it("teeth: trustLaggingView gives b's slots away while b-1 renewed a moment ago", () => {
+    const w = mutated(balanced("a", "b"), "trustLaggingView");
+    clearedAfterUnseenRenewals(w);
+    expect(() => w.step()).toThrow(/unsafe: slot \d+ may be run by (a-1 and b-1|b-1 and a-1)/);
+  });
+});
+
 describe("rule 4: what counts as a renewal", () => {
   it("label or annotation writes to a dead shard's Lease do not keep it alive: it still expires", () => {
     const w = balanced("a", "b");

@@ -137,11 +137,14 @@ export class World {
     return this.wall().replace(/Z$/, `${String(this.renewSeq).padStart(3, "0")}Z`);
   }
 
+  /** A lagging Lease watch: while set, the coordinator sees these Leases instead of the current ones. */
+  staleLeases: ObservedLease[] | undefined;
+
   /** The observation the I/O layer would hand to the core (deep copies: the core must not care). */
   observe(): { slotMap: ObservedSlotMap; leases: ObservedLease[] } {
     return {
       slotMap: structuredClone(this.slotMap),
-      leases: [...this.leases.values()].map((l) => structuredClone(l)),
+      leases: structuredClone(this.staleLeases ?? [...this.leases.values()]),
     };
   }
 
