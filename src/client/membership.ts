@@ -313,8 +313,10 @@ export class ShardMember {
   #slotMapUid: string | undefined;
   /** The importing slots last reported (formatted), to report changes only. */
   #importing = "";
-  #slotMapSeenInList = false;
-  #leaseSeenInList = false;
+  // The two single-object watches keep their object in a store, whose re-list (Replace semantics)
+  // tells a deletion missed while the watch was down: absent after a list means gone.
+  readonly #slotMapStore = new ObjectCache<KubeObject>();
+  readonly #leaseStore = new ObjectCache<KubeObject>();
   #specJson: string | undefined;
   #rules: SlotRules | undefined;
   /** placementFingerprint of the spec `#rules` were resolved from. */
@@ -400,16 +402,19 @@ export class ShardMember {
       path: SLOTMAPS_PATH,
       fieldSelector: `metadata.name=${this.slotMap}`,
       handler: {
-        onListStart: () => {
-          this.#slotMapSeenInList = false;
-        },
-        onEvent: (type, obj, listed) => {
-          if (listed) this.#slotMapSeenInList = true;
-          if (type === "DELETED") this.#onSlotMapDeleted(obj);
-          else this.#onSlotMap(obj);
+        onListStart: () => this.#slotMapStore.beginList(),
+        onEvent: (type, obj) => {
+          if (type === "DELETED") {
+            this.#slotMapStore.remove(keyOf(obj), obj);
+            this.#onSlotMapDeleted(obj);
+          } else {
+            this.#slotMapStore.put(obj);
+            this.#onSlotMap(obj);
+          }
         },
         onSynced: () => {
-          if (!this.#slotMapSeenInList) {
+          this.#slotMapStore.endList();
+          if (this.#slotMapStore.size === 0) {
             if (this.#slotMapUid !== undefined) this.#onSlotMapDeleted(undefined);
             else {
               this.#log.warn(
@@ -652,15 +657,16 @@ export class ShardMember {
       path: leasesPath(namespace),
       fieldSelector: `metadata.name=${this.shard}`,
       handler: {
-        onListStart: () => {
-          this.#leaseSeenInList = false;
-        },
-        onEvent: (type, obj, listed) => {
-          if (listed) this.#leaseSeenInList = true;
+        onListStart: () => this.#leaseStore.beginList(),
+        onEvent: (type, obj) => {
+          if (type === "DELETED") this.#leaseStore.remove(keyOf(obj), obj);
+          else this.#leaseStore.put(obj);
           this.#feed({ type: "leaseObserved", lease: type === "DELETED" ? null : (obj as LeaseObject) });
         },
         onSynced: () => {
-          if (!this.#leaseSeenInList) this.#feed({ type: "leaseObserved", lease: null });
+          // Also when nothing was cached: the machine must learn that the Lease does not exist.
+          this.#leaseStore.endList();
+          if (this.#leaseStore.size === 0) this.#feed({ type: "leaseObserved", lease: null });
         },
         onError: (err) => this.#log.warn({ ...this.#fields(), err }, "Lease watch failed; retrying"),
       },
