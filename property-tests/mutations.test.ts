@@ -215,8 +215,15 @@ const EXPECTED: Record<Mutation, Expectation> = {
   },
   ignoreObservationGap: {
     invariants: ["safety", "liveness", "dead"],
+    // Alone it survived 600 scenarios (461,927 steps) once the missedRenewal rule came: renewals
+    // made during the blind period show in the renewTime of the version seen after it, so that rule
+    // restarts the grant's clock too. Together the threat of the skeleton is back.
+    // trustLaggingView alone survived 600 scenarios of this skeleton too (seed 1): each rule answers
+    // it. Together: caught in 3 / 38 / 96 / 194 scenarios (seeds 2 / 1 / 3 / 4), hence 1000.
+    alsoWith: ["trustLaggingView"],
     skeleton: BLIND_THEN_HOLDER,
-    why: "after a blind period the Lease clocks measured nothing",
+    budget: 1000,
+    why: "with trustLaggingView too: after a blind period the Lease clocks measured nothing",
   },
   skipSettle: {
     invariants: ["safety"],
