@@ -31,6 +31,11 @@ import {
   uniqueName,
 } from "./coordinator-harness.js";
 
+/** `kubectl patch sm <name> --type=merge` of `spec`, as a person would. */
+function patchSpec(name: string, spec: Record<string, unknown>) {
+  return kubectl(["patch", "sm", name, "--type=merge", "-p", JSON.stringify({ spec })]);
+}
+
 let http: KubeHttp;
 let ports: { metrics: number; probes: number };
 const stopping = new AbortController();
@@ -235,14 +240,7 @@ describe("coordinator", () => {
     let s = await t.settle("c drained");
     expect(counts(s)).toEqual({ a: 8192, b: 8192, c: 0 });
 
-    await kubectl([
-      "patch",
-      "sm",
-      t.name,
-      "--type=merge",
-      "-p",
-      JSON.stringify({ spec: { weights: { b: 0 } } }),
-    ]);
+    await patchSpec(t.name, { weights: { b: 0 } });
     s = await t.until((x) => x.migrations.some((m) => m.from === "b"), "b draining");
     expect(s.observedGeneration).toBe(2);
     s = await t.settle("b drained");
@@ -315,25 +313,11 @@ describe("coordinator", () => {
     const shard = new FakeShard(http, goodNs, bad, "x");
     allShards.push(shard);
     await shard.join();
-    const fix = await kubectl([
-      "patch",
-      "sm",
-      bad,
-      "--type=merge",
-      "-p",
-      JSON.stringify({ spec: { resources: [{ resource: "secrets" }] } }),
-    ]);
+    const fix = await patchSpec(bad, { resources: [{ resource: "secrets" }] });
     expect(fix.code, fix.stderr).toBe(0);
     // leaseNamespace is immutable (CEL): moving the Leases would let shards in the new namespace
     // take slots that live shards in the old one still run.
-    const move = await kubectl([
-      "patch",
-      "sm",
-      bad,
-      "--type=merge",
-      "-p",
-      JSON.stringify({ spec: { leaseNamespace: "elsewhere" } }),
-    ]);
+    const move = await patchSpec(bad, { leaseNamespace: "elsewhere" });
     expect(move.code).not.toBe(0);
     expect(move.stderr).toContain("leaseNamespace is immutable");
     const badUid = (await getSlotMap(http, bad)).metadata.uid;
@@ -423,14 +407,7 @@ describe("coordinator", () => {
       }) ?? 0) - conflictsBefore;
     let rounds = 0;
     while (rounds < 4 || (rounds < 12 && (await coordinatorConflicts()) === 0)) {
-      await kubectl([
-        "patch",
-        "sm",
-        t.name,
-        "--type=merge",
-        "-p",
-        JSON.stringify({ spec: { policy: { handoffTimeoutSeconds: 40 + rounds } } }),
-      ]);
+      await patchSpec(t.name, { policy: { handoffTimeoutSeconds: 40 + rounds } });
       await t.join(`x${rounds}`);
       await sleep(300);
       rounds++;
