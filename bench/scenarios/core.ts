@@ -1,10 +1,17 @@
 /**
  * Core scenario: the per-object hot path (hashing a key, checking ownership of a cached slot), the
- * planner on join / leave / reweight at 10, 100 and 1000 shards, and the size of the SlotMap status
+ * planner on join / leave / reweight at 10, 100 and 1000 shards, the coordinator's decision step at
+ * 100 and 1000 shards (settled, Leases renewing), and the size of the SlotMap status
  * the coordinator writes at 1000 shards, balanced and after churn.
  */
 import { Buffer } from "node:buffer";
 import { LIMITS, parseSlotMapStatus } from "../../src/api/index.js";
+import {
+  type CoreMemory,
+  type ObservedLease,
+  type StepInput,
+  step,
+} from "../../src/coordinator/core/index.js";
 import {
   emptyTable,
   keySlot,
@@ -441,11 +448,109 @@ function sizeRows(opts: RunOptions): Row[] {
   return rows;
 }
 
+// --- the coordinator's step -----------------------------------------------------------------------
+
+/**
+ * A coordinator at `n` shards after its table settled: every Lease held and acking the status, the
+ * memory of the previous steps. `next()` advances the clock by 100 ms, renews `n / 100` Leases (each
+ * one every 10 s: what a 15 s lease with a 2 s retry period looks like to a watch) and runs one
+ * step, which changes nothing. Renewed Leases are new objects, as an informer hands them.
+ */
+function steadyCoordinator(n: number): { next: () => number; writes: () => number } {
+  const wall0 = Date.parse("2030-01-01T00:00:00Z");
+  let rv = 1000;
+  let now = 1000;
+  const slotMap: { metadata: Record<string, unknown>; spec: unknown; status?: unknown } = {
+    metadata: { name: "bench", uid: "uid-1", generation: 1, resourceVersion: String(++rv) },
+    spec: { leaseNamespace: "ns", resources: [{ resource: "secrets" }] },
+  };
+  let acked = 0;
+  const lease = (i: number): ObservedLease => {
+    const t = new Date(wall0 + now).toISOString().replace("Z", `${String(rv % 1000).padStart(3, "0")}Z`);
+    return {
+      metadata: {
+        name: shardName(i),
+        namespace: "ns",
+        uid: `lease-${i}`,
+        resourceVersion: String(++rv),
+        labels: { "slotmap.dev/slotmap": "bench" },
+        annotations: { "slotmap.dev/observed-generation": String(acked), "slotmap.dev/slotmap-uid": "uid-1" },
+      },
+      spec: { holderIdentity: `${shardName(i)}-p`, leaseDurationSeconds: 15, renewTime: t, acquireTime: t },
+    } as ObservedLease;
+  };
+  const leases = Array.from({ length: n }, (_, i) => lease(i));
+  let memory: CoreMemory | undefined;
+  let writes = 0;
+  let turn = 0;
+  const once = (): number => {
+    const input = {
+      slotMap,
+      leases,
+      now,
+      wallTime: new Date(wall0 + now).toISOString(),
+      config: { identity: "bench" },
+    } as unknown as StepInput;
+    const r = step(memory, input);
+    memory = r.memory;
+    for (const a of r.actions) {
+      if (a.type !== "updateStatus") continue;
+      writes++;
+      slotMap.status = a.status;
+      slotMap.metadata = { ...slotMap.metadata, resourceVersion: String(++rv) };
+      acked = a.status.assignmentGeneration;
+      for (let i = 0; i < n; i++) leases[i] = lease(i);
+    }
+    return r.actions.length;
+  };
+  const tick = (): number => {
+    now += 100;
+    for (let k = 0; k < n / 100; k++) {
+      const i = turn++ % n;
+      leases[i] = lease(i);
+    }
+    return once();
+  };
+  // Settle: the first steps assign the table and see every Lease renew once.
+  for (let i = 0; i < 300; i++) tick();
+  writes = 0;
+  return { next: tick, writes: () => writes };
+}
+
+function stepRows(opts: RunOptions): Row[] {
+  const rows: Row[] = [];
+  for (const n of [100, 1000]) {
+    const c = steadyCoordinator(n);
+    opts.log(`coordinator step at ${n} shards`);
+    // minBatchNs 0: one step per batch, so median and p99 are per call.
+    const t = measure(
+      { step: () => c.next() },
+      { batches: opts.quick ? 20 : 100, minBatchNs: 0, warmupNs: 2e8 },
+    );
+    if (c.writes() > 0) throw new Error(`a steady coordinator at ${n} shards wrote its status`);
+    rows.push({
+      metric: `coordinator step(), ${n} shards settled, 1 % of Leases renewed per step`,
+      unit: "ms",
+      median: t.step.median / 1e6,
+      p99: t.step.p99 / 1e6,
+      note: "no status write; the driver steps once per batch of Lease events",
+    });
+  }
+  return rows;
+}
+
 const scenario: Scenario = {
   name: "core",
-  description: "keySlot, ownership check, planner at 10/100/1000 shards, status size at 1000 shards",
+  description:
+    "keySlot, ownership check, planner at 10/100/1000 shards, the coordinator's step at 100/1000 shards, status size at 1000 shards",
   run(opts) {
-    return [...hashRows(opts), ...ownershipRows(opts), ...plannerRows(opts), ...sizeRows(opts)];
+    return [
+      ...hashRows(opts),
+      ...ownershipRows(opts),
+      ...plannerRows(opts),
+      ...stepRows(opts),
+      ...sizeRows(opts),
+    ];
   },
 };
 
