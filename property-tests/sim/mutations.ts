@@ -231,13 +231,6 @@ export const MUTATIONS: readonly Mutation[] = [
   ...RUNTIME_MUTATIONS,
 ];
 
-/** What a mutation breaks, in a sentence. */
-export function mutationWhy(m: Mutation): string {
-  if (m in COORDINATOR_BUGS) return COORDINATOR_BUGS[m as CoordinatorMutation].why;
-  if (m in SHARD_BUGS) return SHARD_BUGS[m as ShardMutation].why;
-  return `runtime: ${m}`;
-}
-
 /** The mutations of each core among `mutations`. */
 export function splitMutations(mutations: readonly Mutation[]): {
   coordinator: CoordinatorMutation[];

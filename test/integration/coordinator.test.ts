@@ -358,12 +358,14 @@ describe("coordinator", () => {
   it("concurrent writers: status and spec changed by others are never overwritten (409 → re-read)", async () => {
     const t = await Setup.create("race", ["a", "b"]);
     await t.settle();
-    const conflictsBefore =
+    // The coordinator's status writes answered 409 so far.
+    const statusConflicts = async () =>
       metricValue(await t.metrics(), "slotmap_api_writes_total", {
         verb: "update",
         resource: "slotmaps/status",
         result: "conflict",
       }) ?? 0;
+    const conflictsBefore = await statusConflicts();
 
     // Another client writes its own condition as fast as it can, and someone edits the spec,
     // while shards join and leave (the coordinator writes status all along).
@@ -399,12 +401,7 @@ describe("coordinator", () => {
     // Churn until the coordinator has met a conflict at least once (at least 4 rounds, at most
     // 12): how often its status write races the writer's depends on the machine's timing, and a
     // run without a conflict would not test the re-read at all.
-    const coordinatorConflicts = async () =>
-      (metricValue(await t.metrics(), "slotmap_api_writes_total", {
-        verb: "update",
-        resource: "slotmaps/status",
-        result: "conflict",
-      }) ?? 0) - conflictsBefore;
+    const coordinatorConflicts = async () => (await statusConflicts()) - conflictsBefore;
     let rounds = 0;
     while (rounds < 4 || (rounds < 12 && (await coordinatorConflicts()) === 0)) {
       await patchSpec(t.name, { policy: { handoffTimeoutSeconds: 40 + rounds } });

@@ -296,7 +296,7 @@ export class ShardMachine implements ShardMachineView {
       phase: this.phase(),
       identity: s.identity,
       fenced: s.fenced,
-      fenceAt: s.identity === undefined ? undefined : s.lastRenewSentAt + this.config.renewDeadlineMs,
+      fenceAt: s.identity === undefined ? undefined : this.renewDeadlineAt(s.lastRenewSentAt),
       uid: s.status.uid,
       generation: s.status.generation,
       ackTarget: s.ackTarget,
