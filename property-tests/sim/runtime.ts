@@ -38,8 +38,9 @@ class ForgetfulImportRuntime<O> extends ShardRuntime<O> {
   constructor(
     host: ConstructorParameters<typeof ShardRuntime<O>>[0],
     watches: ConstructorParameters<typeof ShardRuntime<O>>[1],
+    options?: ConstructorParameters<typeof ShardRuntime<O>>[2],
   ) {
-    super(host, watches);
+    super(host, watches, options);
     this.#owns = host.owns;
   }
   protected override holds(slot: number): boolean {
@@ -64,6 +65,7 @@ export class SimRuntime {
   readonly #owns: (slot: number) => boolean;
   readonly #queue: Set<number>;
   readonly #mutation: RuntimeMutation | undefined;
+  readonly #cacheAllSlots: boolean;
   #rules: SimRules | undefined;
   #rt: ShardRuntime<number> | undefined;
   /** The last importing slots (a new rule set's runtime starts with them, as the controller's). */
@@ -72,17 +74,25 @@ export class SimRuntime {
   /**
    * @param queue the process's work queue (keys to start), filled and drained by the core
    * @param owns the shard machine's ownership
+   * @param cacheAllSlots the controller's `cache: "all"` (gained slots need no gain list)
    */
   constructor(
     keySlots: readonly number[],
     owns: (slot: number) => boolean,
     queue: Set<number>,
     mutations: readonly RuntimeMutation[],
+    cacheAllSlots = false,
   ) {
     this.#keySlots = keySlots;
     this.#owns = owns;
     this.#queue = queue;
     this.#mutation = mutations[0];
+    this.#cacheAllSlots = cacheAllSlots;
+  }
+
+  /** Whether this runtime caches every slot's objects. */
+  get cachesAllSlots(): boolean {
+    return this.#cacheAllSlots;
   }
 
   /** New rules: everything mapped by the old ones goes, then each watch lists every object. */
@@ -106,7 +116,7 @@ export class SimRuntime {
         : this.#mutation === "forgetImports"
           ? ForgetfulImportRuntime
           : ShardRuntime;
-    this.#rt = new Runtime(host, watches);
+    this.#rt = new Runtime(host, watches, { cacheAllSlots: this.#cacheAllSlots });
     this.#rt.slotsImporting(this.#importing);
     for (let w = 0; w < watches.length; w++) {
       this.#rt.listStarted(w);

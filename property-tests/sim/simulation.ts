@@ -499,7 +499,15 @@ export class Simulation {
       machine,
       weight,
       queue,
-      runtime: new SimRuntime(this.keySlots, (slot) => machine.ownsSlot(slot), queue, this.#runtimeMutations),
+      // One process in four caches every slot (the controller's `cache: "all"`), chosen from the
+      // salt so that the random stream, and so every recorded seed, stays the same.
+      runtime: new SimRuntime(
+        this.keySlots,
+        (slot) => machine.ownsSlot(slot),
+        queue,
+        this.#runtimeMutations,
+        Number.parseInt(salt.slice(-1), 16) % 4 === 0,
+      ),
       gainAt: undefined,
       inFlight: new Map(),
       wakeReal: undefined,
@@ -511,7 +519,7 @@ export class Simulation {
       resolving: undefined,
     };
     this.shards.push(p);
-    this.log(`join ${name}#${id} weight=${weight ?? "-"}`);
+    this.log(`join ${name}#${id} weight=${weight ?? "-"}${p.runtime.cachesAllSlots ? " cache=all" : ""}`);
     // Initial GET of the Lease (404 → null) and of the SlotMap.
     const lv = this.server.versions(LEASE_PREFIX + name);
     this.#setCursor(p, LEASE_PREFIX + name, lv.length - 1);
@@ -1784,9 +1792,9 @@ export class Simulation {
   }
 
   /**
-   * After settling, each live runtime caches exactly the roots of the slots its machine owns, each
-   * with its controlled objects: no gain (or warm import) left an owned object out, none kept a
-   * lost one.
+   * After settling, each live runtime caches exactly the roots of the slots its machine owns (of
+   * every slot, with `cache: "all"`), each with its controlled objects: no gain (or warm import)
+   * left an owned object out, none kept a lost one.
    */
   #checkRuntimeCaches(): void {
     for (const p of this.#liveShards()) {
@@ -1794,7 +1802,7 @@ export class Simulation {
       if (rules === undefined) continue;
       for (let k = 0; k < this.keySlots.length; k++) {
         const isRoot = rootOf(rules, k) === k && inScope(rules, k);
-        const should = isRoot && p.machine.ownsSlot(this.keySlots[k]!);
+        const should = isRoot && (p.runtime.cachesAllSlots || p.machine.ownsSlot(this.keySlots[k]!));
         const work = p.runtime.work(k);
         const objects = should ? objectsOf(rules, k, this.keySlots.length) : [];
         if ((work?.objects ?? []).join() !== objects.join()) {

@@ -158,6 +158,15 @@ export interface ControllerOptions<T extends KubeObjectLike = KubeObject> {
   keepManagedFields?: boolean | undefined;
   /** Items per list page. Default 500. */
   pageSize?: number | undefined;
+  /**
+   * Which objects to keep in memory. `"owned"` (default): only those of owned slots (and of slots
+   * migrating here); a gained slot's objects are listed again when it arrives, which at 100k
+   * objects takes seconds (the whole resource is listed: a list cannot select by slot). `"all"`:
+   * every object of the watched resources, as an unsharded informer keeps them; a gained slot is
+   * reconciled from the cache at once, for memory that grows with all objects rather than with
+   * this shard's share (docs/benchmarks.md measures both).
+   */
+  cache?: "owned" | "all" | undefined;
   /** `reportingComponent` of the Events reconcilers record (`req.event`). Default `slotmap-shard`. */
   eventComponent?: string | undefined;
 }
@@ -196,7 +205,7 @@ export function reconcileWriter(http: KubeHttp, stamp: Stamp, signal?: AbortSign
 
 /** Counters and sizes, for metrics and benchmarks. */
 export interface ControllerStats {
-  /** Root objects cached (owned slots only). */
+  /** Root objects cached (of owned and importing slots; of every slot with `cache: "all"`). */
   roots: number;
   /** Controlled objects cached (owned slots only). */
   controlled: number;
@@ -257,7 +266,7 @@ function splitKey(key: string): { namespace: string; name: string } {
 /**
  * Starts a sharded controller on a shard member. See the module doc and docs/client.md.
  *
- * @throws RangeError for a bad `concurrency`.
+ * @throws RangeError for a bad `concurrency` or `cache`.
  */
 export function startController<T extends KubeObjectLike = KubeObject>(
   options: ControllerOptions<T>,
@@ -300,6 +309,9 @@ class Controller {
     if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 10_000) {
       throw new RangeError(`concurrency: must be an integer from 1 to 10000; got ${String(o.concurrency)}`);
     }
+    if (o.cache !== undefined && o.cache !== "owned" && o.cache !== "all") {
+      throw new RangeError(`cache: must be "owned" or "all"; got ${JSON.stringify(o.cache)}`);
+    }
     this.#o = o;
     this.#member = o.member;
     this.#concurrency = concurrency;
@@ -314,6 +326,11 @@ class Controller {
     const synced = new Promise<void>((resolve) => {
       this.#resolveSynced = resolve;
     });
+    // A shard caching every slot joins once its cache is warm: slots then move to a shard that
+    // reconciles them at once, instead of after listing every object.
+    if (o.cache === "all" && o.member.deferJoin(synced)) {
+      this.#log.info(this.#fields(), "cache all: joining the SlotMap once the first list has synced");
+    }
     const done = this.#run();
     done.catch(() => {});
     this.handle = {
@@ -419,7 +436,8 @@ class Controller {
     this.#rt = this.#makeRuntime(rules, selected);
     this.#rt.slotsImporting(this.#importing);
     this.#watches = selected.map((rule, index) => this.#makeWatch(rule, index));
-    const owned = this.#member.ownership.ownedCount() > 0 || this.#importing.length > 0;
+    const owned =
+      this.#o.cache === "all" || this.#member.ownership.ownedCount() > 0 || this.#importing.length > 0;
     for (const w of this.#watches) if (owned) this.#ensureStarted(w);
     void Promise.all(this.#watches.map((w) => w.firstSync)).then(() => {
       if (this.#rules === rules) this.#resolveSynced();
@@ -437,6 +455,7 @@ class Controller {
         queue: this.#queue,
       },
       selected,
+      { cacheAllSlots: this.#o.cache === "all" },
     );
   }
 

@@ -304,6 +304,10 @@ export class ShardMember {
 
   readonly #slotMapReflector: Reflector<KubeObject>;
   #leaseReflector: Reflector<KubeObject> | undefined;
+  /** The Lease watch waits for this ({@link ShardMember.deferJoin}). */
+  #joinGate: PromiseLike<unknown> = Promise.resolve();
+  /** Whether the Lease watch has started (deferJoin is too late then). */
+  #joinStarted = false;
   #namespaceReflector: Reflector<NamespaceObject> | undefined;
   /** Resolves once the namespace watch listed once (see #syncNamespaceWatch). */
   #namespacesKnown: Promise<void> = Promise.resolve();
@@ -454,6 +458,22 @@ export class ShardMember {
    */
   mayStart(slot: number): boolean {
     return this.#machine?.mayStart(slot, performance.now()) ?? false;
+  }
+
+  /**
+   * Delays joining (watching and acquiring the shard Lease, so the coordinator sees this shard)
+   * until `until` settles; the SlotMap and its rules are read meanwhile. The sharded controller
+   * with `cache: "all"` calls it with its first sync, so that a new shard takes slots only with a
+   * warm cache. Works only before the Lease watch starts: call it in the tick that created the
+   * member.
+   *
+   * @returns whether the join was deferred (false: the Lease watch had started already)
+   */
+  deferJoin(until: PromiseLike<unknown>): boolean {
+    if (this.#joinStarted || this.#closed) return false;
+    const before = this.#joinGate;
+    this.#joinGate = Promise.all([before, until]);
+    return true;
   }
 
   /** The SlotMap's resource rules once resolved (undefined before). */
@@ -671,7 +691,18 @@ export class ShardMember {
         onError: (err) => this.#log.warn({ ...this.#fields(), err }, "Lease watch failed; retrying"),
       },
     });
-    void this.#leaseReflector.start().catch(() => {});
+    const reflector = this.#leaseReflector;
+    // A microtask later: deferJoin, called right after createShardMember, must come first.
+    void Promise.resolve()
+      .then(() => {
+        this.#joinStarted = true;
+        return this.#joinGate;
+      })
+      .then(
+        () => (this.#closed ? undefined : reflector.start()),
+        () => (this.#closed ? undefined : reflector.start()),
+      )
+      .catch(() => {});
   }
 
   /** Queues an input; handles queued inputs in order (listeners may feed inputs re-entrantly). */

@@ -32,7 +32,7 @@ import { ensureCrd } from "./coordinator-harness.js";
 const TIMING = { leaseDurationSeconds: 4, renewDeadlineSeconds: 3, retryPeriodSeconds: 0.5 } as const;
 
 interface Lease extends KubeObject {
-  spec?: { holderIdentity?: string; leaseDurationSeconds?: number; renewTime?: string };
+  spec?: { holderIdentity?: string; leaseDurationSeconds?: number; renewTime?: string; acquireTime?: string };
 }
 
 let http: KubeHttp;
@@ -909,6 +909,94 @@ describe("the sharded controller runtime", () => {
     });
     expect(cd.get(keys[0]!)).toBeUndefined();
     expect(cd.stats().tombstones).toBe(0);
+  });
+
+  it('cache: "all" keeps every slot\'s objects: slots moving back are reconciled from the cache, never re-listed', async () => {
+    const sm = await newSlotMap();
+    const ns = await freshNamespace("client-cacheall");
+    const names = Array.from({ length: 40 }, (_, i) => `c-${i}`);
+    const secrets = await Promise.all(names.map((n) => createSecret(ns, n, { v: n })));
+    await Promise.all(secrets.map((sec) => createControlledConfigMap(ns, sec)));
+    const keys = names.map((n) => `/Secret/${ns}/${n}`);
+    const seenA: string[] = [];
+    const cold: string[] = [];
+    const a = member(sm, "shard-a");
+    await waitFor(() => a.status().ownedSlots === SLOT_COUNT, { description: "shard-a to own all slots" });
+    const ca = startController({
+      member: a,
+      cache: "all",
+      reconcile: async (req) => {
+        if (req.namespace !== ns) return;
+        // Reconciles only what it owns, whatever it caches.
+        if (!a.ownsSlot(keySlot(req.key))) cold.push(`not owned: ${req.key}`);
+        seenA.push(req.key);
+        if (req.object !== undefined && req.controlled().length !== 1) cold.push(req.key);
+      },
+      logger: testLogger("ctrl-a"),
+    });
+    cleanups.push(() => ca.stop());
+    await waitFor(() => keys.every((k) => seenA.includes(k)), {
+      description: "shard-a to reconcile every Secret",
+    });
+
+    const b = member(sm, "shard-b");
+    const cb = startController({
+      member: b,
+      cache: "all",
+      reconcile: async () => {},
+      logger: testLogger("ctrl-b"),
+    });
+    cleanups.push(() => cb.stop());
+    // shard-b joins (takes its Lease) only once its cache is warm: at its first gain it has every Secret.
+    const rootsAtGain: number[] = [];
+    b.subscribe({ slotsGained: () => rootsAtGain.push(cb.stats().roots) });
+    let syncedAt = Number.POSITIVE_INFINITY;
+    void cb.synced.then(() => {
+      syncedAt = Date.now();
+    });
+    await waitFor(
+      async () => {
+        const st = await slotMapStatus(sm.name);
+        return (
+          st?.migrations.length === 0 &&
+          slotsOf(st, "shard-b").size > 0 &&
+          b.generation === st.assignmentGeneration
+        );
+      },
+      { description: "the handoff to shard-b" },
+    );
+    const toB = keys.filter((k) => b.ownsSlot(keySlot(k)));
+    expect(toB.length).toBeGreaterThan(0);
+    expect(rootsAtGain[0]).toBeGreaterThanOrEqual(keys.length);
+    const acquired = Date.parse((await getLease(sm.leaseNamespace, "shard-b")).spec?.acquireTime ?? "");
+    expect(acquired).toBeGreaterThanOrEqual(Math.floor(syncedAt));
+    // Both cache every Secret, whoever owns it.
+    expect(keys.every((k) => ca.get(k) !== undefined && cb.get(k) !== undefined)).toBe(true);
+
+    // shard-b leaves: shard-a regains its slots and reconciles them from its cache.
+    seenA.length = 0;
+    await Promise.all([b.stop(), cb.stop()]);
+    await waitFor(() => a.status().ownedSlots === SLOT_COUNT, {
+      description: "shard-a to own all slots again",
+    });
+    await waitFor(() => toB.every((k) => seenA.includes(k)), {
+      description: "shard-a to reconcile the regained Secrets",
+    });
+    expect(ca.stats().gainLists).toBe(0);
+    expect(cb.stats().gainLists).toBe(0);
+    expect(cold).toEqual([]);
+    expect(ca.stats().held).toBe(0);
+  });
+
+  it("rejects a bad cache or concurrency option, naming the option and the value", async () => {
+    const a = member(await newSlotMap(), "shard-x");
+    const reconcile = async () => {};
+    expect(() => startController({ member: a, cache: "everything" as "all", reconcile })).toThrow(
+      'cache: must be "owned" or "all"; got "everything"',
+    );
+    expect(() => startController({ member: a, concurrency: 0, reconcile })).toThrow(
+      "concurrency: must be an integer from 1 to 10000; got 0",
+    );
   });
 
   it("warm handoff: a joining shard lists its incoming slots while the source drains, and reconciles them at the commit without a re-list", async () => {

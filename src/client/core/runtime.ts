@@ -52,6 +52,16 @@ export interface RuntimeWork<O> {
   readonly tombstone: Tombstone | undefined;
 }
 
+/** Options of {@link ShardRuntime}. */
+export interface RuntimeOptions {
+  /**
+   * Cache the objects of every slot, not only of owned and importing ones (what an unsharded
+   * informer does): a gained slot is then reconciled from the cache, without a gain list, at the
+   * cost of memory for every object of the watched resources.
+   */
+  readonly cacheAllSlots?: boolean | undefined;
+}
+
 /** Sizes, for stats and metrics. */
 export interface RuntimeSizes {
   roots: number;
@@ -127,9 +137,12 @@ export class ShardRuntime<O> {
   readonly #held = new Set<string>();
   /** Slots migrating to this shard: their objects are cached, not queued, until owned. */
   readonly #importing = new Uint8Array(SLOT_COUNT);
+  /** {@link RuntimeOptions.cacheAllSlots}: every slot counts as imported. */
+  readonly #cacheAll: boolean;
 
-  constructor(host: RuntimeHost<O>, watches: readonly RuntimeWatch[]) {
+  constructor(host: RuntimeHost<O>, watches: readonly RuntimeWatch[], options: RuntimeOptions = {}) {
     this.#host = host;
+    this.#cacheAll = options.cacheAllSlots === true;
     this.#watches = watches.map((w) => ({
       controlled: w.controlled,
       listSeen: undefined,
@@ -202,7 +215,7 @@ export class ShardRuntime<O> {
     let any = false;
     for (const r of ranges) {
       for (let i = r.start; i <= r.end; i++) {
-        if (this.#importing[i] === 1) {
+        if (this.#cacheAll || this.#importing[i] === 1) {
           imported[i] = 1;
           any = true;
         } else this.#markCold(i);
@@ -223,7 +236,7 @@ export class ShardRuntime<O> {
     let dropped = false;
     for (let i = 0; i < SLOT_COUNT; i++) {
       if (next[i] === this.#importing[i]) continue;
-      if (next[i] === 1 && !this.#host.owns(i)) this.#markCold(i);
+      if (next[i] === 1 && !this.#host.owns(i) && !this.#cacheAll) this.#markCold(i);
       if (next[i] === 0) dropped = true;
     }
     this.#importing.set(next);
@@ -233,7 +246,10 @@ export class ShardRuntime<O> {
   /** Slots were lost (or namespaces left the selection): drops what is no longer owned. */
   prune(): void {
     const h = this.#host;
-    for (const [id, e] of this.#roots) if (!this.holds(e.slot) || !h.selected(e.obj)) this.#dropRoot(id);
+    for (const [id, e] of this.#roots) {
+      if (!this.holds(e.slot) || !h.selected(e.obj)) this.#dropRoot(id);
+      else if (!h.owns(e.slot)) this.#unqueue(id); // kept in the cache (imported, or every slot)
+    }
     for (const [id, t] of this.#tombstones) {
       if (!h.owns(t.slot)) {
         this.#tombstones.delete(id);
@@ -367,11 +383,11 @@ export class ShardRuntime<O> {
   }
 
   /**
-   * Whether objects of `slot` are cached: owned, or migrating here (a warm handoff). Objects of
-   * other slots are dropped as they stream by.
+   * Whether objects of `slot` are cached: owned, or migrating here (a warm handoff), or every slot
+   * with {@link RuntimeOptions.cacheAllSlots}. Objects of other slots are dropped as they stream by.
    */
   protected holds(slot: number): boolean {
-    return this.#importing[slot] === 1 || this.#host.owns(slot);
+    return this.#cacheAll || this.#importing[slot] === 1 || this.#host.owns(slot);
   }
 
   // ---------------------------------------------------------------- internals

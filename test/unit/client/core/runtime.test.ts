@@ -13,7 +13,7 @@ interface Obj {
 const ROOTS = 0;
 const CHILDREN = 1;
 
-function harness(opts: { owned?: number[]; controlled?: boolean } = {}) {
+function harness(opts: { owned?: number[]; controlled?: boolean; cacheAllSlots?: boolean } = {}) {
   const owned = new Set(opts.owned ?? [1, 2, 3]);
   const hidden = new Set<string>(); // namespaces no longer selected
   const queue: string[] = [];
@@ -34,7 +34,7 @@ function harness(opts: { owned?: number[]; controlled?: boolean } = {}) {
   };
   const watches =
     opts.controlled === false ? [{ controlled: false }] : [{ controlled: false }, { controlled: true }];
-  const rt = new ShardRuntime<Obj>(host, watches);
+  const rt = new ShardRuntime<Obj>(host, watches, { cacheAllSlots: opts.cacheAllSlots });
   const list = (w: number, objs: Obj[]) => {
     rt.listStarted(w);
     for (const o of objs) rt.observe(w, "ADDED", o.id, o, o.rv, true);
@@ -330,6 +330,68 @@ describe("ShardRuntime", () => {
         { start: 20, end: 20 },
       ]);
       expect(importingSlots(status, "z")).toEqual([]);
+    });
+  });
+
+  describe("cacheAllSlots", () => {
+    it("caches every slot's objects but queues only owned roots", () => {
+      const h = harness({ owned: [1], cacheAllSlots: true });
+      h.list(ROOTS, [root("a", 1), root("b", 9)]);
+      h.list(CHILDREN, [child("a-1", "a", 1), child("b-1", "b", 9)]);
+      expect(h.queue).toEqual(["a"]);
+      expect(h.rt.sizes()).toMatchObject({ roots: 2, controlled: 2, held: 0 });
+      expect(h.rt.root("b")).toEqual(root("b", 9));
+    });
+
+    it("a gained slot is reconciled from the cache: no gain list, its roots queued with their objects", () => {
+      const h = harness({ owned: [1], cacheAllSlots: true });
+      h.list(ROOTS, [root("a", 1), root("b", 9)]);
+      h.list(CHILDREN, [child("b-1", "b", 9)]);
+      h.event(CHILDREN, "MODIFIED", child("b-1", "b", 9, "11")); // kept current while not owned
+      h.queue.length = 0;
+      h.owned.add(9);
+      h.rt.slotsGained([{ start: 9, end: 9 }]);
+      expect(h.rt.gainPending(ROOTS)).toBe(false);
+      expect(h.rt.gainPending(CHILDREN)).toBe(false);
+      expect(h.queue).toEqual(["b"]);
+      expect(h.rt.controlledOf("b")).toEqual([child("b-1", "b", 9, "11")]);
+    });
+
+    it("a slot gained before the first list ended holds its roots until the controlled list ends", () => {
+      const h = harness({ owned: [], cacheAllSlots: true });
+      h.list(ROOTS, [root("b", 9)]);
+      h.rt.listStarted(CHILDREN);
+      h.owned.add(9);
+      h.rt.slotsGained([{ start: 9, end: 9 }]);
+      expect(h.queue).toEqual([]);
+      expect(h.rt.sizes().held).toBe(1);
+      h.rt.observe(CHILDREN, "ADDED", "b-1", child("b-1", "b", 9), "10", true);
+      h.rt.listSynced(CHILDREN);
+      expect(h.queue).toEqual(["b"]);
+      expect(h.rt.controlledOf("b").map((o) => o.id)).toEqual(["b-1"]);
+    });
+
+    it("a lost slot keeps its objects cached but unqueues its keys", () => {
+      const h = harness({ owned: [1, 2], controlled: false, cacheAllSlots: true });
+      h.list(ROOTS, [root("a", 1), root("c", 2)]);
+      expect(h.queue).toEqual(["a", "c"]);
+      h.owned.delete(2);
+      h.rt.prune();
+      expect(h.queue).toEqual(["a"]);
+      expect(h.rt.root("c")).toEqual(root("c", 2));
+      h.event(ROOTS, "DELETED", root("c", 2, "12")); // its owner reconciles the deletion
+      expect(h.rt.sizes()).toMatchObject({ roots: 1, tombstones: 0 });
+      expect(h.queue).toEqual(["a"]);
+    });
+
+    it("without it, a gained slot is listed again (the default keeps owned slots only)", () => {
+      const h = harness({ owned: [1] });
+      h.list(ROOTS, [root("a", 1), root("b", 9)]);
+      h.list(CHILDREN, []);
+      h.owned.add(9);
+      h.rt.slotsGained([{ start: 9, end: 9 }]);
+      expect(h.rt.root("b")).toBeUndefined();
+      expect(h.rt.gainPending(ROOTS)).toBe(true);
     });
   });
 
