@@ -9,6 +9,8 @@
  * 3. churn: update min(N, 1000) Secrets, to count watch events per shard in steady state;
  * 4. rebalance 3→4 (a shard joins), 4→3 (it leaves gracefully), then, after growing to 10
  *    shards unmeasured, 10→11.
+ * Then, on another fresh control plane, slot-based again with the controller's `cache: "all"`
+ * ("slot-all": every shard caches every object, so a gained slot needs no list).
  *
  * Each rebalance is one measurement window. API writes come from the API server's
  * `apiserver_request_total` (diffed over the window, minus the background Lease renewals measured
@@ -66,8 +68,14 @@ const RESULTS_DIR = join(REPO, "bench/results");
 const SLOTMAP = "bench";
 const RING = "bench";
 
-/** Which implementation a run measures. */
-export type ApproachName = "slot" | "label";
+/**
+ * Which implementation a run measures: slotmap with the controller's default cache (objects of
+ * owned slots), slotmap with `cache: "all"`, or the label-based baseline.
+ */
+export type ApproachName = "slot" | "slot-all" | "label";
+
+/** Whether an approach is slotmap (either cache). */
+const isSlot = (a: ApproachName): boolean => a !== "label";
 
 /** One measured rebalance. */
 export interface TransitionResult {
@@ -430,7 +438,8 @@ abstract class ApproachRun {
 }
 
 class SlotRun extends ApproachRun {
-  readonly name = "slot" as const;
+  /** "slot-all": the shards run with `cache: "all"`. */
+  name: "slot" | "slot-all" = "slot";
   private status: SlotMapStatusLite | undefined;
   /** SlotMap statuses seen in the window, with the time they were seen. */
   private history: Array<{ t: number; status: SlotMapStatusLite }> = [];
@@ -508,6 +517,7 @@ class SlotRun extends ApproachRun {
       shard: name,
       leaseNamespace: "bench-slot-system",
       concurrency: 4,
+      cache: this.name === "slot-all" ? "all" : "owned",
     };
     return new Child(name, {
       entry: entry("bench/support/slot-shard.ts"),
@@ -909,7 +919,7 @@ async function runApproach(run: ApproachRun, opts: RunOptions): Promise<Approach
       samples.push({
         shards: run.shards.size,
         owned,
-        nonOwned: run.name === "slot" ? N - owned : 0,
+        nonOwned: isSlot(run.name) ? N - owned : 0,
         rss: (s.proc?.rssBytes ?? s.stats.memory.rss) - baseRss,
         heap: s.stats.memory.heapUsed - baseHeap,
       });
@@ -985,7 +995,7 @@ async function runApproach(run: ApproachRun, opts: RunOptions): Promise<Approach
   };
 }
 
-/** Runs both approaches at one object count on a fresh control plane. */
+/** Runs the approaches at one object count on a fresh control plane, one after the other. */
 export async function runAtSize(
   objects: number,
   opts: RunOptions,
@@ -999,10 +1009,13 @@ export async function runAtSize(
   try {
     installCrds(cp);
     for (const a of approaches) {
-      const run =
-        a === "slot"
-          ? new SlotRun(kube, cp, objects, opts.log, runDir)
-          : new LabelRun(kube, cp, objects, opts.log, runDir);
+      let run: ApproachRun;
+      if (a === "label") run = new LabelRun(kube, cp, objects, opts.log, runDir);
+      else {
+        const slotRun = new SlotRun(kube, cp, objects, opts.log, runDir);
+        slotRun.name = a;
+        run = slotRun;
+      }
       try {
         out.push(await runApproach(run, opts));
       } finally {
@@ -1025,11 +1038,12 @@ export function rowsFor(results: readonly ApproachResult[]): Row[] {
   const k = (n: number) => (n >= 1000 ? `${n / 1000}k` : n === 0 ? "0" : String(n));
   for (const n of sizes) {
     const slot = results.find((r) => r.objects === n && r.approach === "slot");
+    const slotAll = results.find((r) => r.objects === n && r.approach === "slot-all");
     const label = results.find((r) => r.objects === n && r.approach === "label");
-    const transitions = (slot ?? label)?.transitions.map((t) => t.transition) ?? [];
+    const transitions = (slot ?? slotAll ?? label)?.transitions.map((t) => t.transition) ?? [];
     for (const tr of transitions) {
-      const s = slot?.transitions.find((t) => t.transition === tr);
       const l = label?.transitions.find((t) => t.transition === tr);
+      const slots = [slot, slotAll].flatMap((r) => r?.transitions.find((t) => t.transition === tr) ?? []);
       const pre = `${k(n)} ${tr}`;
       const both = (
         metric: string,
@@ -1043,11 +1057,11 @@ export function rowsFor(results: readonly ApproachResult[]): Row[] {
           perObject?: boolean;
         } = {},
       ) => {
-        if (extra.perObject && (s ?? l)?.moved === 0) return;
-        if (s) {
+        if (extra.perObject && (slots[0] ?? l)?.moved === 0) return;
+        for (const s of slots) {
           const v = get(s);
           rows.push({
-            metric: `${pre} ${metric}, slot`,
+            metric: `${pre} ${metric}, ${s.approach}`,
             unit,
             median: v,
             ...(extra.p99 ? { p99: extra.p99(s) } : {}),
@@ -1076,7 +1090,7 @@ export function rowsFor(results: readonly ApproachResult[]): Row[] {
       both("all assigned after trigger", "ms", (t) => t.commitMs, {
         target: 1000,
         note: (t) =>
-          t.approach === "slot"
+          isSlot(t.approach)
             ? `trigger: ${t.trigger}; last slot gain applied by a shard; coordinator decided +${t.commitDecidedMs?.toFixed(0) ?? "?"} ms, harness saw the SlotMap +${t.commitSeenMs?.toFixed(0) ?? "?"} ms`
             : `trigger: ${t.trigger}; last moved object in its new shard's watch`,
       });
@@ -1097,7 +1111,7 @@ export function rowsFor(results: readonly ApproachResult[]): Row[] {
       });
       both("controller CPU in window", "s", (t) => t.controllerCpuSeconds, {
         note: (t) =>
-          `${t.approach === "slot" ? "coordinator" : "sharder"}; RSS ${(t.controllerRssBytes / MiB).toFixed(1)} MiB`,
+          `${isSlot(t.approach) ? "coordinator" : "sharder"}; RSS ${(t.controllerRssBytes / MiB).toFixed(1)} MiB`,
       });
       both(
         "object watch events per shard (mean)",
@@ -1120,12 +1134,12 @@ export function rowsFor(results: readonly ApproachResult[]): Row[] {
       );
     }
     const zero = results.find((r) => r.objects === 0 && r.approach === "slot");
-    for (const r of [slot, label]) {
+    for (const r of [slot, slotAll, label]) {
       if (!r) continue;
       const name = r.approach;
-      const who = name === "slot" ? "coordinator" : "sharder";
+      const who = isSlot(name) ? "coordinator" : "sharder";
       const mem = r.controllerMemory;
-      const ref = name === "slot" && n > 0 ? zero?.controllerMemory?.end : undefined;
+      const ref = isSlot(name) && n > 0 ? zero?.controllerMemory?.end : undefined;
       const mib = (b: number) => `${(b / MiB).toFixed(1)} MiB`;
       rows.push({
         metric: `${k(n)} ${who} RSS after the last rebalance (no GC), ${name}`,
@@ -1150,7 +1164,7 @@ export function rowsFor(results: readonly ApproachResult[]): Row[] {
           // ±5% is two-sided; the runner checks an upper bound, so the row is |change|.
           const change = (mem.end.rss / ref.rss - 1) * 100;
           rows.push({
-            metric: `${k(n)} coordinator RSS after GC vs the 0-object run, |change|, slot`,
+            metric: `${k(n)} coordinator RSS after GC vs the 0-object run, |change|, ${name}`,
             unit: "%",
             median: Math.abs(change),
             target: 5,
@@ -1166,9 +1180,9 @@ export function rowsFor(results: readonly ApproachResult[]): Row[] {
         median: m.heapPerOwned,
         note: `RSS ${m.rssPerOwned.toFixed(0)} B; Secret + ConfigMap; fit over ${m.samples.length} shard samples at 3 and 10 shards`,
       });
-      if (name === "slot") {
+      if (isSlot(name)) {
         rows.push({
-          metric: `${k(n)} shard heap per non-owned object, slot`,
+          metric: `${k(n)} shard heap per non-owned object, ${name}`,
           unit: "B",
           median: m.heapPerNonOwned,
           note: `RSS ${m.rssPerNonOwned.toFixed(0)} B`,
@@ -1202,7 +1216,12 @@ export async function runRebalanceScenario(
   const results: ApproachResult[] = [];
   // The same steps with no objects: the reference for "flat in object count" (writes, RSS).
   results.push(...(await runAtSize(0, opts, ["slot"])));
-  for (const n of sizes) results.push(...(await runAtSize(n, opts)));
+  for (const n of sizes) {
+    results.push(...(await runAtSize(n, opts)));
+    // `cache: "all"` on a control plane of its own: the first run's objects stay in etcd, and a
+    // shard caching every slot would list them too.
+    results.push(...(await runAtSize(n, opts, ["slot-all"])));
+  }
   mkdirSync(RESULTS_DIR, { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, "-");
   const file = join(RESULTS_DIR, `${name}-detail-${stamp}.json`);
