@@ -3,7 +3,7 @@
  * docs/dev/shard-core.md). Pure data: everything here is plain, serialisable values.
  */
 import type { LeaseObject } from "../../api/lease.js";
-import type { LeaseWriteKind, LeaseWriteResult } from "../../api/lease-lock.js";
+import type { LeaseWriteRequest, LeaseWriteResult } from "../../api/lease-lock.js";
 import type { SlotRange } from "../../slots/types.js";
 
 export type { LeaseObject, LeaseSpecFields } from "../../api/lease.js";
@@ -78,14 +78,8 @@ export type ShardInput =
  * `leaseWriteResult` input carrying `writeId`; abort the request at `timeoutAt` (machine clock)
  * and report an error: the machine stops waiting for it then anyway.
  */
-export interface WriteLeaseEffect {
+export interface WriteLeaseEffect extends LeaseWriteRequest {
   type: "writeLease";
-  writeId: number;
-  kind: LeaseWriteKind;
-  verb: "create" | "update";
-  lease: LeaseObject;
-  resourceVersion: string | undefined;
-  timeoutAt: number;
 }
 
 /** Why ownership changed: a new slot table, our Lease tenure (fence, unfence, new identity, release), or a recreated/deleted SlotMap. */
