@@ -1055,7 +1055,7 @@ export class Simulation {
       if (process.env.SIMDEBUG) {
         const st = r.to.machine.snapshot();
         this.log(
-          `DEBUG reply w${r.writeId} ${r.result.outcome} cur=${r.result.outcome === "conflict" ? r.result.current?.metadata.resourceVersion : r.result.outcome === "ok" ? r.result.lease.metadata.resourceVersion : "-"} holder=${r.result.outcome === "conflict" ? r.result.current?.spec?.holderIdentity : ""} machine lease rv=${st.lease?.metadata.resourceVersion} max=${st.maxResourceVersion} write=${st.write?.id} id=${st.identity}`,
+          `DEBUG reply w${r.writeId} ${r.result.outcome} cur=${r.result.outcome === "conflict" ? r.result.current?.metadata.resourceVersion : r.result.outcome === "ok" ? r.result.lease.metadata.resourceVersion : "-"} holder=${r.result.outcome === "conflict" ? r.result.current?.spec?.holderIdentity : ""} machine lease rv=${st.lock.lease?.metadata.resourceVersion} max=${st.lock.maxResourceVersion} write=${st.lock.write?.id} id=${st.lock.identity}`,
         );
       }
       this.#handle(r.to, {

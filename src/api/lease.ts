@@ -169,6 +169,34 @@ export function microTime(at: Date | number = new Date()): string {
 }
 
 /**
+ * A `coordination.k8s.io/v1` Lease as the shards and the leader election read and write it, as
+ * plain JSON. Times are RFC 3339 strings with microseconds ({@link microTime}). Other metadata and
+ * spec fields pass through untouched, so a PUT built from an observed Lease keeps them.
+ */
+export interface LeaseObject {
+  metadata: {
+    name: string;
+    namespace: string;
+    resourceVersion?: string | undefined;
+    uid?: string | undefined;
+    labels?: Record<string, string> | undefined;
+    annotations?: Record<string, string> | undefined;
+    [field: string]: unknown;
+  };
+  spec?: LeaseSpecFields | undefined;
+}
+
+/** `LeaseSpec` of coordination.k8s.io/v1 (all optional on the wire). */
+export interface LeaseSpecFields {
+  holderIdentity?: string | null | undefined;
+  leaseDurationSeconds?: number | null | undefined;
+  acquireTime?: string | null | undefined;
+  renewTime?: string | null | undefined;
+  leaseTransitions?: number | null | undefined;
+  [field: string]: unknown;
+}
+
+/**
  * `spec.holderIdentity` the coordinator writes into an Expired Lease it takes over. Once observed,
  * the Lease is Dead: its former holder has been fenced by expiry and can no longer renew.
  * A shard process must treat a Lease held by this marker like a released one (free to acquire).

@@ -1,45 +1,31 @@
 import { performance } from "node:perf_hooks";
+import { type LeaseObject, leaseHolder, leaseTimingProblems } from "../api/lease.js";
 import {
-  leaseDurationMs,
-  leaseFingerprint,
-  leaseHolder,
-  leaseTimingProblems,
-  microTime,
-} from "../api/lease.js";
+  type LeaseEvent,
+  LeaseLock,
+  type LeaseWants,
+  type LeaseWriteKind,
+  type LeaseWriteResult,
+} from "../api/lease-lock.js";
 import { isStatus, type KubeHttp } from "./http.js";
 
 /**
  * Leader election on a `coordination.k8s.io/v1` Lease, with client-go's semantics: a Lease is
  * taken only when it is free or when its record has not changed for a full lease duration of
- * OUR clock (never by comparing the holder's renewTime with our wall clock, which may be skewed);
- * the leader steps down when it could not renew within the renew deadline; stopping releases the
- * Lease so another replica takes over at once instead of after expiry.
+ * OUR clock (never by comparing the holder's renewTime with our wall clock, which may be skewed;
+ * a label or annotation edit is no renewal); the leader steps down when it could not renew within
+ * the renew deadline, or saw another holder; stopping releases the Lease so another replica takes
+ * over at once instead of after expiry.
+ *
+ * The rules are those of the shards' {@link LeaseLock} (src/api/lease-lock.ts); this class is its
+ * I/O: every retry period it reads the Lease, feeds the lock and sends the write the lock plans.
  *
  * Every API call is bounded: while leading, by the time left until the renew deadline (a stalled
  * connection must not keep a leader that can no longer renew), else by the renew deadline; and a
  * watchdog timer steps down at the deadline even while a call is still hanging.
  */
 
-/** A Lease as read and written here (the fields leader election uses). */
-export interface LeaseObject {
-  apiVersion: "coordination.k8s.io/v1";
-  kind: "Lease";
-  metadata: {
-    name: string;
-    namespace: string;
-    resourceVersion?: string;
-    uid?: string;
-    labels?: Record<string, string>;
-    annotations?: Record<string, string>;
-  };
-  spec: {
-    holderIdentity?: string | null;
-    leaseDurationSeconds?: number;
-    acquireTime?: string | null;
-    renewTime?: string | null;
-    leaseTransitions?: number;
-  };
-}
+export type { LeaseObject } from "../api/lease.js";
 
 /** Options of {@link LeaderElector}. */
 export interface LeaderElectionOptions {
@@ -68,18 +54,17 @@ export interface LeaderElectionOptions {
 }
 
 const LEASES = (ns: string) => `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(ns)}/leases`;
+const CAMPAIGN: LeaseWants = { acquire: true, release: false, renewNow: false };
+const RESIGN: LeaseWants = { acquire: false, release: true, renewNow: false };
 
 /** Runs leader election until {@link stop} is called. */
 export class LeaderElector {
-  private readonly durationMs: number;
   private readonly deadlineMs: number;
   private readonly retryMs: number;
   private readonly now: () => number;
+  private readonly lock: LeaseLock;
   private stopped = false;
   private leading: AbortController | undefined;
-  private lastRenewSentAt = 0;
-  private observed: { key: string; at: number } | undefined;
-  private current: LeaseObject | undefined;
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
   private lastLeader: string | undefined;
@@ -88,12 +73,12 @@ export class LeaderElector {
   private watchdog: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: LeaderElectionOptions) {
-    this.durationMs = (opts.leaseDurationSeconds ?? 15) * 1000;
+    const durationMs = (opts.leaseDurationSeconds ?? 15) * 1000;
     this.deadlineMs = (opts.renewDeadlineSeconds ?? 10) * 1000;
     this.retryMs = (opts.retryPeriodSeconds ?? 2) * 1000;
     const p = leaseTimingProblems(
       {
-        leaseDuration: this.durationMs / 1000,
+        leaseDuration: durationMs / 1000,
         renewDeadline: this.deadlineMs / 1000,
         retryPeriod: this.retryMs / 1000,
       },
@@ -106,6 +91,19 @@ export class LeaderElector {
       throw new Error(`leader election: retryPeriodSeconds (${this.retryMs / 1000}) must be positive`);
     }
     this.now = opts.now ?? (() => performance.now());
+    this.lock = new LeaseLock(
+      {
+        name: opts.name,
+        namespace: opts.namespace,
+        leaseDurationMs: durationMs,
+        renewDeadlineMs: this.deadlineMs,
+        retryPeriodMs: this.retryMs,
+        writeTimeoutMs: this.deadlineMs,
+      },
+      // One identity per process (the caller adds a random suffix): a lost tenure is re-acquired
+      // under the same name, as in client-go.
+      { nextIdentity: () => opts.identity },
+    );
   }
 
   /** Whether this replica currently leads. */
@@ -124,21 +122,108 @@ export class LeaderElector {
     this.wake?.();
     this.attempt?.abort(new Error("leader election stopped"));
     await this.loop;
-    if (this.leading) {
-      this.stepDown();
-      await this.release().catch((err) => this.opts.onError?.(err));
-    }
+    this.stepDown();
+    await this.release().catch((err) => this.opts.onError?.(err));
   }
 
   private async run(): Promise<void> {
     while (!this.stopped) {
-      try {
-        await this.tryAcquireOrRenew();
-      } catch (err) {
-        if (!this.stopped) this.opts.onError?.(err); // aborted by stop(): not a failure
+      const ok = await this.round();
+      if (this.leading && !this.lock.held(this.now())) this.stepDown();
+      // After a failure, a retry period; else until the next write the lock plans (its renew
+      // cadence), re-reading a Lease held by another replica at least every retry period.
+      await this.sleep(ok ? this.untilPlannedWrite() : this.retryMs);
+    }
+  }
+
+  /** One read of the Lease and, when the lock plans one now, one write. Returns whether all went well. */
+  private async round(): Promise<boolean> {
+    this.attempt = new AbortController();
+    try {
+      const lease = await this.read();
+      const now = this.now();
+      this.apply(this.lock.observe(lease, now));
+      this.noteLeader(leaseHolder(lease?.spec));
+      const planned = this.lock.plannedWrite(now, CAMPAIGN);
+      if (planned !== undefined && planned.at <= now && !this.stopped) {
+        await this.write(planned.kind, now, this.callOptions());
       }
-      if (this.leading && this.now() - this.lastRenewSentAt > this.deadlineMs) this.stepDown();
-      await this.sleep(this.retryMs);
+      return true;
+    } catch (err) {
+      if (!this.stopped) this.opts.onError?.(err); // aborted by stop(): not a failure
+      return false;
+    } finally {
+      this.attempt = undefined;
+    }
+  }
+
+  private untilPlannedWrite(): number {
+    const now = this.now();
+    const at = this.lock.plannedWrite(now, CAMPAIGN)?.at ?? now + this.retryMs;
+    return Math.min(this.retryMs, Math.max(0, at - now));
+  }
+
+  /** The Lease, or null when it does not exist. */
+  private async read(): Promise<LeaseObject | null> {
+    const { http, namespace, name } = this.opts;
+    try {
+      return await http.request<LeaseObject>(
+        "GET",
+        `${LEASES(namespace)}/${encodeURIComponent(name)}`,
+        this.callOptions(),
+      );
+    } catch (err) {
+      if (isStatus(err, 404)) return null;
+      throw err;
+    }
+  }
+
+  /** Sends the lock's write of `kind` and feeds the outcome back; rethrows an API failure. */
+  private async write(
+    kind: LeaseWriteKind,
+    now: number,
+    call: { signal?: AbortSignal; timeoutMs: number },
+  ): Promise<void> {
+    const { http, namespace, name } = this.opts;
+    const w = this.lock.send(kind, now, { wallMs: Date.now(), tag: undefined });
+    const body = { apiVersion: "coordination.k8s.io/v1", kind: "Lease", ...w.lease };
+    let result: LeaseWriteResult;
+    let failure: unknown;
+    try {
+      // An update carries the observed resourceVersion: a concurrent write makes it a 409.
+      const lease =
+        w.verb === "create"
+          ? await http.request<LeaseObject>("POST", LEASES(namespace), { ...call, body })
+          : await http.request<LeaseObject>("PUT", `${LEASES(namespace)}/${encodeURIComponent(name)}`, {
+              ...call,
+              body,
+            });
+      result = { outcome: "ok", lease };
+    } catch (err) {
+      failure = err;
+      const conflict = isStatus(err, 409) || (w.verb === "update" && isStatus(err, 404));
+      result = conflict
+        ? { outcome: "conflict", current: undefined } // the next round reads it
+        : { outcome: "error", message: err instanceof Error ? err.message : String(err) };
+    }
+    this.apply(this.lock.writeResult(w.writeId, result, this.now()));
+    if (failure !== undefined) throw failure;
+  }
+
+  private apply(events: readonly LeaseEvent<undefined>[]): void {
+    for (const e of events) {
+      if (e.type === "lost") this.stepDown();
+      else if (e.type === "written") this.renewed();
+    }
+  }
+
+  private renewed(): void {
+    this.noteLeader(this.opts.identity);
+    if (this.stopped) return;
+    this.armWatchdog();
+    if (!this.leading && this.lock.held(this.now())) {
+      this.leading = new AbortController();
+      this.opts.onStartedLeading(this.leading.signal);
     }
   }
 
@@ -151,110 +236,37 @@ export class LeaderElector {
     this.opts.onStoppedLeading?.();
   }
 
-  /** Steps down at the renew deadline unless a renewal lands first (re-armed by each renewal). */
+  /** Steps down at the lock's deadline unless a renewal lands first (re-armed by each renewal). */
   private armWatchdog(): void {
     clearTimeout(this.watchdog);
-    const left = this.lastRenewSentAt + this.deadlineMs - this.now();
     this.watchdog = setTimeout(
       () => {
-        if (!this.leading || this.now() - this.lastRenewSentAt < this.deadlineMs) return;
+        if (!this.leading) return;
+        if (this.lock.held(this.now())) {
+          this.armWatchdog(); // the timer fired a little early
+          return;
+        }
         this.stepDown();
         this.attempt?.abort(new Error("renew deadline passed"));
       },
-      Math.max(0, left),
+      Math.max(0, this.lock.deadlineAt() - this.now()),
     );
     this.watchdog.unref?.();
   }
 
   /** Options of one API call of the loop: its abort signal and its time bound. */
   private callOptions(): { signal: AbortSignal; timeoutMs: number } {
-    const left = this.leading ? this.lastRenewSentAt + this.deadlineMs - this.now() : this.deadlineMs;
-    return { signal: this.attempt!.signal, timeoutMs: Math.max(1, Math.round(left)) };
+    const now = this.now();
+    const end = this.leading ? this.lock.deadlineAt() : now + this.deadlineMs;
+    return { signal: this.attempt!.signal, timeoutMs: Math.max(1, Math.round(end - now)) };
   }
 
-  private async tryAcquireOrRenew(): Promise<void> {
-    this.attempt = new AbortController();
-    try {
-      await this.acquireOrRenew();
-    } finally {
-      this.attempt = undefined;
-    }
-  }
-
-  private async acquireOrRenew(): Promise<void> {
-    const { http, namespace, name, identity } = this.opts;
-    const sentAt = this.now();
-    let lease: LeaseObject | undefined;
-    try {
-      lease = await http.request<LeaseObject>(
-        "GET",
-        `${LEASES(namespace)}/${encodeURIComponent(name)}`,
-        this.callOptions(),
-      );
-    } catch (err) {
-      if (!isStatus(err, 404)) throw err;
-    }
-    const nowTime = microTime();
-    if (!lease) {
-      const created = await http.request<LeaseObject>("POST", LEASES(namespace), {
-        ...this.callOptions(),
-        body: {
-          apiVersion: "coordination.k8s.io/v1",
-          kind: "Lease",
-          metadata: { name, namespace },
-          spec: {
-            holderIdentity: identity,
-            leaseDurationSeconds: this.durationMs / 1000,
-            acquireTime: nowTime,
-            renewTime: nowTime,
-            leaseTransitions: 0,
-          },
-        } satisfies LeaseObject,
-      });
-      this.becameHolder(created, sentAt);
-      return;
-    }
-    const holder = leaseHolder(lease.spec);
-    this.noteLeader(holder);
-    if (holder !== identity) {
-      // Another holder: only take the Lease once its record sat unchanged for a full duration.
-      // Renewed means a new holder or renewTime: a tool touching labels is no renewal.
-      const key = leaseFingerprint(lease.spec);
-      if (!this.observed || this.observed.key !== key) this.observed = { key, at: this.now() };
-      const leaseMs = leaseDurationMs(lease.spec, this.durationMs);
-      if (holder !== "" && this.now() - this.observed.at < leaseMs) {
-        this.stepDown();
-        return;
-      }
-    }
-    const spec: LeaseObject["spec"] = {
-      ...lease.spec,
-      holderIdentity: identity,
-      leaseDurationSeconds: this.durationMs / 1000,
-      renewTime: nowTime,
-    };
-    if (holder !== identity) {
-      spec.acquireTime = nowTime;
-      spec.leaseTransitions = (lease.spec.leaseTransitions ?? 0) + 1;
-    }
-    // resourceVersion in the body is the precondition: a concurrent acquire makes this a 409.
-    const updated = await http.request<LeaseObject>(
-      "PUT",
-      `${LEASES(namespace)}/${encodeURIComponent(name)}`,
-      { ...this.callOptions(), body: { ...lease, spec } },
-    );
-    this.becameHolder(updated, sentAt);
-  }
-
-  private becameHolder(lease: LeaseObject, sentAt: number): void {
-    this.current = lease;
-    this.lastRenewSentAt = sentAt;
-    this.noteLeader(this.opts.identity);
-    if (!this.stopped) this.armWatchdog();
-    if (!this.leading && !this.stopped) {
-      this.leading = new AbortController();
-      this.opts.onStartedLeading(this.leading.signal);
-    }
+  /** Releases the Lease if the lock holds it: at once, whatever the retry backoff. */
+  private async release(): Promise<void> {
+    const now = this.now();
+    if (this.lock.plannedWrite(now, RESIGN)?.kind !== "release") return;
+    // Bounded: a stalled API server must not hold a stopping process; the Lease then expires.
+    await this.write("release", now, { timeoutMs: this.deadlineMs });
   }
 
   private noteLeader(identity: string): void {
@@ -262,21 +274,6 @@ export class LeaderElector {
       this.lastLeader = identity;
       this.opts.onNewLeader?.(identity);
     }
-  }
-
-  private async release(): Promise<void> {
-    const lease = this.current;
-    if (!lease) return;
-    const { http, namespace, name } = this.opts;
-    await http.request("PUT", `${LEASES(namespace)}/${encodeURIComponent(name)}`, {
-      // Bounded: a stalled API server must not hold a stopping process; the Lease then expires.
-      timeoutMs: this.deadlineMs,
-      body: {
-        ...lease,
-        spec: { ...lease.spec, holderIdentity: null, leaseDurationSeconds: 1, renewTime: microTime() },
-      },
-    });
-    this.current = undefined;
   }
 
   private sleep(ms: number): Promise<void> {

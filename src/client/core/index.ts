@@ -16,5 +16,6 @@ export {
   microTime,
   ShardMachine,
   type ShardMachineState,
+  type ShardWriteTag,
 } from "./shard-machine.js";
 export type * from "./types.js";

@@ -14,14 +14,15 @@ import {
   ANNOTATION_RELEASED_BY,
   ANNOTATION_SLOTMAP_UID,
   ANNOTATION_WEIGHT,
-  isLeaseFree,
   LABEL_SLOTMAP,
-  leaseDurationMs,
-  leaseFingerprint,
-  leaseHolder,
-  microTime,
-  TAKEOVER_HOLDER,
 } from "../../api/lease.js";
+import {
+  initialLeaseLockState,
+  type LeaseEvent,
+  LeaseLock,
+  type LeaseLockState,
+  type LeaseWants,
+} from "../../api/lease-lock.js";
 import { compareResourceVersions } from "../../api/resource-version.js";
 import { parseSlotRanges, SlotRangeError } from "../../slots/ranges.js";
 import { MAX_SLOT, SLOT_COUNT, type SlotRange } from "../../slots/types.js";
@@ -30,7 +31,6 @@ import { applyMask, fillMask, Ownership } from "./ownership.js";
 import type {
   AbortReason,
   LeaseObject,
-  LeaseSpecFields,
   LeaseWriteKind,
   LeaseWriteResult,
   LogEffect,
@@ -57,13 +57,8 @@ interface InFlight {
   aborted: boolean;
 }
 
-interface PendingWrite {
-  id: number;
-  kind: LeaseWriteKind;
-  sentAt: number;
-  timeoutAt: number;
-  /** holderIdentity this write acquires/renews/releases. */
-  identity: string;
+/** What a shard's Lease write carries besides the holder fields, recorded when it succeeds. */
+export interface ShardWriteTag {
   /** The ack the body carries. */
   ack: Ack | undefined;
   /** The refused generation the body carries. */
@@ -80,35 +75,13 @@ export interface ShardMachineState {
   shutdown: boolean;
   stopped: boolean;
 
-  /** Whether the Lease has been observed at all (absent counts). */
-  leaseKnown: boolean;
-  /** The newest Lease observed or written (null: absent). */
-  lease: LeaseObject | null;
-  /** Change-detection key of `lease`'s holder record (see `recordKey`). */
-  leaseKey: string;
-  /** Our clock when the holder record last changed: the start of the expiry wait. */
-  leaseChangedAt: number;
-  /** Highest resourceVersion accepted, to drop stale observations. */
-  maxResourceVersion: string | undefined;
-
-  /** The holderIdentity we hold the Lease as; undefined when we do not hold it. */
-  identity: string | undefined;
-  /** Identity of acquire attempts not yet known to have succeeded or failed for good. */
-  pendingIdentity: string | undefined;
+  /** The Lease lock (observations, identity, tenure, the write in flight): see src/api/lease-lock.ts. */
+  lock: LeaseLockState<ShardWriteTag>;
   /** Identities generated so far (the `<n>` of the next one is this + 1). */
   incarnations: number;
-  /** Send time of the newest successful acquire/renew of the current tenure; -Infinity when none. */
-  lastRenewSentAt: number;
   /** Whether starts are forbidden (not holding, or past renewDeadline, or stopped). */
   fenced: boolean;
 
-  nextWriteId: number;
-  write: PendingWrite | undefined;
-  /** No write attempt before this time (backoff after a failed attempt). */
-  retryAt: number;
-
-  /** The Lease was seen held by a process: once gone, it is re-created only a lease duration later. */
-  everHeld: boolean;
   /** Stopped renewing for good after a stuck drain (see the `escalate` effect). */
   escalated: boolean;
   /** `spec.policy.handoffTimeoutSeconds` in ms, when the I/O layer passed it. */
@@ -156,17 +129,6 @@ const RETIRED_UIDS_KEPT = 16;
 
 export { microTime } from "../../api/lease.js";
 
-const holderOf = (lease: LeaseObject | null): string => leaseHolder(lease?.spec);
-
-/**
- * What must change for a Lease someone else holds to count as renewed: its holder or renewTime
- * (the coordinator's fingerprint). A label or annotation written by a tool is no renewal: it must
- * not restart the wait before we may take over a Lease that nobody renews.
- */
-function recordKey(lease: LeaseObject | null): string {
-  return lease === null ? "absent" : leaseFingerprint(lease.spec);
-}
-
 function checkSlot(slot: number, field: string): void {
   if (!Number.isInteger(slot) || slot < 0 || slot > MAX_SLOT) {
     throw new RangeError(`${field}: must be an integer slot 0..${MAX_SLOT}; got ${String(slot)}`);
@@ -193,6 +155,8 @@ export class ShardMachine implements ShardMachineView {
   readonly ownership: Ownership;
 
   readonly #s: ShardMachineState;
+  /** Works on `#s.lock` in place; the Trust guards below are its hooks. */
+  readonly #lock: LeaseLock<ShardWriteTag>;
   #out: ShardEffect[] = [];
   // Work buffers, not state: the next ownership mask and the diff.
   readonly #next = new Uint8Array(SLOT_COUNT);
@@ -204,6 +168,28 @@ export class ShardMachine implements ShardMachineView {
   constructor(options: ShardMachineOptions, state?: ShardMachineState) {
     this.config = parseShardMachineOptions(options);
     this.#s = state === undefined ? initialState() : structuredClone(state);
+    const cfg = this.config;
+    this.#lock = new LeaseLock(
+      {
+        name: cfg.shard,
+        namespace: cfg.leaseNamespace,
+        leaseDurationMs: cfg.leaseDurationMs,
+        renewDeadlineMs: cfg.renewDeadlineMs,
+        retryPeriodMs: cfg.retryPeriodMs,
+        writeTimeoutMs: cfg.writeTimeoutMs,
+      },
+      {
+        // A new incarnation per tenure: statuses naming an earlier one never grant this one anything.
+        nextIdentity: () => {
+          this.#s.incarnations += 1;
+          return `${cfg.holderIdentityPrefix}-${cfg.incarnationSalt}-${this.#s.incarnations}`;
+        },
+        renewDeadlineAt: (t) => this.renewDeadlineAt(t),
+        waitsOutVanishedLease: (everHeld) => this.waitsOutVanishedLease(everHeld),
+        releasedBy: (lease) => lease.metadata.annotations?.[ANNOTATION_RELEASED_BY],
+      },
+      this.#s.lock,
+    );
     const current = () => this.#s;
     const fenceVersion = () =>
       this.fenceVersion(current().statusResourceVersion, current().status.generation);
@@ -244,9 +230,7 @@ export class ShardMachine implements ShardMachineView {
    */
   mayStart(slot: number, now: number): boolean {
     const s = this.#s;
-    return (
-      s.owned[slot] === 1 && !s.shutdown && Math.max(now, s.now) < this.renewDeadlineAt(s.lastRenewSentAt)
-    );
+    return s.owned[slot] === 1 && !s.shutdown && Math.max(now, s.now) < this.#lock.deadlineAt();
   }
 
   /** The generation acknowledged in our Lease (write succeeded) for the current SlotMap uid; 0 if none. */
@@ -260,14 +244,14 @@ export class ShardMachine implements ShardMachineView {
     const s = this.#s;
     if (s.stopped) return "stopped";
     if (s.shutdown) return "draining";
-    if (!s.leaseKnown) return "starting";
-    if (s.identity === undefined) return "candidate";
+    if (!s.lock.known) return "starting";
+    if (s.lock.identity === undefined) return "candidate";
     return s.fenced ? "fenced" : "active";
   }
 
   /** Our holderIdentity while we hold the Lease. */
   identity(): string | undefined {
-    return this.#s.identity;
+    return this.#s.lock.identity;
   }
 
   /** Keys of in-flight reconciles (each once). */
@@ -294,16 +278,16 @@ export class ShardMachine implements ShardMachineView {
     for (const f of s.inFlight.values()) inFlight += f.n;
     return {
       phase: this.phase(),
-      identity: s.identity,
+      identity: s.lock.identity,
       fenced: s.fenced,
-      fenceAt: s.identity === undefined ? undefined : this.renewDeadlineAt(s.lastRenewSentAt),
+      fenceAt: s.lock.identity === undefined ? undefined : this.#lock.deadlineAt(),
       uid: s.status.uid,
       generation: s.status.generation,
       ackTarget: s.ackTarget,
       ackWritten: s.ackWritten,
       inFlight,
       inFlightOnUnownedSlots: s.inFlightOutside,
-      writeInFlight: s.write?.kind,
+      writeInFlight: s.lock.write?.kind,
     };
   }
 
@@ -312,8 +296,8 @@ export class ShardMachine implements ShardMachineView {
     const s = this.#s;
     if (s.stopped) return undefined;
     let t = Number.POSITIVE_INFINITY;
-    if (s.write !== undefined) t = Math.min(t, s.write.timeoutAt);
-    if (!s.fenced) t = Math.min(t, this.renewDeadlineAt(s.lastRenewSentAt));
+    if (s.lock.write !== undefined) t = Math.min(t, s.lock.write.timeoutAt);
+    if (!s.fenced) t = Math.min(t, this.#lock.deadlineAt());
     const planned = this.#plannedWrite();
     if (planned !== undefined) t = Math.min(t, planned.at);
     const abortAfter = this.config.handoffAbortAfterMs;
@@ -387,13 +371,9 @@ export class ShardMachine implements ShardMachineView {
     }
     const s = this.#s;
     if (now > s.now) s.now = now;
-    const w = s.write;
-    if (w !== undefined && s.now >= w.timeoutAt) {
-      // Stop waiting; a late result is still used as an observation (see #writeResult).
-      s.write = undefined;
-      s.retryAt = Math.max(s.retryAt, w.sentAt + this.config.retryPeriodMs);
-      this.#log("warn", "Lease write timed out", { writeId: w.id, kind: w.kind });
-    }
+    // Stop waiting; a late result is still used as an observation (see LeaseLock.writeResult).
+    const w = this.#lock.expire(s.now);
+    if (w !== undefined) this.#log("warn", "Lease write timed out", { writeId: w.id, kind: w.kind });
   }
 
   /** After every input: fence/unfence, ack, handoff aborts, next write. */
@@ -408,187 +388,108 @@ export class ShardMachine implements ShardMachineView {
   // ---------------------------------------------------------------- Lease
 
   #observeLease(lease: LeaseObject | null): void {
-    const s = this.#s;
-    const rv = lease?.metadata.resourceVersion;
-    if (rv !== undefined && s.maxResourceVersion !== undefined) {
-      const c = compareResourceVersions(rv, s.maxResourceVersion);
-      if (c !== undefined && c < 0) {
-        this.#log("debug", "stale Lease observation ignored", { resourceVersion: rv });
-        return;
-      }
-    }
-    if (rv !== undefined) s.maxResourceVersion = rv;
-    const key = recordKey(lease);
-    const changed = !s.leaseKnown || key !== s.leaseKey;
-    s.leaseKnown = true;
-    s.lease = lease === null ? null : structuredClone(lease);
-    s.leaseKey = key;
-    if (changed) s.leaseChangedAt = s.now;
-
-    const holder = holderOf(lease);
-    if (holder !== "" && holder !== TAKEOVER_HOLDER) s.everHeld = true;
-    if (s.identity !== undefined) {
-      if (holder === "" && this.#ownRelease(lease)) {
-        // Our release, seen by the watch before its reply: stopped, not lost.
-        const w = s.write;
-        if (w?.kind === "release") this.#recordAck(w.ack);
-        this.#stop();
-      } else if (holder !== s.identity) {
-        this.#lose(
-          lease === null
-            ? "the Lease was deleted"
-            : holder === ""
-              ? "the Lease was released"
-              : holder === TAKEOVER_HOLDER
-                ? "the coordinator took the Lease over"
-                : "another holder",
-        );
-      }
-    } else if (s.pendingIdentity !== undefined) {
-      if (holder === s.pendingIdentity) {
-        this.#adopt();
-      } else if (changed) {
-        // The Lease moved on without us: an earlier attempt of this identity may have been applied
-        // and superseded since, so statuses naming it are not ours. Never reuse it.
-        s.pendingIdentity = undefined;
-      }
-    }
-  }
-
-  /** Whether `lease` is the release this process sent (its marker names our identity). */
-  #ownRelease(lease: LeaseObject | null): boolean {
-    const s = this.#s;
-    return (
-      s.write?.kind === "release" &&
-      lease?.metadata.annotations?.[ANNOTATION_RELEASED_BY] === s.identity &&
-      s.identity !== undefined
-    );
-  }
-
-  /** An acquire attempt whose reply we missed did succeed: hold the Lease, fenced until a renew succeeds. */
-  #adopt(): void {
-    const s = this.#s;
-    s.identity = s.pendingIdentity;
-    s.pendingIdentity = undefined;
-    s.lastRenewSentAt = Number.NEGATIVE_INFINITY;
-    s.retryAt = Math.min(s.retryAt, s.now);
-    this.#log("info", "Lease holds our identity from an unconfirmed attempt: renewing before starting work");
-    this.#refreshOwnership("lease");
-  }
-
-  #lose(why: string): void {
-    const s = this.#s;
-    this.#log("warn", "lost the shard Lease: fenced; a re-acquire uses a new identity", {
-      why,
-      holder: holderOf(s.lease),
-    });
-    s.identity = undefined;
-    s.pendingIdentity = undefined;
-    s.lastRenewSentAt = Number.NEGATIVE_INFINITY;
-    this.#syncFence();
-    this.#refreshOwnership("lease");
+    this.#onLock(this.#lock.observe(lease, this.#s.now));
   }
 
   #writeResult(writeId: number, result: LeaseWriteResult): void {
-    const s = this.#s;
-    const w = s.write;
-    if (w === undefined || w.id !== writeId) {
-      // Timed out or unknown: not proof of anything now, but the object it carries is an observation.
-      this.#log("debug", "late Lease write result used as an observation", {
-        writeId,
-        outcome: result.outcome,
-      });
-      if (result.outcome === "ok") this.#observeLease(result.lease);
-      else if (result.outcome === "conflict" && result.current !== undefined)
-        this.#observeLease(result.current);
-      return;
-    }
-    s.write = undefined;
-    if (result.outcome === "error") {
-      s.retryAt = w.sentAt + this.config.retryPeriodMs;
-      this.#log("warn", "Lease write failed", { writeId, kind: w.kind, error: result.message });
-      return;
-    }
-    if (result.outcome === "conflict") {
-      s.retryAt = w.sentAt + this.config.retryPeriodMs;
-      this.#log("info", "Lease write conflict", { writeId, kind: w.kind });
-      if (result.current !== undefined) this.#observeLease(result.current);
-      return;
-    }
+    this.#onLock(this.#lock.writeResult(writeId, result, this.#s.now));
+  }
 
-    const lease = result.lease;
-    const rv = lease.metadata.resourceVersion;
-    const c =
-      rv === undefined || s.maxResourceVersion === undefined
-        ? undefined
-        : compareResourceVersions(rv, s.maxResourceVersion);
-    const holder = holderOf(lease);
-    const ours = s.identity === w.identity || s.pendingIdentity === w.identity;
-    if ((c !== undefined && c < 0) || !ours) {
-      // We already saw a newer Lease (e.g. another holder after our write), or gave the identity up.
-      this.#observeLease(lease);
-      return;
-    }
-    if (w.kind === "release") {
-      if (holder === "") {
-        this.#recordAck(w.ack);
-        this.#stop();
+  /** Logs what the lock reports and acts on it: ownership, fencing, acks, the end of a shutdown. */
+  #onLock(events: LeaseEvent<ShardWriteTag>[]): void {
+    for (const e of events) {
+      switch (e.type) {
+        case "stale":
+          this.#log("debug", "stale Lease observation ignored", { resourceVersion: e.resourceVersion });
+          break;
+        case "adopted":
+          // An acquire whose reply we missed did succeed: fenced until a renew succeeds.
+          this.#log(
+            "info",
+            "Lease holds our identity from an unconfirmed attempt: renewing before starting work",
+          );
+          this.#refreshOwnership("lease");
+          break;
+        case "lost":
+          this.#log("warn", "lost the shard Lease: fenced; a re-acquire uses a new identity", {
+            identity: e.identity, // the one just given up
+            why: e.why,
+            holder: e.holder,
+          });
+          this.#syncFence();
+          this.#refreshOwnership("lease");
+          break;
+        case "released":
+          this.#recordAck(e.write.tag.ack, e.write.identity);
+          this.#stop();
+          break;
+        case "written":
+          this.#recordAck(e.write.tag.ack, e.write.identity);
+          this.#s.refusedWritten = e.write.tag.refused;
+          if (e.acquired) {
+            this.#log("info", "acquired the shard Lease", { transitions: e.lease.spec?.leaseTransitions });
+            this.#refreshOwnership("lease");
+          }
+          break;
+        case "failed":
+          this.#log("warn", "Lease write failed", {
+            writeId: e.write.id,
+            kind: e.write.kind,
+            error: e.message,
+          });
+          break;
+        case "conflict":
+          this.#log("info", "Lease write conflict", {
+            identity: e.identity,
+            writeId: e.write.id,
+            kind: e.write.kind,
+          });
+          break;
+        case "late":
+          this.#log("debug", "late Lease write result used as an observation", {
+            identity: e.identity,
+            writeId: e.writeId,
+            outcome: e.outcome,
+          });
+          break;
       }
-      this.#observeLease(lease);
-      return;
-    }
-    if (holder !== w.identity) {
-      this.#observeLease(lease);
-      return;
-    }
-    const acquired = s.identity === undefined;
-    s.identity = w.identity;
-    s.pendingIdentity = undefined;
-    if (w.sentAt > s.lastRenewSentAt) s.lastRenewSentAt = w.sentAt;
-    s.retryAt = Number.NEGATIVE_INFINITY;
-    this.#observeLease(lease);
-    this.#recordAck(w.ack);
-    s.refusedWritten = w.refused;
-    if (acquired) {
-      this.#log("info", "acquired the shard Lease", { transitions: lease.spec?.leaseTransitions });
-      this.#refreshOwnership("lease");
     }
   }
 
-  #recordAck(ack: Ack | undefined): void {
+  /** Records a successful ack written by `identity` (the logs name the writer, also once released). */
+  #recordAck(ack: Ack | undefined, identity: string): void {
     const s = this.#s;
     if (ack === undefined || sameAck(ack, s.ackWritten)) return;
     s.ackWritten = ack;
     this.#out.push({ type: "acked", uid: ack.uid, generation: ack.generation });
-    this.#log("info", "acknowledged assignment generation", { acked: ack.generation, uid: ack.uid });
+    this.#log("info", "acknowledged assignment generation", {
+      identity,
+      acked: ack.generation,
+      uid: ack.uid,
+    });
   }
 
   /** The write the machine wants next and when, or undefined. */
   #plannedWrite(): { kind: LeaseWriteKind; at: number } | undefined {
     const s = this.#s;
-    if (s.stopped || s.escalated || s.write !== undefined || !s.leaseKnown) return undefined;
-    if (s.identity !== undefined) {
-      if (s.shutdown && s.inFlight.size === 0) return { kind: "release", at: Math.max(s.retryAt, s.now) };
-      const cadence = this.#ackDirty() ? s.now : s.lastRenewSentAt + this.config.retryPeriodMs;
-      return { kind: "renew", at: Math.max(s.retryAt, cadence) };
-    }
-    if (s.shutdown) return undefined;
-    const lease = s.lease;
-    // A Lease someone held and that vanished (deleted by a person or a tool) is waited out like an
-    // expiry: its holder may still run reconciles until its own renew deadline (DESIGN "Trust").
-    const vanished = lease === null && this.waitsOutVanishedLease(s.everHeld);
-    const at =
-      (lease === null && !vanished) || (lease !== null && isLeaseFree(lease.spec))
-        ? s.now
-        : s.leaseChangedAt +
-          Math.max(this.config.leaseDurationMs, lease === null ? 0 : leaseDurationMs(lease.spec, 0));
-    return { kind: "acquire", at: Math.max(s.retryAt, at) };
+    if (s.stopped || s.escalated) return undefined;
+    return this.#lock.plannedWrite(s.now, this.#wants());
+  }
+
+  /** Renew while reconciles drain after a shutdown; release once none is in flight. */
+  #wants(): LeaseWants {
+    const s = this.#s;
+    return {
+      acquire: !s.shutdown,
+      release: s.shutdown && s.inFlight.size === 0,
+      renewNow: this.#ackDirty(),
+    };
   }
 
   #pump(): void {
     const s = this.#s;
-    if (s.stopped || s.write !== undefined) return;
-    if (s.shutdown && s.identity === undefined && s.inFlight.size === 0) {
+    if (s.stopped || s.lock.write !== undefined) return;
+    if (s.shutdown && s.lock.identity === undefined && s.inFlight.size === 0) {
       this.#stop();
       return;
     }
@@ -614,37 +515,31 @@ export class ShardMachine implements ShardMachineView {
 
   #send(kind: LeaseWriteKind): void {
     const s = this.#s;
-    const cfg = this.config;
-    let identity: string;
-    if (kind === "acquire") {
-      if (s.pendingIdentity === undefined) {
-        s.incarnations += 1;
-        s.pendingIdentity = `${cfg.holderIdentityPrefix}-${cfg.incarnationSalt}-${s.incarnations}`;
-      }
-      identity = s.pendingIdentity;
-    } else {
-      identity = s.identity!;
-    }
-    const base = s.lease;
-    const wall = microTime(s.now + cfg.wallClockOffsetMs);
-    const prev: LeaseSpecFields = base?.spec ?? {};
-    const spec: LeaseSpecFields = {
-      ...prev,
-      leaseDurationSeconds: cfg.leaseDurationMs / 1000,
-      renewTime: wall,
-    };
-    if (kind === "acquire") {
-      spec.holderIdentity = identity;
-      spec.acquireTime = wall;
-      spec.leaseTransitions =
-        base === null ? 0 : (prev.leaseTransitions ?? 0) + (holderOf(base) === identity ? 0 : 1);
-    } else if (kind === "renew") {
-      spec.holderIdentity = identity;
-    } else {
-      spec.holderIdentity = "";
-    }
-    const annotations: Record<string, string> = { ...(base?.metadata.annotations ?? {}) };
     const ack = s.ackTarget;
+    const refused = this.#refusal();
+    const w = this.#lock.send(kind, s.now, {
+      wallMs: s.now + this.config.wallClockOffsetMs,
+      tag: { ack, refused },
+      metadata: (identity, base) => this.#writeMetadata(kind, identity, base, ack, refused),
+    });
+    this.#out.push({ type: "writeLease", ...w });
+    this.#log("debug", `Lease ${kind}`, {
+      writeId: w.writeId,
+      resourceVersion: w.resourceVersion,
+      holderIdentity: w.lease.spec?.holderIdentity,
+    });
+  }
+
+  /** The shard's labels and annotations on every write: ack, refusal, release marker, weight. */
+  #writeMetadata(
+    kind: LeaseWriteKind,
+    identity: string,
+    base: LeaseObject | null,
+    ack: Ack | undefined,
+    refused: number | undefined,
+  ): { labels: Record<string, string>; annotations: Record<string, string> } {
+    const cfg = this.config;
+    const annotations: Record<string, string> = { ...(base?.metadata.annotations ?? {}) };
     if (ack !== undefined) {
       annotations[ANNOTATION_OBSERVED_GENERATION] = String(ack.generation);
       annotations[ANNOTATION_SLOTMAP_UID] = ack.uid;
@@ -655,7 +550,6 @@ export class ShardMachine implements ShardMachineView {
     }
     // Our ack alone cannot tell the coordinator that the table at its generation is not the one we
     // applied (restored while its Lease view lagged, so it reused the generation): this does.
-    const refused = this.#refusal();
     if (refused !== undefined) annotations[ANNOTATION_REFUSED_GENERATION] = String(refused);
     else delete annotations[ANNOTATION_REFUSED_GENERATION];
     // The release marker names the incarnation that released: only that makes a cleared holder a
@@ -664,38 +558,14 @@ export class ShardMachine implements ShardMachineView {
     else delete annotations[ANNOTATION_RELEASED_BY];
     if (cfg.weight !== undefined) annotations[ANNOTATION_WEIGHT] = String(cfg.weight);
     const labels: Record<string, string> = { ...(base?.metadata.labels ?? {}), [LABEL_SLOTMAP]: cfg.slotmap };
-    const metadata: LeaseObject["metadata"] =
-      base === null
-        ? { name: cfg.shard, namespace: cfg.leaseNamespace, labels, annotations }
-        : { ...base.metadata, name: cfg.shard, namespace: cfg.leaseNamespace, labels, annotations };
-    const body: LeaseObject = structuredClone({ metadata, spec });
-
-    const id = s.nextWriteId++;
-    const timeoutAt = s.now + cfg.writeTimeoutMs;
-    s.write = { id, kind, sentAt: s.now, timeoutAt, identity, ack, refused };
-    const resourceVersion = base === null ? undefined : base.metadata.resourceVersion;
-    this.#out.push({
-      type: "writeLease",
-      writeId: id,
-      kind,
-      verb: base === null ? "create" : "update",
-      lease: body,
-      resourceVersion,
-      timeoutAt,
-    });
-    this.#log("debug", `Lease ${kind}`, {
-      writeId: id,
-      resourceVersion,
-      holderIdentity: spec.holderIdentity,
-    });
+    return { labels, annotations };
   }
 
   #stop(): void {
     const s = this.#s;
     if (s.stopped) return;
     s.stopped = true;
-    s.identity = undefined;
-    s.pendingIdentity = undefined;
+    this.#lock.giveUp();
     this.#syncFence();
     this.#refreshOwnership("lease");
     this.#log("info", "shard stopped: Lease released");
@@ -705,18 +575,14 @@ export class ShardMachine implements ShardMachineView {
   /** Emits fenced/unfenced when the tenure check changes; updates ownership accordingly. */
   #syncFence(): void {
     const s = this.#s;
-    const active =
-      s.identity !== undefined &&
-      !s.stopped &&
-      !s.escalated &&
-      s.now < this.renewDeadlineAt(s.lastRenewSentAt);
+    const active = this.#lock.held(s.now) && !s.stopped && !s.escalated;
     if (active === !s.fenced) return;
     s.fenced = !active;
     if (active) {
-      this.#out.push({ type: "unfenced", identity: s.identity! });
+      this.#out.push({ type: "unfenced", identity: s.lock.identity! });
       this.#log("info", "Lease held and renewed in time: reconciles may start");
     } else {
-      const reason = s.stopped ? "released" : s.identity === undefined ? "leaseLost" : "renewDeadline";
+      const reason = s.stopped ? "released" : s.lock.identity === undefined ? "leaseLost" : "renewDeadline";
       this.#out.push({ type: "fenced", reason });
       this.#log(reason === "released" ? "info" : "warn", "fenced: no reconcile may start", { reason });
       this.#abort(() => true, "fenced");
@@ -793,7 +659,8 @@ export class ShardMachine implements ShardMachineView {
     s.entry = entry;
     this.#log("info", "applying assignment generation", {
       uid,
-      grantedToUs: entry !== undefined && entry.holderIdentity === s.identity && s.identity !== undefined,
+      grantedToUs:
+        entry !== undefined && entry.holderIdentity === s.lock.identity && s.lock.identity !== undefined,
     });
     this.#refreshOwnership(reset ? "reset" : "assignment");
   }
@@ -876,7 +743,8 @@ export class ShardMachine implements ShardMachineView {
   #refreshOwnership(reason: OwnershipChangeReason): void {
     const s = this.#s;
     const e = s.entry;
-    if (e !== undefined && s.identity !== undefined && e.holderIdentity === s.identity && this.#rulesMatch())
+    const identity = s.lock.identity;
+    if (e !== undefined && identity !== undefined && e.holderIdentity === identity && this.#rulesMatch())
       fillMask(s.granted, e.slots);
     else s.granted.fill(0);
     if (s.fenced || s.stopped) this.#next.fill(0);
@@ -1065,7 +933,7 @@ export class ShardMachine implements ShardMachineView {
         slotmap: this.config.slotmap,
         shard: this.config.shard,
         generation: s.status.generation,
-        identity: s.identity,
+        identity: s.lock.identity,
         ...extra,
       },
     });
@@ -1100,20 +968,9 @@ function initialState(): ShardMachineState {
     now: Number.NEGATIVE_INFINITY,
     shutdown: false,
     stopped: false,
-    leaseKnown: false,
-    lease: null,
-    leaseKey: "",
-    leaseChangedAt: Number.NEGATIVE_INFINITY,
-    maxResourceVersion: undefined,
-    identity: undefined,
-    pendingIdentity: undefined,
+    lock: initialLeaseLockState(),
     incarnations: 0,
-    lastRenewSentAt: Number.NEGATIVE_INFINITY,
     fenced: true,
-    nextWriteId: 1,
-    write: undefined,
-    retryAt: Number.NEGATIVE_INFINITY,
-    everHeld: false,
     escalated: false,
     handoffTimeoutMs: undefined,
     status: { uid: undefined, generation: 0 },

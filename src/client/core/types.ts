@@ -2,36 +2,12 @@
  * Inputs, outputs and wire shapes of the sans-I/O shard state machine (see shard-machine.ts and
  * docs/dev/shard-core.md). Pure data: everything here is plain, serialisable values.
  */
+import type { LeaseObject } from "../../api/lease.js";
+import type { LeaseWriteRequest, LeaseWriteResult } from "../../api/lease-lock.js";
 import type { SlotRange } from "../../slots/types.js";
 
-/**
- * The parts of a `coordination.k8s.io/v1` Lease the shard core reads and writes, as plain JSON.
- * Times are RFC 3339 strings with microseconds (`MicroTime`), e.g. `"2025-01-02T03:04:05.123000Z"`:
- * the I/O layer converts client-node's `V1MicroTime` (a `Date`) to and from strings. Other
- * metadata and spec fields pass through untouched, so a PUT built from an observed Lease keeps them.
- */
-export interface LeaseObject {
-  metadata: {
-    name: string;
-    namespace: string;
-    resourceVersion?: string | undefined;
-    uid?: string | undefined;
-    labels?: Record<string, string> | undefined;
-    annotations?: Record<string, string> | undefined;
-    [field: string]: unknown;
-  };
-  spec?: LeaseSpecFields | undefined;
-}
-
-/** `LeaseSpec` of coordination.k8s.io/v1 (all optional on the wire). */
-export interface LeaseSpecFields {
-  holderIdentity?: string | null | undefined;
-  leaseDurationSeconds?: number | null | undefined;
-  acquireTime?: string | null | undefined;
-  renewTime?: string | null | undefined;
-  leaseTransitions?: number | null | undefined;
-  [field: string]: unknown;
-}
+export type { LeaseObject, LeaseSpecFields } from "../../api/lease.js";
+export type { LeaseWriteKind, LeaseWriteResult } from "../../api/lease-lock.js";
 
 /**
  * The slot-table part of a SlotMap status the shard reads. Structurally compatible with the zod
@@ -50,19 +26,6 @@ export interface ShardStatusView {
     readonly holderIdentity?: string | undefined;
   }>;
 }
-
-/** Outcome of a Lease write, reported by the I/O layer. */
-export type LeaseWriteResult =
-  /** The write was applied; `lease` is the object the API server returned (new resourceVersion). */
-  | { outcome: "ok"; lease: LeaseObject }
-  /**
-   * The precondition failed (HTTP 409 on update, AlreadyExists on create, 404 on update of a
-   * deleted Lease). `current` is the Lease as read right after (`null`: it does not exist;
-   * `undefined`: not read, the watch will tell).
-   */
-  | { outcome: "conflict"; current: LeaseObject | null | undefined }
-  /** Anything else (timeout, 5xx, network). The write may or may not have been applied. */
-  | { outcome: "error"; message: string };
 
 /**
  * Everything that can happen to a shard. Every input carries `now`: milliseconds of a monotonic
@@ -108,9 +71,6 @@ export type ShardInput =
   /** Graceful shutdown: stop starting, drain, release. `abortInFlight` also asks to abort in-flight work. */
   | { type: "shutdown"; now: number; abortInFlight?: boolean };
 
-/** Why the machine wants a Lease write. */
-export type LeaseWriteKind = "acquire" | "renew" | "release";
-
 /**
  * Write the shard's Lease. `verb: "create"` → POST `lease`; `verb: "update"` → PUT `lease`, whose
  * `metadata.resourceVersion` (also in `resourceVersion`) is the precondition: the API server
@@ -118,14 +78,8 @@ export type LeaseWriteKind = "acquire" | "renew" | "release";
  * `leaseWriteResult` input carrying `writeId`; abort the request at `timeoutAt` (machine clock)
  * and report an error: the machine stops waiting for it then anyway.
  */
-export interface WriteLeaseEffect {
+export interface WriteLeaseEffect extends LeaseWriteRequest {
   type: "writeLease";
-  writeId: number;
-  kind: LeaseWriteKind;
-  verb: "create" | "update";
-  lease: LeaseObject;
-  resourceVersion: string | undefined;
-  timeoutAt: number;
 }
 
 /** Why ownership changed: a new slot table, our Lease tenure (fence, unfence, new identity, release), or a recreated/deleted SlotMap. */
