@@ -3,6 +3,7 @@
  * watches of the shard's Lease and of its SlotMap, Lease writes with resourceVersion
  * preconditions, and a timer at the machine's `nextWakeAt`. The machine's clock is
  * `performance.now()` (monotonic); wall time only goes into the Lease's acquireTime/renewTime.
+ * The SlotMap's resource rules come from a {@link RulesSource} (discovery, the Namespace watch).
  *
  * A {@link ShardMember} answers "may this process reconcile slot s now?" in O(1), tells the runtime
  * which slots it gained and lost, and tracks in-flight reconciles so that it acknowledges a handoff
@@ -27,9 +28,7 @@ import {
 import { isStatus, KubeHttp, type KubeObject } from "../kube/http.js";
 import { Reflector } from "../kube/reflector.js";
 import { keyOf, ObjectCache } from "../kube/store.js";
-import { backoffDelay } from "../runtime/backoff.js";
 import type { KubeObjectLike } from "../slots/keys.js";
-import { placementFingerprint } from "../slots/placement.js";
 import { SLOT_COUNT, type SlotRange } from "../slots/types.js";
 import {
   checkLeaseTimings,
@@ -46,8 +45,8 @@ import {
   type WriteLeaseEffect,
 } from "./core/index.js";
 import { importingSlots } from "./core/runtime.js";
-import { DiscoveryError, ResourceResolver } from "./discovery.js";
-import { SlotRules } from "./rules.js";
+import type { SlotRules } from "./rules.js";
+import { RulesSource } from "./rules-source.js";
 
 /**
  * Structured logger; pino's `Logger` fits. Every record about membership carries `slotmap`,
@@ -245,10 +244,6 @@ const EMPTY_OWNERSHIP = new Ownership(new Uint8Array(SLOT_COUNT), {
 
 type PendingInput = ShardInput extends infer I ? (I extends ShardInput ? Omit<I, "now"> : never) : never;
 
-interface NamespaceObject extends KubeObject {
-  metadata?: KubeObject["metadata"] & { name?: string };
-}
-
 /**
  * Creates and starts a shard member: it watches the SlotMap and its Lease at once and acquires
  * the Lease as soon as it is free. Await {@link ShardMember.ready} before relying on ownership.
@@ -278,7 +273,6 @@ export class ShardMember {
   readonly ready: Promise<void>;
 
   readonly #http: KubeHttp;
-  readonly #resolver: ResourceResolver;
   readonly #log: ShardLogger;
   readonly #machineOptions: {
     holderIdentityPrefix: string;
@@ -308,11 +302,7 @@ export class ShardMember {
   #joinGate: PromiseLike<unknown> = Promise.resolve();
   /** Whether the Lease watch has started (deferJoin is too late then). */
   #joinStarted = false;
-  #namespaceReflector: Reflector<NamespaceObject> | undefined;
-  /** Resolves once the namespace watch listed once (see #syncNamespaceWatch). */
-  #namespacesKnown: Promise<void> = Promise.resolve();
-  /** Namespaces (for their labels), while the SlotMap has a namespace selector. */
-  readonly #namespaces = new ObjectCache<NamespaceObject>();
+  readonly #rulesSource: RulesSource;
 
   #slotMapUid: string | undefined;
   /** The importing slots last reported (formatted), to report changes only. */
@@ -321,12 +311,8 @@ export class ShardMember {
   // tells a deletion missed while the watch was down: absent after a list means gone.
   readonly #slotMapStore = new ObjectCache<KubeObject>();
   readonly #leaseStore = new ObjectCache<KubeObject>();
-  #specJson: string | undefined;
-  #rules: SlotRules | undefined;
-  /** placementFingerprint of the spec `#rules` were resolved from. */
+  /** placementFingerprint of the spec the current rules were resolved from. */
   #rulesFingerprint: string | undefined;
-  #rulesEpoch = 0;
-  #rulesWaiters: Array<(r: SlotRules) => void> = [];
 
   readonly #tickets = new Map<string, Set<AbortController>>();
   #resolveReady!: () => void;
@@ -399,7 +385,13 @@ export class ShardMember {
     this.ready.catch(() => {}); // a stop before ready is not an unhandled rejection
 
     this.#http = new KubeHttp(options.kubeConfig);
-    this.#resolver = new ResourceResolver(this.#http);
+    this.#rulesSource = new RulesSource({
+      http: this.#http,
+      log: this.#log,
+      fields: () => this.#fields(),
+      onRules: (rules, fingerprint) => this.#onRules(rules, fingerprint),
+      onNamespacesChanged: () => this.#emit((l) => l.namespacesChanged?.()),
+    });
     if (this.#leaseNamespaceOption !== undefined) this.#startLease(this.#leaseNamespaceOption);
     this.#slotMapReflector = new Reflector<KubeObject>({
       http: this.#http,
@@ -478,13 +470,12 @@ export class ShardMember {
 
   /** The SlotMap's resource rules once resolved (undefined before). */
   get rules(): SlotRules | undefined {
-    return this.#rules;
+    return this.#rulesSource.rules;
   }
 
   /** Resolves with the resource rules as soon as they are known. */
   whenRules(): Promise<SlotRules> {
-    if (this.#rules !== undefined) return Promise.resolve(this.#rules);
-    return new Promise((resolve) => this.#rulesWaiters.push(resolve));
+    return this.#rulesSource.whenRules();
   }
 
   /**
@@ -494,7 +485,7 @@ export class ShardMember {
    * cannot be determined, or rules not resolved yet.
    */
   slotOf(obj: KubeObjectLike): number | undefined {
-    return this.#rules?.slotOf(obj);
+    return this.#rulesSource.rules?.slotOf(obj);
   }
 
   /** Whether this shard owns the object's slot now; false for objects that are not sharded. */
@@ -636,14 +627,11 @@ export class ShardMember {
     this.#closed = true;
     clearTimeout(this.#timer);
     this.#closing.abort();
+    const rulesStopped = this.#rulesSource.stop();
     // Not released in time (stop timed out): whatever still runs must stop, the Lease will expire.
     for (const set of this.#tickets.values())
       for (const c of set) c.abort(new Error("reconcile aborted: member stopped"));
-    await Promise.all([
-      this.#slotMapReflector.stop(),
-      this.#leaseReflector?.stop(),
-      this.#namespaceReflector?.stop(),
-    ]);
+    await Promise.all([this.#slotMapReflector.stop(), this.#leaseReflector?.stop(), rulesStopped]);
     for (const l of [...this.#listeners]) this.#call(() => l.stopped?.());
   }
 
@@ -908,122 +896,24 @@ export class ShardMember {
         "the shard Lease is not in the SlotMap's spec.leaseNamespace: the coordinator will not see this shard",
       );
     }
-    const json = JSON.stringify([spec.resources, spec.namespaceSelector ?? null]);
-    if (json === this.#specJson) return;
-    this.#specJson = json;
-    void this.#resolveRules(spec, ++this.#rulesEpoch);
-  }
-
-  async #resolveRules(spec: SlotMapSpec, epoch: number): Promise<void> {
-    for (let attempt = 0; !this.#closed && epoch === this.#rulesEpoch; attempt++) {
-      try {
-        const rules = await SlotRules.fromSpec(spec, this.#resolver);
-        if (epoch !== this.#rulesEpoch || this.#closed) return;
-        rules.useNamespaceLabels({
-          labelsOf: (ns) => {
-            const o = this.#namespaces.get(ns);
-            return o === undefined ? undefined : (o.metadata?.labels ?? {});
-          },
-        });
-        // With a namespace selector, the runtime starts once the namespaces' labels are known:
-        // before, every namespaced object would look unselected, and the runtime would list
-        // everything a second time when they arrive.
-        await this.#untilClosed(this.#syncNamespaceWatch(rules));
-        if (epoch !== this.#rulesEpoch || this.#closed) return;
-        this.#rules = rules;
-        this.#log.info(
-          {
-            ...this.#fields(),
-            resources: rules.resources.map((r) => `${r.resource.path}${r.controlled ? " (controlled)" : ""}`),
-          },
-          "SlotMap resources resolved",
-        );
-        for (const w of this.#rulesWaiters.splice(0)) w(rules);
-        // In one synchronous block, so no reconcile starts in between: the runtime drops every
-        // object it mapped by the old rules, then the machine learns the new ones (and owns
-        // nothing while the status names other rules). In-flight reconciles of the old rules hold
-        // the machine's ack until they end (docs/design-decisions.md "Sharding-rule changes").
-        this.#emit((l) => l.rulesChanged?.(rules));
-        this.#rulesFingerprint = placementFingerprint(spec.resources);
-        this.#feed({ type: "rulesApplied", fingerprint: this.#rulesFingerprint });
-        this.#maybeReady();
-        return;
-      } catch (err) {
-        const delay = backoffDelay(attempt, 500, 30_000);
-        this.#log[err instanceof DiscoveryError ? "error" : "warn"](
-          { ...this.#fields(), err, retryInMs: delay },
-          "cannot resolve the SlotMap's resources; retrying",
-        );
-        await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, delay);
-          this.#closing.signal.addEventListener("abort", () => {
-            clearTimeout(t);
-            resolve();
-          });
-        });
-      }
-    }
-  }
-
-  /** `p`, or the member closing, whichever comes first. */
-  #untilClosed(p: Promise<void>): Promise<void> {
-    const closing = this.#closing.signal;
-    if (closing.aborted) return Promise.resolve();
-    return Promise.race([
-      p,
-      new Promise<void>((resolve) => closing.addEventListener("abort", () => resolve(), { once: true })),
-    ]);
+    this.#rulesSource.applySpec(spec);
   }
 
   /**
-   * Watches namespaces (names and labels only) while the SlotMap has a namespace selector.
-   * Resolves once their labels are known (the first list), at once without a selector.
+   * New rules, in one synchronous block so no reconcile starts in between: the runtime drops every
+   * object it mapped by the old rules, then the machine learns the new ones (and owns nothing while
+   * the status names other rules). In-flight reconciles of the old rules hold the machine's ack
+   * until they end (docs/design-decisions.md "Sharding-rule changes").
    */
-  #syncNamespaceWatch(rules: SlotRules): Promise<void> {
-    if (rules.namespaceSelector === undefined) {
-      if (this.#namespaceReflector !== undefined) {
-        void this.#namespaceReflector.stop();
-        this.#namespaceReflector = undefined;
-        this.#namespaces.clear();
-      }
-      return Promise.resolve();
-    }
-    if (this.#namespaceReflector !== undefined) return this.#namespacesKnown;
-    const changed = () => this.#emit((l) => l.namespacesChanged?.());
-    let first = true;
-    let known!: () => void;
-    this.#namespacesKnown = new Promise<void>((resolve) => {
-      known = resolve;
-    });
-    this.#namespaceReflector = new Reflector<NamespaceObject>({
-      http: this.#http,
-      path: "/api/v1/namespaces",
-      handler: {
-        onListStart: () => this.#namespaces.beginList(),
-        onEvent: (type, obj, listed) => {
-          const name = obj.metadata?.name;
-          if (name === undefined) return;
-          const before = this.#rules?.namespaceSelected(name);
-          if (type === "DELETED") this.#namespaces.remove(keyOf(obj), obj);
-          else this.#namespaces.put(obj);
-          if (!listed && this.#rules?.namespaceSelected(name) !== before) changed();
-        },
-        onSynced: () => {
-          this.#namespaces.endList(); // namespaces deleted while the watch was down
-          // The first list only makes the labels known: the runtime starts after it.
-          if (!first) changed();
-          first = false;
-          known();
-        },
-        onError: (err) => this.#log.warn({ ...this.#fields(), err }, "Namespace watch failed; retrying"),
-      },
-    });
-    void this.#namespaceReflector.start().catch(() => {});
-    return this.#namespacesKnown;
+  #onRules(rules: SlotRules, fingerprint: string): void {
+    this.#emit((l) => l.rulesChanged?.(rules));
+    this.#rulesFingerprint = fingerprint;
+    this.#feed({ type: "rulesApplied", fingerprint });
+    this.#maybeReady();
   }
 
   #maybeReady(): void {
-    if (this.#readyDone || !this.#unfencedOnce || this.#rules === undefined || this.#slotMapUid === undefined)
+    if (this.#readyDone || !this.#unfencedOnce || this.rules === undefined || this.#slotMapUid === undefined)
       return;
     this.#readyDone = true;
     this.#log.info(this.#fields(), "shard member ready");
