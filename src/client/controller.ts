@@ -18,7 +18,8 @@ import { KeyError, type KubeObjectLike } from "../slots/keys.js";
 import type { SlotRange } from "../slots/types.js";
 import { type RuntimePlace, ShardRuntime } from "./core/runtime.js";
 import type { GroupResourceRef, ResolvedResource } from "./discovery.js";
-import type { ShardLogger, ShardMember } from "./membership.js";
+import type { ShardLogger } from "./logger.js";
+import type { ShardMember } from "./membership.js";
 import type { ResourceRule, SlotRules } from "./rules.js";
 import { type BackoffOptions, WorkQueue } from "./workqueue.js";
 

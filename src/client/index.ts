@@ -34,10 +34,10 @@ export {
   ResourceResolver,
 } from "./discovery.js";
 export { shardChecks } from "./health.js";
+export { type ShardLogger, silentLogger } from "./logger.js";
 export {
   createShardMember,
   type ReconcileTicket,
-  type ShardLogger,
   ShardMember,
   ShardMemberConfigError,
   type ShardMemberListener,
@@ -45,7 +45,6 @@ export {
   type ShardMemberStatus,
   type SlotChange,
   type StopOptions,
-  silentLogger,
 } from "./membership.js";
 export { ShardMetrics } from "./metrics.js";
 export {

@@ -16,7 +16,7 @@ import { keyOf, ObjectCache } from "../kube/store.js";
 import { backoffDelay } from "../runtime/backoff.js";
 import { placementFingerprint } from "../slots/placement.js";
 import { DiscoveryError, ResourceResolver } from "./discovery.js";
-import type { ShardLogger } from "./membership.js";
+import type { ShardLogger } from "./logger.js";
 import { SlotRules } from "./rules.js";
 
 /** Options of {@link RulesSource}. */
