@@ -113,6 +113,7 @@ export async function startChecksumController(
     member,
     reconcile: checksumReconciler(http, logger),
     concurrency: config.concurrency,
+    cache: config.cache,
     logger,
     onReconcile,
   });

@@ -26,6 +26,8 @@ export interface ChecksumConfig {
   leaseNamespace: string | undefined;
   kubeconfig: string | undefined;
   concurrency: number;
+  /** The controller's `cache` option. */
+  cache: "owned" | "all";
   /** `host:port`, `:port`, `:0` (any free port), or undefined (no ops server: `0` or `off`). */
   metricsAddress: string | undefined;
   leaseDurationSeconds: number;
@@ -84,6 +86,14 @@ const FLAGS: FlagSpec<keyof ChecksumConfig>[] = [
     help: "reconciles running at once",
     schema: integer(1, 1000),
     defaultValue: "4",
+  },
+  {
+    key: "cache",
+    flag: "--cache <what>",
+    env: ["SLOTMAP_CACHE"],
+    help: 'objects kept in memory: "owned" (of owned slots) or "all" (every object: gained slots need no list; joins after the first list)',
+    schema: z.enum(["owned", "all"]),
+    defaultValue: "owned",
   },
   {
     key: "metricsAddress",

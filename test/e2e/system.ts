@@ -57,6 +57,11 @@ export interface SystemOptions {
   handoffTimeoutSeconds?: number;
   /** Reconciles in flight per shard. */
   concurrency?: number;
+  /**
+   * The shards' `--cache`. "mixed" (default): every second process start uses "all", the others
+   * "owned", so both runtimes run the same handoffs.
+   */
+  cache?: "owned" | "all" | "mixed";
   logLevel?: string;
   /** Seconds after which the coordinator deletes a Dead shard's Lease. */
   orphanAfter?: number;
@@ -69,6 +74,8 @@ export class SlotmapSystem {
   readonly watch: SlotMapWatch;
   /** Shard process start count per shard name, for `shard-0#2` names on restarts. */
   private readonly starts = new Map<string, number>();
+  /** Shard process starts so far (all shards), for the "mixed" cache. */
+  private startCount = 0;
 
   private constructor(
     readonly opts: SystemOptions,
@@ -155,6 +162,8 @@ export class SlotmapSystem {
     const n = (this.starts.get(shard) ?? 0) + 1;
     this.starts.set(shard, n);
     const t = this.timings;
+    const mode = this.opts.cache ?? "mixed";
+    const cache = mode === "mixed" ? (this.startCount++ % 2 === 1 ? "all" : "owned") : mode;
     return this.group.start({
       name: n === 1 ? shard : `${shard}#${n}`,
       script: SHARD_SCRIPT,
@@ -171,6 +180,8 @@ export class SlotmapSystem {
         this.opts.kubeconfig,
         "--concurrency",
         String(this.opts.concurrency ?? 4),
+        "--cache",
+        cache,
         "--metrics-address",
         "off",
         "--lease-duration",

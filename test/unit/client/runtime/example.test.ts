@@ -24,7 +24,9 @@ describe("checksum controller config", () => {
       renewDeadlineSeconds: 10,
       retryPeriodSeconds: 2,
       stopTimeoutSeconds: 25,
+      cache: "owned",
     });
+    expect(parseChecksumConfig(["--shard", "s"], { SLOTMAP_CACHE: "all" }, quiet).cache).toBe("all");
     expect(
       parseChecksumConfig(["--shard", "s", "--metrics-address", "off"], {}, quiet).metricsAddress,
     ).toBeUndefined();
@@ -42,6 +44,9 @@ describe("checksum controller config", () => {
     );
     expect(() => parseChecksumConfig(["--shard", "s", "--renew-deadline", "20"], {}, quiet)).toThrow(
       /--renew-deadline: 20 must be less than --lease-duration \(15\): the difference is the safety margin/,
+    );
+    expect(() => parseChecksumConfig(["--shard", "s", "--cache", "some"], {}, quiet)).toThrow(
+      /--cache: "some": /,
     );
     expect(() => parseChecksumConfig(["--shard", "s", "--bogus"], {}, quiet)).toThrow(ConfigError);
   });
