@@ -14,8 +14,16 @@ import { parseArgs } from "node:util";
 
 const REPO = resolve(import.meta.dirname, "..");
 
+/** The bench's approaches: slot-based (cache "owned" / "all") and the label baseline. */
+type Approach = "slot" | "slot-all" | "label";
+const APPROACH_NAME: Record<Approach, string> = {
+  slot: "slot (coordinator)",
+  "slot-all": "slot, cache all (coordinator)",
+  label: "label (sharder)",
+};
+
 interface Transition {
-  approach: "slot" | "label";
+  approach: Approach;
   objects: number;
   transition: string;
   moved: number;
@@ -36,7 +44,7 @@ interface Memory {
 
 interface Detail {
   results: Array<{
-    approach: "slot" | "label";
+    approach: Approach;
     objects: number;
     transitions: Array<Transition & { apiListedObjects?: Record<string, number> }>;
     churn?: { updates: number; secretEventsPerShard: number; secretBytesPerShard: number };
@@ -80,10 +88,10 @@ export function resourceTable(files: readonly string[]): string {
     const heap =
       r.objects === 0 || !r.shardMemory
         ? "–"
-        : `${num(r.shardMemory.heapPerOwned)} B / ${r.approach === "slot" ? `${num(r.shardMemory.heapPerNonOwned)} B` : "n/a"}`;
+        : `${num(r.shardMemory.heapPerOwned)} B / ${r.approach !== "label" ? `${num(r.shardMemory.heapPerNonOwned)} B` : "n/a"}`;
     const m = r.controllerMemory;
     lines.push(
-      `| ${num(r.objects)} | ${r.approach === "slot" ? "slot (coordinator)" : "label (sharder)"} | ${lists} | ${churn} | ${heap} | ${m ? `${mib(m.zeroObjects.rss)} / ${mib(m.created.rss)} / ${mib(m.end.rss)}` : "–"} | ${m ? `${mib(m.zeroObjects.heapUsed)} / ${mib(m.created.heapUsed)} / ${mib(m.end.heapUsed)}` : "–"} |`,
+      `| ${num(r.objects)} | ${APPROACH_NAME[r.approach]} | ${lists} | ${churn} | ${heap} | ${m ? `${mib(m.zeroObjects.rss)} / ${mib(m.created.rss)} / ${mib(m.end.rss)}` : "–"} | ${m ? `${mib(m.zeroObjects.heapUsed)} / ${mib(m.created.heapUsed)} / ${mib(m.end.heapUsed)}` : "–"} |`,
     );
   }
   return `${lines.join("\n")}\n`;
@@ -91,7 +99,7 @@ export function resourceTable(files: readonly string[]): string {
 
 /** One plotted point (and table row). */
 export interface Point {
-  approach: "slot" | "label";
+  approach: Approach;
   transition: string;
   objects: number;
   moved: number;
@@ -239,7 +247,8 @@ function panel(
     `<text x="${x0 + 14}" y="${(top + bottom) / 2}" text-anchor="middle" transform="rotate(-90 ${x0 + 14} ${(top + bottom) / 2})">${esc(yLabel)}</text>`,
   );
   const series = new Map<string, Point[]>();
-  for (const p of points) {
+  // The figure compares the default slot-based runtime with the baseline.
+  for (const p of points.filter((q) => q.approach !== "slot-all")) {
     const k = `${p.approach}|${p.transition}`;
     series.set(k, [...(series.get(k) ?? []), p]);
   }
