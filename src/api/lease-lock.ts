@@ -64,6 +64,12 @@ export interface LeaseLockOptions {
   readonly retryPeriodMs: number;
   /** A write not answered this long after it was sent is given up ({@link LeaseLock.expire}). */
   readonly writeTimeoutMs: number;
+  /**
+   * The first renew of a tenure is due this long after its acquire (at most `retryPeriodMs`, the
+   * default). A shard renews soon: the coordinator admits a new Lease that carries an ack only
+   * once it saw it renewing (docs/design-decisions.md "Settling after a fresh observation").
+   */
+  readonly firstRenewAfterMs?: number | undefined;
 }
 
 /** The owner's policies. Hooks are not state: pass the same ones to every copy of a lock. */
@@ -115,6 +121,8 @@ export interface LeaseLockState<T> {
   pendingIdentity: string | undefined;
   /** Send time of the newest successful acquire/renew of the current tenure; -Infinity when none. */
   lastRenewSentAt: number;
+  /** A renew of the current tenure succeeded (its acquire alone does not count). */
+  renewed: boolean;
   nextWriteId: number;
   write: PendingLeaseWrite<T> | undefined;
   /** No write attempt before this time (backoff after a failed attempt). */
@@ -176,6 +184,7 @@ export function initialLeaseLockState<T>(): LeaseLockState<T> {
     identity: undefined,
     pendingIdentity: undefined,
     lastRenewSentAt: Number.NEGATIVE_INFINITY,
+    renewed: false,
     nextWriteId: 1,
     write: undefined,
     retryAt: Number.NEGATIVE_INFINITY,
@@ -193,6 +202,12 @@ function checkOptions(o: LeaseLockOptions): void {
         `Lease lock: ${field} must be a positive number of milliseconds; got ${String(v)}`,
       );
     }
+  }
+  const first = o.firstRenewAfterMs;
+  if (first !== undefined && (typeof first !== "number" || !Number.isFinite(first) || first <= 0)) {
+    throw new RangeError(
+      `Lease lock: firstRenewAfterMs must be a positive number of milliseconds; got ${String(first)}`,
+    );
   }
   const p = leaseTimingProblems(
     { leaseDuration: o.leaseDurationMs, renewDeadline: o.renewDeadlineMs, retryPeriod: o.retryPeriodMs },
@@ -347,7 +362,10 @@ export class LeaseLock<T = undefined> {
     if (s.write !== undefined || !s.known) return undefined;
     if (s.identity !== undefined) {
       if (wants.release) return { kind: "release", at: Math.max(s.retryAt, now) };
-      const cadence = wants.renewNow ? now : s.lastRenewSentAt + this.#o.retryPeriodMs;
+      const first = this.#o.firstRenewAfterMs;
+      const period =
+        s.renewed || first === undefined ? this.#o.retryPeriodMs : Math.min(first, this.#o.retryPeriodMs);
+      const cadence = wants.renewNow ? now : s.lastRenewSentAt + period;
       return { kind: "renew", at: Math.max(s.retryAt, cadence) };
     }
     if (!wants.acquire) return undefined;
@@ -480,6 +498,7 @@ export class LeaseLock<T = undefined> {
       return out;
     }
     const acquired = s.identity === undefined;
+    s.renewed = w.kind === "renew" && !acquired;
     s.identity = w.identity;
     s.pendingIdentity = undefined;
     if (w.sentAt > s.lastRenewSentAt) s.lastRenewSentAt = w.sentAt;

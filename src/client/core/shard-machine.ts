@@ -124,6 +124,9 @@ export interface ShardMachineState {
   owned: Uint8Array;
 }
 
+/** The first renew of a tenure, after its acquire (see the lock's `firstRenewAfterMs`). */
+const FIRST_RENEW_AFTER_MS = 250;
+
 /** Retired SlotMap UIDs remembered (a watch never replays older instances than that). */
 const RETIRED_UIDS_KEPT = 16;
 
@@ -177,6 +180,9 @@ export class ShardMachine implements ShardMachineView {
         renewDeadlineMs: cfg.renewDeadlineMs,
         retryPeriodMs: cfg.retryPeriodMs,
         writeTimeoutMs: cfg.writeTimeoutMs,
+        // A Lease whose acquire already carries an ack (the status was read first) is admitted
+        // once the coordinator saw it renewing: renew soon rather than a retry period later.
+        firstRenewAfterMs: Math.min(cfg.retryPeriodMs, FIRST_RENEW_AFTER_MS),
       },
       {
         // A new incarnation per tenure: statuses naming an earlier one never grant this one anything.

@@ -185,6 +185,26 @@ describe("LeaseLock tenure", () => {
     expect(lock.plannedWrite(2_100, RUN)).toEqual({ kind: "renew", at: 4_000 });
   });
 
+  it("with firstRenewAfterMs, renews that soon after an acquire (also after a re-acquire), then at the cadence", () => {
+    let n = 0;
+    const lock = new LeaseLock({ ...OPTIONS, firstRenewAfterMs: 250 }, { nextIdentity: () => `me-${++n}` });
+    lock.observe(null, 0);
+    writeOk(lock, 0, "2");
+    expect(lock.plannedWrite(100, RUN)).toEqual({ kind: "renew", at: 250 });
+    writeOk(lock, 250, "3");
+    expect(lock.plannedWrite(300, RUN)).toEqual({ kind: "renew", at: 2_250 });
+    writeOk(lock, 2_250, "4");
+    expect(lock.plannedWrite(2_300, RUN)).toEqual({ kind: "renew", at: 4_250 });
+    // Lost to another holder, re-acquired when it is released: soon again.
+    lock.observe(lease("other", "5"), 3_000);
+    lock.observe(lease(null, "6"), 3_100);
+    writeOk(lock, 3_100, "7");
+    expect(lock.plannedWrite(3_200, RUN)).toEqual({ kind: "renew", at: 3_350 });
+    expect(() => new LeaseLock({ ...OPTIONS, firstRenewAfterMs: -1 }, { nextIdentity: () => "x" })).toThrow(
+      /firstRenewAfterMs must be a positive number of milliseconds; got -1/,
+    );
+  });
+
   it("steps past the renew deadline without losing the identity; a later renewal restores the tenure", () => {
     const lock = lockOf();
     lock.observe(null, 0);

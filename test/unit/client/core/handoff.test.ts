@@ -13,6 +13,11 @@ function owning(slots = "0-99", opts: ConstructorParameters<typeof Driver>[0] = 
   d.at(0).observeStatus(status(1, [[SHARD, slots, ident(1)]]));
   d.acquire();
   expect(d.m.ackedGeneration()).toBe(1);
+  // The acquire carried the ack: the first renew comes soon (the coordinator admits the Lease
+  // once it saw it renewing), then one every retryPeriod from 250.
+  d.tick(250);
+  expect(d.onlyPending().kind).toBe("renew");
+  d.reply();
   return d;
 }
 
@@ -127,7 +132,7 @@ describe("handoff", () => {
     expect(d.m.mayStart(5, 500)).toBe(true);
 
     // A regular renew meanwhile still carries the old ack.
-    d.tick(2000);
+    d.tick(2250);
     expect(d.onlyPending().lease.metadata.annotations?.[ANNOTATION_OBSERVED_GENERATION]).toBe("1");
     d.reply();
 

@@ -159,13 +159,20 @@ describe("acquiring the shard Lease", () => {
 });
 
 describe("renewing and self-fencing", () => {
-  it("renews every retryPeriod, measured from the send time of the last success", () => {
+  it("renews 250 ms after the acquire, then every retryPeriod, measured from the send time of the last success", () => {
     const d = new Driver();
     d.at(0).acquire();
-    expect(d.m.nextWakeAt()).toBe(2000);
-    d.tick(1999);
+    // The first renew comes soon: a coordinator admits a new Lease once it saw it renewing.
+    expect(d.m.nextWakeAt()).toBe(250);
+    d.tick(249);
     expect(d.pending).toEqual([]);
-    d.tick(2000);
+    d.tick(250);
+    expect(d.onlyPending().kind).toBe("renew");
+    d.at(1000).reply();
+    expect(d.m.nextWakeAt()).toBe(2250);
+    d.tick(2249);
+    expect(d.pending).toEqual([]);
+    d.tick(2250);
     const w = d.onlyPending();
     expect(w).toMatchObject({
       kind: "renew",
@@ -174,8 +181,8 @@ describe("renewing and self-fencing", () => {
     });
     expect(w.lease.spec?.holderIdentity).toBe(ident(1));
     d.at(2300).reply();
-    expect(d.m.nextWakeAt()).toBe(4000);
-    d.tick(4000);
+    expect(d.m.nextWakeAt()).toBe(4250);
+    d.tick(4250);
     expect(d.onlyPending().kind).toBe("renew");
   });
 
