@@ -277,6 +277,10 @@ const EXPECTED: Record<Mutation, Expectation> = {
   ignoreRulesFingerprint: {
     invariants: ["safety"],
     skeleton: RULES_SWITCHED,
+    // Caught in 91 / 175 / 120 / 9 / 357 scenarios in five runs of 2026-12-04 (the last a CI run,
+    // 175 s): 600 would fail about one run in 30. 1000 takes about 490 s at CI's pace, under the
+    // test's 600 s timeout.
+    budget: 1000,
     why: "a shard that still maps objects by the old placement reconciles them on slots the new placement gives to others",
   },
   reconcileCold: {
