@@ -205,6 +205,27 @@ async function createControlledConfigMap(ns: string, secret: KubeObject): Promis
   });
 }
 
+/** 40 Secrets `<prefix>-<i>` in `ns`, each controlling a ConfigMap; returns their controller keys. */
+async function secretsWithConfigMaps(ns: string, prefix: string): Promise<string[]> {
+  const names = Array.from({ length: 40 }, (_, i) => `${prefix}-${i}`);
+  const secrets = await Promise.all(names.map((n) => createSecret(ns, n, { v: n })));
+  await Promise.all(secrets.map((sec) => createControlledConfigMap(ns, sec)));
+  return names.map((n) => `/Secret/${ns}/${n}`);
+}
+
+/** Waits until no migration is pending, `shard` holds slots and member `m` applied that status. */
+async function handedOffTo(smName: string, shard: string, m: ShardMember): Promise<void> {
+  await waitFor(
+    async () => {
+      const st = await slotMapStatus(smName);
+      return (
+        st?.migrations.length === 0 && slotsOf(st, shard).size > 0 && m.generation === st.assignmentGeneration
+      );
+    },
+    { description: `the handoff to ${shard}` },
+  );
+}
+
 /** A promise the test resolves by hand. */
 function gate(): { promise: Promise<void>; open: () => void } {
   let open!: () => void;
@@ -820,11 +841,7 @@ describe("the sharded controller runtime", () => {
   it("moves objects with their slots: the loser drops them, the gainer re-lists and reconciles them", async () => {
     const sm = await newSlotMap();
     const ns = await freshNamespace("client-move");
-    const names = Array.from({ length: 40 }, (_, i) => `s-${i}`);
-    const secrets = await Promise.all(names.map((n) => createSecret(ns, n, { v: n })));
-    // Each Secret controls a ConfigMap (a controlled resource of the SlotMap).
-    await Promise.all(secrets.map((sec) => createControlledConfigMap(ns, sec)));
-    const keys = names.map((n) => `/Secret/${ns}/${n}`);
+    const keys = await secretsWithConfigMaps(ns, "s");
 
     // A reconcile that does not see its ConfigMap would re-create it: the runtime holds a gained
     // root until the controlled resource has listed its slot (first list and gain re-lists alike).
@@ -856,17 +873,7 @@ describe("the sharded controller runtime", () => {
     const rb = recorder();
     const cb = startController({ member: b, reconcile: rb.reconcile, logger: testLogger("ctrl-b") });
     cleanups.push(() => cb.stop());
-    await waitFor(
-      async () => {
-        const st = await slotMapStatus(sm.name);
-        return (
-          st?.migrations.length === 0 &&
-          slotsOf(st, "shard-b").size > 0 &&
-          b.generation === st.assignmentGeneration
-        );
-      },
-      { description: "the handoff to shard-b" },
-    );
+    await handedOffTo(sm.name, "shard-b", b);
     const toB = keys.filter((k) => b.ownsSlot(keySlot(k)));
     const stayA = keys.filter((k) => a.ownsSlot(keySlot(k)));
     expect(toB.length).toBeGreaterThan(0);
@@ -914,10 +921,7 @@ describe("the sharded controller runtime", () => {
   it('cache: "all" keeps every slot\'s objects: slots moving back are reconciled from the cache, never re-listed', async () => {
     const sm = await newSlotMap();
     const ns = await freshNamespace("client-cacheall");
-    const names = Array.from({ length: 40 }, (_, i) => `c-${i}`);
-    const secrets = await Promise.all(names.map((n) => createSecret(ns, n, { v: n })));
-    await Promise.all(secrets.map((sec) => createControlledConfigMap(ns, sec)));
-    const keys = names.map((n) => `/Secret/${ns}/${n}`);
+    const keys = await secretsWithConfigMaps(ns, "c");
     const seenA: string[] = [];
     const cold: string[] = [];
     const a = member(sm, "shard-a");
@@ -954,17 +958,7 @@ describe("the sharded controller runtime", () => {
     void cb.synced.then(() => {
       syncedAt = Date.now();
     });
-    await waitFor(
-      async () => {
-        const st = await slotMapStatus(sm.name);
-        return (
-          st?.migrations.length === 0 &&
-          slotsOf(st, "shard-b").size > 0 &&
-          b.generation === st.assignmentGeneration
-        );
-      },
-      { description: "the handoff to shard-b" },
-    );
+    await handedOffTo(sm.name, "shard-b", b);
     const toB = keys.filter((k) => b.ownsSlot(keySlot(k)));
     expect(toB.length).toBeGreaterThan(0);
     expect(rootsAtGain[0]).toBeGreaterThanOrEqual(keys.length);
@@ -1002,10 +996,7 @@ describe("the sharded controller runtime", () => {
   it("warm handoff: a joining shard lists its incoming slots while the source drains, and reconciles them at the commit without a re-list", async () => {
     const sm = await newSlotMap();
     const ns = await freshNamespace("client-warm");
-    const names = Array.from({ length: 40 }, (_, i) => `w-${i}`);
-    const secrets = await Promise.all(names.map((n) => createSecret(ns, n, { v: n })));
-    await Promise.all(secrets.map((sec) => createControlledConfigMap(ns, sec)));
-    const keys = names.map((n) => `/Secret/${ns}/${n}`);
+    const keys = await secretsWithConfigMaps(ns, "w");
     // shard-a reconciles every Secret; then its reconciles block (one per key at once), so the
     // handoff to shard-b cannot commit before the test opens the gate.
     const hold = gate();
@@ -1030,8 +1021,8 @@ describe("the sharded controller runtime", () => {
     blocking = true;
     seenA.clear();
     await Promise.all(
-      names.map((n) =>
-        http.request("PATCH", `/api/v1/namespaces/${ns}/secrets/${n}`, {
+      keys.map((k) =>
+        http.request("PATCH", `/api/v1/namespaces/${ns}/secrets/${k.split("/")[3]}`, {
           body: { metadata: { labels: { touched: "1" } } },
           contentType: "application/merge-patch+json",
         }),
