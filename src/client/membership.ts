@@ -661,16 +661,14 @@ export class ShardMember {
       },
     });
     const reflector = this.#leaseReflector;
+    const start = () => (this.#closed ? undefined : reflector.start());
     // A microtask later: deferJoin, called right after createShardMember, must come first.
     void Promise.resolve()
       .then(() => {
         this.#joinStarted = true;
         return this.#joinGate;
       })
-      .then(
-        () => (this.#closed ? undefined : reflector.start()),
-        () => (this.#closed ? undefined : reflector.start()),
-      )
+      .then(start, start) // a failed first sync does not keep the shard out for good
       .catch(() => {});
   }
 

@@ -182,7 +182,7 @@ export class ShardMachine implements ShardMachineView {
         writeTimeoutMs: cfg.writeTimeoutMs,
         // A Lease whose acquire already carries an ack (the status was read first) is admitted
         // once the coordinator saw it renewing: renew soon rather than a retry period later.
-        firstRenewAfterMs: Math.min(cfg.retryPeriodMs, FIRST_RENEW_AFTER_MS),
+        firstRenewAfterMs: FIRST_RENEW_AFTER_MS, // the lock caps it at retryPeriodMs
       },
       {
         // A new incarnation per tenure: statuses naming an earlier one never grant this one anything.
