@@ -2,17 +2,22 @@
  * Emulated shards for the scale benchmark: hand-made Leases, renewed and acked the way a real
  * shard does it (src/client/core/shard-machine.ts), for hundreds of shards in one process.
  *
- * One shared SlotMap watch decides the acks: every held Lease acknowledges each new assignment
- * generation of the SlotMap instance it observes (the whole fleet, in a shuffled order, a bounded
- * number of writes in flight), in one PUT with a renewal, as a real shard does. Leases are renewed
- * every `renewEveryMs`, spread over the period. Each Lease has at most one write in flight; a
- * write that arrives while one is in flight is coalesced into the next. What the real shard does
- * beyond that (draining reconciles before acking, watching its objects) is left out: the
- * benchmark measures the control plane's side of the protocol.
+ * One shared SlotMap watch decides the acks. Every held Lease acknowledges each new assignment
+ * generation of the SlotMap instance it observes, in one PUT with a renewal, as a real shard does,
+ * and as promptly as the real one: at once (the fleet in a shuffled order, a bounded number of
+ * writes in flight) when the coordinator waits for it, that is when the generation took slots
+ * granted to it or assigns nothing at all; otherwise with its next renewal. A new Lease is created
+ * without an ack and renewed 250 ms later. Leases are renewed every `renewEveryMs`, spread over the
+ * period. Each Lease has at most one write in flight; a write that arrives while one is in flight
+ * is coalesced into the next. What the real shard does beyond that (draining reconciles before
+ * acking, watching its objects) is left out: the benchmark measures the control plane's side of
+ * the protocol.
  */
 import { randomBytes } from "node:crypto";
 import { isStatus, type KubeHttp, type KubeObject } from "../../src/kube/http.js";
 import { Reflector } from "../../src/kube/reflector.js";
+import { parseSlotRanges } from "../../src/slots/ranges.js";
+import { SLOT_COUNT } from "../../src/slots/types.js";
 import { prng } from "../lib.js";
 import { nowMs } from "./ipc.js";
 import { runPool } from "./kube.js";
@@ -45,6 +50,10 @@ interface Member {
   /** Highest generation written into the Lease for the current uid. */
   acked: number;
   ackedUid: string | undefined;
+  /** Slots the newest status grants to this Lease's holder. */
+  granted: Uint8Array;
+  /** The coordinator waits for this Lease's ack of the newest generation: write it at once. */
+  urgent: boolean;
   nextRenewAt: number;
   queued: boolean;
   inFlight: boolean;
@@ -139,14 +148,16 @@ export class ShardFleet {
         lease,
         acked: 0,
         ackedUid: undefined,
-        // Spread the renewals over the period, so they do not come in waves.
-        nextRenewAt: nowMs() + this.random() * this.o.renewEveryMs,
+        granted: new Uint8Array(SLOT_COUNT),
+        urgent: false,
+        // The first renewal 250 ms after the create (the shard's firstRenewAfterMs); a fleet being
+        // set up spreads them over the period instead, so they do not come in waves.
+        nextRenewAt: nowMs() + (this.uid === undefined ? this.random() * this.o.renewEveryMs : 250),
         queued: false,
         inFlight: false,
         released: false,
       };
       this.members.set(name, member);
-      if (this.uid !== undefined && this.generation > 0) this.enqueue(member);
     });
   }
 
@@ -193,9 +204,24 @@ export class ShardFleet {
     if (uid === this.uid && g <= this.generation) return;
     this.uid = uid;
     this.generation = g;
-    // Every held Lease acks what it observes; the order is shuffled, as independent processes'
-    // writes would arrive.
-    const todo = [...this.members.values()].filter((m) => !m.released);
+    // Who must ack at once: the Leases that lost granted slots, or all of them when the table
+    // assigns nothing (a drain barrier). The others' acks ride on their next renewals.
+    const entries = new Map((status?.shards ?? []).map((e) => [e.name, e]));
+    const barrier = ![...entries.values()].some((e) => (e.slots ?? "") !== "");
+    const next = new Uint8Array(SLOT_COUNT);
+    for (const m of this.members.values()) {
+      const e = entries.get(m.name);
+      next.fill(0);
+      if (e !== undefined && e.holderIdentity === m.holder)
+        for (const r of parseSlotRanges(e.slots ?? "", `status.shards[${m.name}].slots`))
+          next.fill(1, r.start, r.end + 1);
+      let lost = false;
+      for (let i = 0; i < SLOT_COUNT && !lost; i++) lost = m.granted[i] === 1 && next[i] === 0;
+      m.granted.set(next);
+      if (lost || barrier) m.urgent = true;
+    }
+    // The order is shuffled, as independent processes' writes would arrive.
+    const todo = [...this.members.values()].filter((m) => !m.released && m.urgent);
     for (let i = todo.length - 1; i > 0; i--) {
       const j = Math.floor(this.random() * (i + 1));
       [todo[i], todo[j]] = [todo[j]!, todo[i]!];
@@ -225,8 +251,13 @@ export class ShardFleet {
       void this.write(m).finally(() => {
         m.inFlight = false;
         this.active--;
-        // A new generation arrived while this write was in flight: ack it next.
-        if (!m.released && this.uid !== undefined && (m.ackedUid !== this.uid || m.acked < this.generation))
+        // A new generation the coordinator waits for arrived while this write was in flight.
+        if (
+          !m.released &&
+          m.urgent &&
+          this.uid !== undefined &&
+          (m.ackedUid !== this.uid || m.acked < this.generation)
+        )
           this.enqueue(m);
         this.pump();
       });
@@ -248,6 +279,7 @@ export class ShardFleet {
         this.ackLog.push({ name: m.name, generation: ack.generation, t: nowMs() });
         m.acked = ack.generation;
         m.ackedUid = ack.uid;
+        if (ack.uid === this.uid && ack.generation >= this.generation) m.urgent = false;
         this.stats.acks++;
       } else {
         this.stats.renewals++;

@@ -110,6 +110,14 @@ export interface ShardMachineState {
   ackTarget: Ack | undefined;
   /** The ack last written successfully. */
   ackWritten: Ack | undefined;
+  /**
+   * Whether the coordinator waits for our next ack: a status took slots granted to us (a handoff
+   * waits for our drain), assigns nothing (a drain barrier waits for every live shard), or went
+   * down. Then the ack is written at once; otherwise it rides on the next renewal, so a generation
+   * that only gives slots, or does not touch ours, costs no Lease write (at 1000 shards every
+   * shard acking at once delayed the sources' acks by seconds). Cleared when the ack is written.
+   */
+  ackUrgent: boolean;
 
   /** In-flight reconciles by `<slot>/<key>`. */
   inFlight: Map<string, InFlight>;
@@ -136,6 +144,12 @@ function checkSlot(slot: number, field: string): void {
   if (!Number.isInteger(slot) || slot < 0 || slot > MAX_SLOT) {
     throw new RangeError(`${field}: must be an integer slot 0..${MAX_SLOT}; got ${String(slot)}`);
   }
+}
+
+/** Whether a slot set in `before` is clear in `after`. */
+function releases(before: Uint8Array, after: Uint8Array): boolean {
+  for (let i = 0; i < before.length; i++) if (before[i] === 1 && after[i] !== 1) return true;
+  return false;
 }
 
 function sameAck(a: Ack | undefined, b: Ack | undefined): boolean {
@@ -430,6 +444,8 @@ export class ShardMachine implements ShardMachineView {
           this.#stop();
           break;
         case "written":
+          // An acquire without an ack cleared the previous tenure's from the Lease.
+          if (e.acquired && e.write.tag.ack === undefined) this.#s.ackWritten = undefined;
           this.#recordAck(e.write.tag.ack, e.write.identity);
           this.#s.refusedWritten = e.write.tag.refused;
           if (e.acquired) {
@@ -467,6 +483,8 @@ export class ShardMachine implements ShardMachineView {
     const s = this.#s;
     if (ack === undefined || sameAck(ack, s.ackWritten)) return;
     s.ackWritten = ack;
+    // Not before the newest applied generation: an ack held by a drain is not the awaited one.
+    if (ack.uid === s.status.uid && ack.generation >= s.status.generation) s.ackUrgent = false;
     this.#out.push({ type: "acked", uid: ack.uid, generation: ack.generation });
     this.#log("info", "acknowledged assignment generation", {
       identity,
@@ -505,12 +523,13 @@ export class ShardMachine implements ShardMachineView {
   }
 
   /**
-   * Whether an ack is waiting to be written: then renew now rather than at the cadence (it is the
-   * handoff's latency). Weight and label ride along with every write, so cadence suffices for them.
+   * Whether an ack the coordinator waits for is unwritten: then renew now rather than at the
+   * cadence (it is the handoff's latency). Other acks, weight and label ride along with the next
+   * renewal.
    */
   #ackDirty(): boolean {
     const s = this.#s;
-    return !sameAck(s.ackTarget, s.ackWritten) || this.#refusal() !== s.refusedWritten;
+    return (s.ackUrgent && !sameAck(s.ackTarget, s.ackWritten)) || this.#refusal() !== s.refusedWritten;
   }
 
   /** The refusal to report: only beside an ack of the same SlotMap instance (the uid it refers to). */
@@ -521,8 +540,11 @@ export class ShardMachine implements ShardMachineView {
 
   #send(kind: LeaseWriteKind): void {
     const s = this.#s;
-    const ack = s.ackTarget;
-    const refused = this.#refusal();
+    // An acquire carries only an ack the coordinator waits for: an ack in a fresh Lease is held
+    // until the Lease is seen renewing (it may predate the process after an etcd restore), so a
+    // joiner that read the status first would wait for its next renewal to get slots.
+    const ack = kind === "acquire" && !s.ackUrgent ? undefined : s.ackTarget;
+    const refused = ack === undefined ? undefined : this.#refusal();
     const w = this.#lock.send(kind, s.now, {
       wallMs: s.now + this.config.wallClockOffsetMs,
       tag: { ack, refused },
@@ -663,6 +685,8 @@ export class ShardMachine implements ShardMachineView {
     s.refused = undefined;
     s.statusRules = status?.rulesFingerprint;
     s.entry = entry;
+    // A table that assigns nothing is a drain barrier: it waits for every live shard's ack.
+    if (!shards.some((e) => e.slots !== "")) s.ackUrgent = true;
     this.#log("info", "applying assignment generation", {
       uid,
       grantedToUs:
@@ -691,6 +715,7 @@ export class ShardMachine implements ShardMachineView {
     if (s.regressedAt === resourceVersion) return true;
     s.regressedAt = resourceVersion;
     s.refused = generation;
+    s.ackUrgent = true; // our ack above the status is what tells the coordinator
     s.statusResourceVersion = resourceVersion;
     this.#log(
       "error",
@@ -751,8 +776,11 @@ export class ShardMachine implements ShardMachineView {
     const e = s.entry;
     const identity = s.lock.identity;
     if (e !== undefined && identity !== undefined && e.holderIdentity === identity && this.#rulesMatch())
-      fillMask(s.granted, e.slots);
-    else s.granted.fill(0);
+      fillMask(this.#next, e.slots);
+    else this.#next.fill(0);
+    // Slots granted to us that leave: their migration waits for our ack.
+    if (releases(s.granted, this.#next)) s.ackUrgent = true;
+    s.granted.set(this.#next);
     if (s.fenced || s.stopped) this.#next.fill(0);
     else this.#next.set(s.granted);
     const { gained, lost } = applyMask(s.owned, this.#next, this.#scratch);
@@ -990,6 +1018,7 @@ function initialState(): ShardMachineState {
     retiredUids: [],
     ackTarget: undefined,
     ackWritten: undefined,
+    ackUrgent: false,
     inFlight: new Map(),
     inFlightOutside: 0,
     outsideSince: undefined,

@@ -150,6 +150,10 @@ export class Driver {
     );
   }
 
+  rulesApplied(fingerprint: string): ShardEffect[] {
+    return this.#take(this.m.handle({ type: "rulesApplied", now: this.now, fingerprint }));
+  }
+
   start(slot: number, key: string): ShardEffect[] {
     expect(this.m.mayStart(slot, this.now)).toBe(true);
     return this.#take(this.m.handle({ type: "reconcileStarted", now: this.now, slot, key }));
