@@ -9,6 +9,7 @@
  * client certificates) and swaps in one shared Agent with the same TLS options.
  */
 import { execFileSync } from "node:child_process";
+import diagnosticsChannel from "node:diagnostics_channel";
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { HttpMethod, KubeConfig, RequestContext } from "@kubernetes/client-node";
@@ -50,6 +51,29 @@ export function listedResource(path: string): string | undefined {
   if (rest.length === 1) return rest[0];
   if (rest.length === 3 && rest[0] === "namespaces") return rest[2];
   return undefined;
+}
+
+/**
+ * Counts into `tally` the watch and list responses of every undici request of this process,
+ * through undici's diagnostics channel: the library's own transport (src/kube/http.ts) has its
+ * own pool, which {@link PooledKubeConfig}'s handler never sees. Use one or the other per process,
+ * not both, or client-node's requests are counted twice.
+ */
+export function tallyUndiciTraffic(tally: WatchTally): void {
+  diagnosticsChannel.subscribe("undici:request:bodyChunkReceived", (message) => {
+    const { request, chunk } = message as { request: { method?: string; path?: string }; chunk: Buffer };
+    const path = request.path ?? "";
+    const watched = watchedResource(path);
+    if (watched !== undefined) {
+      let lines = 0;
+      for (let i = chunk.indexOf(10); i >= 0; i = chunk.indexOf(10, i + 1)) lines++;
+      tally.events[watched] = (tally.events[watched] ?? 0) + lines;
+      tally.bytes[watched] = (tally.bytes[watched] ?? 0) + chunk.length;
+      return;
+    }
+    const listed = request.method === "GET" ? listedResource(path) : undefined;
+    if (listed !== undefined) tally.listBytes[listed] = (tally.listBytes[listed] ?? 0) + chunk.length;
+  });
 }
 
 /** Counts the lines and bytes of watch responses (or the bytes of list responses) through a dispatcher. */

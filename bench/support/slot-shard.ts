@@ -4,15 +4,17 @@
  * examples/checksum-controller does, plus instrumentation for the harness: slot gains and losses,
  * each reconcile's end time, and stats on request.
  *
- * The KubeConfig is a {@link PooledKubeConfig} (one keep-alive connection pool), the same HTTP
- * stack the label-based baseline uses, so neither side pays a TLS handshake per request.
+ * The library talks to the API server through its own transport (src/kube/http.ts: one keep-alive
+ * pool per process, like the baseline's {@link PooledKubeConfig}), so neither side pays a TLS
+ * handshake per request. Its watch and list traffic is counted through undici's diagnostics
+ * channel.
  */
 import { checksumReconciler } from "../../examples/checksum-controller/reconciler.js";
 import { createShardMember, type ShardLogger, startController } from "../../src/client/index.js";
 import { KubeHttp } from "../../src/kube/http.js";
 import { formatSlotRanges, SLOT_COUNT } from "../../src/slots/index.js";
 import { childConfig, nowMs, Reporter, send, serveParent, zeroCounters } from "./ipc.js";
-import { PooledKubeConfig } from "./kube.js";
+import { PooledKubeConfig, tallyUndiciTraffic, type WatchTally } from "./kube.js";
 
 /** Configuration passed by the harness. */
 export interface SlotShardConfig {
@@ -29,6 +31,8 @@ const cfg = childConfig<SlotShardConfig>();
 const kc = new PooledKubeConfig(16);
 kc.loadFromFile(cfg.kubeconfig);
 const counters = zeroCounters();
+const tally: WatchTally = { events: {}, bytes: {}, listBytes: {} };
+tallyUndiciTraffic(tally);
 const reporter = new Reporter();
 
 const write =
@@ -95,7 +99,7 @@ let listedBase = 0;
 
 serveParent({
   counters,
-  watch: kc.watchTally,
+  watch: tally,
   onReset: () => {
     listedBase = controller.stats().gainListedObjects;
   },
@@ -113,7 +117,7 @@ serveParent({
       // Not tracked by the runtime (it keeps nothing of other slots); the harness fills it in.
       nonOwnedObjects: -1,
       cachedObjects: s.roots + s.controlled + s.tombstones,
-      watch: structuredClone(kc.watchTally),
+      watch: structuredClone(tally),
     };
   },
   onStop: async () => {
