@@ -13,7 +13,7 @@ import diagnosticsChannel from "node:diagnostics_channel";
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { HttpMethod, KubeConfig, RequestContext } from "@kubernetes/client-node";
-import { Agent, DecoratorHandler, type Dispatcher, fetch } from "undici";
+import { Agent, type Dispatcher, fetch } from "undici";
 import { KubeHttp } from "../../src/kube/http.js";
 import type { ControlPlane } from "../../test/support/controlplane.js";
 
@@ -53,13 +53,18 @@ export function listedResource(path: string): string | undefined {
   return undefined;
 }
 
+let tally: WatchTally | undefined;
+
 /**
- * Counts into `tally` the watch and list responses of every undici request of this process,
- * through undici's diagnostics channel: the library's own transport (src/kube/http.ts) has its
- * own pool, which {@link PooledKubeConfig}'s handler never sees. Use one or the other per process,
- * not both, or client-node's requests are counted twice.
+ * The watch and list traffic of every undici request of this process, counted through undici's
+ * diagnostics channel: the library's transport (src/kube/http.ts) and the reflectors on it have a
+ * pool of their own, which a handler on {@link PooledKubeConfig}'s pool never saw (the rows read
+ * 0). One tally per process; zero it in place.
  */
-export function tallyUndiciTraffic(tally: WatchTally): void {
+export function processTally(): WatchTally {
+  if (tally !== undefined) return tally;
+  const t: WatchTally = { events: {}, bytes: {}, listBytes: {} };
+  tally = t;
   diagnosticsChannel.subscribe("undici:request:bodyChunkReceived", (message) => {
     const { request, chunk } = message as { request: { method?: string; path?: string }; chunk: Buffer };
     const path = request.path ?? "";
@@ -67,50 +72,21 @@ export function tallyUndiciTraffic(tally: WatchTally): void {
     if (watched !== undefined) {
       let lines = 0;
       for (let i = chunk.indexOf(10); i >= 0; i = chunk.indexOf(10, i + 1)) lines++;
-      tally.events[watched] = (tally.events[watched] ?? 0) + lines;
-      tally.bytes[watched] = (tally.bytes[watched] ?? 0) + chunk.length;
+      t.events[watched] = (t.events[watched] ?? 0) + lines;
+      t.bytes[watched] = (t.bytes[watched] ?? 0) + chunk.length;
       return;
     }
     const listed = request.method === "GET" ? listedResource(path) : undefined;
-    if (listed !== undefined) tally.listBytes[listed] = (tally.listBytes[listed] ?? 0) + chunk.length;
+    if (listed !== undefined) t.listBytes[listed] = (t.listBytes[listed] ?? 0) + chunk.length;
   });
-}
-
-/** Counts the lines and bytes of watch responses (or the bytes of list responses) through a dispatcher. */
-class WatchCountingHandler extends DecoratorHandler {
-  constructor(
-    handler: Dispatcher.DispatchHandler,
-    private readonly resource: string,
-    private readonly tally: WatchTally,
-    private readonly list: boolean,
-  ) {
-    super(handler);
-  }
-
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    const t = this.tally;
-    if (this.list) {
-      t.listBytes[this.resource] = (t.listBytes[this.resource] ?? 0) + chunk.length;
-    } else {
-      let lines = 0;
-      for (let i = chunk.indexOf(10); i >= 0; i = chunk.indexOf(10, i + 1)) lines++;
-      t.events[this.resource] = (t.events[this.resource] ?? 0) + lines;
-      t.bytes[this.resource] = (t.bytes[this.resource] ?? 0) + chunk.length;
-    }
-    // DecoratorHandler declares the method; the cast keeps the subclass call typed.
-    (DecoratorHandler.prototype as unknown as Dispatcher.DispatchHandler).onResponseData?.call(
-      this,
-      controller,
-      chunk,
-    );
-  }
+  return t;
 }
 
 /** A KubeConfig whose requests share one keep-alive connection pool. */
 export class PooledKubeConfig extends KubeConfig {
   private agent: Dispatcher | undefined;
-  /** Watch traffic received through this KubeConfig's pool. */
-  readonly watchTally: WatchTally = { events: {}, bytes: {}, listBytes: {} };
+  /** Watch and list traffic received by this process (all of its pools: {@link processTally}). */
+  readonly watchTally: WatchTally = processTally();
 
   constructor(private readonly connections = 64) {
     super();
@@ -141,7 +117,6 @@ export class PooledKubeConfig extends KubeConfig {
       : user?.keyFile
         ? readFileSync(user.keyFile)
         : undefined;
-    const tally = this.watchTally;
     const agent = new Agent({
       connections: this.connections,
       keepAliveTimeout: 60_000,
@@ -154,16 +129,7 @@ export class PooledKubeConfig extends KubeConfig {
         keepAliveInitialDelay: 30_000,
       },
     });
-    return agent.compose((dispatch) => (opts, handler) => {
-      const watched = watchedResource(opts.path);
-      if (watched !== undefined)
-        return dispatch(opts, new WatchCountingHandler(handler, watched, tally, false));
-      const listed = (opts.method ?? "GET") === "GET" ? listedResource(opts.path) : undefined;
-      return dispatch(
-        opts,
-        listed === undefined ? handler : new WatchCountingHandler(handler, listed, tally, true),
-      );
-    });
+    return agent;
   }
 
   /** Closes the pool (pending requests fail). */

@@ -14,7 +14,7 @@ import { createShardMember, type ShardLogger, startController } from "../../src/
 import { KubeHttp } from "../../src/kube/http.js";
 import { formatSlotRanges, SLOT_COUNT } from "../../src/slots/index.js";
 import { childConfig, nowMs, Reporter, send, serveParent, zeroCounters } from "./ipc.js";
-import { PooledKubeConfig, tallyUndiciTraffic, type WatchTally } from "./kube.js";
+import { PooledKubeConfig, processTally } from "./kube.js";
 
 /** Configuration passed by the harness. */
 export interface SlotShardConfig {
@@ -31,8 +31,7 @@ const cfg = childConfig<SlotShardConfig>();
 const kc = new PooledKubeConfig(16);
 kc.loadFromFile(cfg.kubeconfig);
 const counters = zeroCounters();
-const tally: WatchTally = { events: {}, bytes: {}, listBytes: {} };
-tallyUndiciTraffic(tally);
+const tally = processTally();
 const reporter = new Reporter();
 
 const write =
