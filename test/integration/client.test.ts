@@ -21,6 +21,7 @@ import { parseCoordinatorConfig } from "../../src/coordinator/config.js";
 import { TAKEOVER_HOLDER } from "../../src/coordinator/core/types.js";
 import { runCoordinator } from "../../src/coordinator/main.js";
 import { isStatus, KubeHttp, type KubeObject } from "../../src/kube/http.js";
+import { Reflector } from "../../src/kube/reflector.js";
 import { keySlot } from "../../src/slots/hash.js";
 import { parseSlotRanges } from "../../src/slots/ranges.js";
 import { SLOT_COUNT } from "../../src/slots/types.js";
@@ -360,6 +361,68 @@ async function tcpProxy(
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe("acks", () => {
+  it("only an awaited ack is written at once: a joiner's acquire carries none, a source acks its handoff before its next renewal", async () => {
+    // A renew cadence far longer than a handoff, so that an ack written at once and one that
+    // waits for the cadence are told apart.
+    const SLOW = { leaseDurationSeconds: 12, renewDeadlineSeconds: 10, retryPeriodSeconds: 6 } as const;
+    const sm = await newSlotMap();
+    const versions: Array<{ t: number; name: string; holder: string; ack: string | undefined }> = [];
+    const leases = new Reflector<Lease>({
+      http,
+      path: `/apis/coordination.k8s.io/v1/namespaces/${sm.leaseNamespace}/leases`,
+      handler: {
+        onEvent: (type, l) => {
+          if (type === "DELETED") return;
+          versions.push({
+            t: performance.now(),
+            name: l.metadata?.name ?? "",
+            holder: l.spec?.holderIdentity ?? "",
+            ack: l.metadata?.annotations?.["slotmap.dev/observed-generation"],
+          });
+        },
+      },
+    });
+    await leases.start();
+    cleanups.push(() => leases.stop());
+
+    const a = member(sm, "shard-a", SLOW);
+    await a.ready;
+    await waitFor(() => a.status().ownedSlots === SLOT_COUNT, { description: "shard-a to own all slots" });
+    // Settle: shard-a's acks of the first generations are written (a drain barrier waits for them).
+    await waitFor(async () => (await ackOf(sm.leaseNamespace, "shard-a")) === a.generation, {
+      timeoutMs: 20_000,
+      description: "shard-a's ack of the table that gives it every slot",
+    });
+
+    // Start shard-b right after a renewal of shard-a, so that its next one is 6 s away.
+    const seen = versions.length;
+    await waitFor(() => versions.slice(seen).some((v) => v.name === "shard-a"), {
+      timeoutMs: 15_000,
+      description: "a renewal of shard-a",
+    });
+    const b = member(sm, "shard-b", SLOW);
+    await b.ready;
+    const joined = performance.now();
+    await waitFor(
+      async () => {
+        const st = await slotMapStatus(sm.name);
+        return st !== undefined && st.migrations.length === 0 && slotsOf(st, "shard-b").size > 0;
+      },
+      { timeoutMs: 30_000, description: "the handoff to shard-b to be committed" },
+    );
+    const committedAfter = performance.now() - joined;
+
+    // The joiner's acquire carried no ack: nobody waited for one, and a fresh Lease with an ack
+    // would be held by the coordinator until seen renewing.
+    const acquire = versions.find((v) => v.name === "shard-b" && v.holder === b.identity);
+    expect(acquire).toBeDefined();
+    expect(acquire?.ack).toBeUndefined();
+    // The source wrote its ack of the handoff at once, not at its 6 s cadence.
+    expect(committedAfter).toBeLessThan(4_000);
+  });
+});
 
 async function ackOf(ns: string, shard: string): Promise<number> {
   const l = await getLease(ns, shard);
