@@ -84,6 +84,12 @@ export function fillMask(mask: Uint8Array, ranges: readonly SlotRange[]): void {
   for (const r of ranges) mask.fill(1, r.start, r.end + 1);
 }
 
+/** Whether a slot set in `before` is clear in `after` (both masks of {@link SLOT_COUNT}). */
+export function releases(before: Uint8Array, after: Uint8Array): boolean {
+  for (let i = 0; i < before.length; i++) if (before[i] === 1 && after[i] !== 1) return true;
+  return false;
+}
+
 /**
  * Copies `next` into `current` and returns the slots that changed, as ranges. `scratch` is a
  * caller-owned work buffer (one per machine, so an update allocates only the result ranges).

@@ -27,7 +27,7 @@ import { compareResourceVersions } from "../../api/resource-version.js";
 import { parseSlotRanges, SlotRangeError } from "../../slots/ranges.js";
 import { MAX_SLOT, SLOT_COUNT, type SlotRange } from "../../slots/types.js";
 import { parseShardMachineOptions, type ShardMachineConfig, type ShardMachineOptions } from "./config.js";
-import { applyMask, fillMask, Ownership } from "./ownership.js";
+import { applyMask, fillMask, Ownership, releases } from "./ownership.js";
 import type {
   AbortReason,
   LeaseObject,
@@ -144,12 +144,6 @@ function checkSlot(slot: number, field: string): void {
   if (!Number.isInteger(slot) || slot < 0 || slot > MAX_SLOT) {
     throw new RangeError(`${field}: must be an integer slot 0..${MAX_SLOT}; got ${String(slot)}`);
   }
-}
-
-/** Whether a slot set in `before` is clear in `after`. */
-function releases(before: Uint8Array, after: Uint8Array): boolean {
-  for (let i = 0; i < before.length; i++) if (before[i] === 1 && after[i] !== 1) return true;
-  return false;
 }
 
 function sameAck(a: Ack | undefined, b: Ack | undefined): boolean {
@@ -782,7 +776,6 @@ export class ShardMachine implements ShardMachineView {
     if (releases(s.granted, this.#next)) s.ackUrgent = true;
     s.granted.set(this.#next);
     if (s.fenced || s.stopped) this.#next.fill(0);
-    else this.#next.set(s.granted);
     const { gained, lost } = applyMask(s.owned, this.#next, this.#scratch);
     const generation = s.status.generation;
     if (lost.length > 0) this.#out.push({ type: "slotsLost", ranges: lost, generation, reason });
