@@ -17,7 +17,7 @@ import { WorkQueue } from "../../src/client/workqueue.js";
 import { isStatus, type KubeObject } from "../../src/kube/http.js";
 import { Reflector } from "../../src/kube/reflector.js";
 import { childConfig, nowMs, Reporter, send, serveParent, zeroCounters } from "../support/ipc.js";
-import { connectKube } from "../support/kube.js";
+import { connectKube, processTally } from "../support/kube.js";
 import { LABEL_CONTROLLER_RING, labelDrain, labelShard, shardAction } from "./protocol.js";
 
 /** Configuration passed by the harness. */
@@ -44,6 +44,8 @@ interface LeaseObject extends KubeObject {
 
 const cfg = childConfig<LabelShardConfig>();
 const kube = connectKube(cfg.kubeconfig, 16);
+// Before any request: every watch and list response of this process is counted.
+const tally = processTally();
 const http = kube.http;
 const counters = zeroCounters();
 const reporter = new Reporter();
@@ -342,7 +344,7 @@ let workers: Promise<void>[] = [];
 
 serveParent({
   counters,
-  watch: kube.kc.watchTally,
+  watch: tally,
   stats: () => {
     let owned = 0;
     for (const [k, s] of secrets)
@@ -353,7 +355,7 @@ serveParent({
       ownedObjects: owned,
       nonOwnedObjects: 0,
       cachedObjects: secrets.size + configMaps.size,
-      watch: structuredClone(kube.kc.watchTally),
+      watch: structuredClone(tally),
     };
   },
   onStop: async () => {

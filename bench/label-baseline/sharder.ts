@@ -21,7 +21,7 @@ import { join } from "node:path";
 import { isStatus, type KubeObject } from "../../src/kube/http.js";
 import { Reflector } from "../../src/kube/reflector.js";
 import { childConfig, nowMs, send, serveParent, zeroCounters } from "../support/ipc.js";
-import { connectKube, runPool } from "../support/kube.js";
+import { connectKube, processTally, runPool } from "../support/kube.js";
 import {
   HashRing,
   IDENTITY_SHARD_LEASE_CONTROLLER,
@@ -78,6 +78,8 @@ interface PartialMeta {
 
 const cfg = childConfig<SharderConfig>();
 const kube = connectKube(cfg.kubeconfig, 32);
+// Before any request: every watch and list response of this process is counted.
+const tally = processTally();
 const http = kube.http;
 const counters = zeroCounters();
 const shardLabel = labelShard(cfg.ring);
@@ -448,7 +450,7 @@ serveParent({
     ownedObjects: 0,
     nonOwnedObjects: 0,
     cachedObjects: leases.size,
-    watch: structuredClone(kube.kc.watchTally),
+    watch: structuredClone(tally),
   }),
   onStop: async () => {
     clearTimeout(periodic);

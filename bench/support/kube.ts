@@ -85,9 +85,6 @@ export function processTally(): WatchTally {
 /** A KubeConfig whose requests share one keep-alive connection pool. */
 export class PooledKubeConfig extends KubeConfig {
   private agent: Dispatcher | undefined;
-  /** Watch and list traffic received by this process (all of its pools: {@link processTally}). */
-  readonly watchTally: WatchTally = processTally();
-
   constructor(private readonly connections = 64) {
     super();
   }

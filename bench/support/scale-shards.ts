@@ -14,6 +14,7 @@
  * the protocol.
  */
 import { randomBytes } from "node:crypto";
+import { fillMask, releases } from "../../src/client/core/ownership.js";
 import { isStatus, type KubeHttp, type KubeObject } from "../../src/kube/http.js";
 import { Reflector } from "../../src/kube/reflector.js";
 import { parseSlotRanges } from "../../src/slots/ranges.js";
@@ -211,14 +212,10 @@ export class ShardFleet {
     const next = new Uint8Array(SLOT_COUNT);
     for (const m of this.members.values()) {
       const e = entries.get(m.name);
-      next.fill(0);
-      if (e !== undefined && e.holderIdentity === m.holder)
-        for (const r of parseSlotRanges(e.slots ?? "", `status.shards[${m.name}].slots`))
-          next.fill(1, r.start, r.end + 1);
-      let lost = false;
-      for (let i = 0; i < SLOT_COUNT && !lost; i++) lost = m.granted[i] === 1 && next[i] === 0;
+      const granted = e !== undefined && e.holderIdentity === m.holder;
+      fillMask(next, granted ? parseSlotRanges(e.slots ?? "", `status.shards[${m.name}].slots`) : []);
+      if (releases(m.granted, next) || barrier) m.urgent = true;
       m.granted.set(next);
-      if (lost || barrier) m.urgent = true;
     }
     // The order is shuffled, as independent processes' writes would arrive.
     const todo = [...this.members.values()].filter((m) => !m.released && m.urgent);
