@@ -12,7 +12,7 @@
 import { performance } from "node:perf_hooks";
 import { withFence } from "../api/fence.js";
 import { EventRecorder } from "../kube/events.js";
-import { isStatus, KubeHttp, type KubeList, type KubeObject } from "../kube/http.js";
+import { isStatus, KubeHttp, type KubeObject } from "../kube/http.js";
 import { Reflector } from "../kube/reflector.js";
 import { KeyError, type KubeObjectLike } from "../slots/keys.js";
 import type { SlotRange } from "../slots/types.js";
@@ -157,7 +157,10 @@ export interface ControllerOptions<T extends KubeObjectLike = KubeObject> {
   backoff?: BackoffOptions | undefined;
   /** Keep `metadata.managedFields` in cached objects (default: dropped, they are large and rarely used). */
   keepManagedFields?: boolean | undefined;
-  /** Items per list page. Default 500. */
+  /**
+   * Items per list page. Default: adaptive, about 4 MiB per page (500 items first, then up to
+   * 10,000 small objects, fewer large ones); a fixed size sets every page.
+   */
   pageSize?: number | undefined;
   /**
    * Which objects to keep in memory. `"owned"` (default): only those of owned slots (and of slots
@@ -488,7 +491,7 @@ class Controller {
       reflector: new Reflector<KubeObject>({
         http: this.#http,
         path: rule.resource.path,
-        pageSize: this.#o.pageSize ?? 500,
+        ...(this.#o.pageSize !== undefined ? { pageSize: this.#o.pageSize } : {}),
         ...(rule.labelSelector !== undefined ? { labelSelector: rule.labelSelector } : {}),
         ...(rule.fieldSelector !== undefined ? { fieldSelector: rule.fieldSelector } : {}),
         handler: {
@@ -569,22 +572,13 @@ class Controller {
   async #listGained(rt: ShardRuntime<KubeObject>, w: Watched, gained: Uint8Array): Promise<void> {
     this.#counters.gainLists++;
     const started = performance.now();
-    let cont: string | undefined;
     let kept = 0;
-    do {
-      const page: KubeList<KubeObject> = await this.#http.request<KubeList<KubeObject>>(
-        "GET",
-        w.rule.resource.path,
-        {
-          query: {
-            limit: this.#o.pageSize ?? 500,
-            continue: cont,
-            labelSelector: w.rule.labelSelector,
-            fieldSelector: w.rule.fieldSelector,
-          },
-          signal: this.#stopController.signal,
-        },
-      );
+    const pages = this.#http.pages<KubeObject>(
+      w.rule.resource.path,
+      { labelSelector: w.rule.labelSelector, fieldSelector: w.rule.fieldSelector },
+      { pageSize: this.#o.pageSize, signal: this.#stopController.signal },
+    );
+    for await (const page of pages) {
       if (!this.#watches.includes(w)) return; // the rules changed during the list
       for (const raw of page.items) {
         this.#counters.gainListedObjects++;
@@ -593,8 +587,8 @@ class Controller {
         if (rt.gainListed(w.index, gained, ENTRY_KEY(w.rule, obj), obj, obj.metadata?.resourceVersion))
           kept++;
       }
-      cont = page.metadata.continue || undefined;
-    } while (cont !== undefined && !this.#stopping);
+      if (this.#stopping) break;
+    }
     this.#log.debug(
       {
         ...this.#fields(),

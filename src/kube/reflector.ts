@@ -1,5 +1,5 @@
 import { backoffDelay } from "../runtime/backoff.js";
-import { ApiError, type KubeHttp, type KubeList, type KubeObject, type Query } from "./http.js";
+import { ApiError, type KubeHttp, type KubeObject, type Query } from "./http.js";
 
 /**
  * List-then-watch of one collection, streaming events to a handler without caching objects.
@@ -29,7 +29,10 @@ export interface ReflectorOptions<T extends KubeObject> {
   path: string;
   labelSelector?: string;
   fieldSelector?: string;
-  /** Items per list page (default 500); pages are handed over one by one to bound memory. */
+  /**
+   * Items per list page; default adaptive (about 4 MiB per page, {@link KubeHttp.pages}). Pages
+   * are handed over one by one to bound memory.
+   */
   pageSize?: number;
   handler: ReflectorHandler<T>;
   /** Server-side watch timeout, below client-node's 30 s inactivity timeout. Default 25. */
@@ -124,20 +127,19 @@ export class Reflector<T extends KubeObject> {
     const { http, path, handler } = this.opts;
     this.stats.lists++;
     handler.onListStart?.();
-    let cont: string | undefined;
     let rv: string | undefined;
-    do {
-      const page = await http.request<KubeList<T>>("GET", path, {
-        query: { ...this.selectorQuery(), limit: this.opts.pageSize ?? 500, continue: cont },
-        signal: this.stopping.signal,
-      });
+    const pages = http.pages<T>(path, this.selectorQuery(), {
+      pageSize: this.opts.pageSize,
+      signal: this.stopping.signal,
+    });
+    for await (const page of pages) {
       for (const item of page.items) {
         this.stats.listedObjects++;
         handler.onEvent("ADDED", item, true);
       }
       rv = page.metadata.resourceVersion;
-      cont = page.metadata.continue || undefined;
-    } while (cont && !this.stopped);
+      if (this.stopped) break;
+    }
     if (this.stopped) return; // a partial list is not a sync
     this.resourceVersion = rv;
     handler.onSynced?.(rv ?? "");

@@ -5,10 +5,12 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
   ApiError,
+  FIRST_PAGE_LIMIT,
   isStatus,
   KubeHttp,
   type KubeList,
   type KubeObject,
+  MAX_PAGE_LIMIT,
   type RequestOptions,
 } from "../../src/kube/http.js";
 import { Reflector, type ReflectorEventType, type ReflectorHandler } from "../../src/kube/reflector.js";
@@ -30,10 +32,14 @@ class RecordingHttp extends KubeHttp {
   /** Called on every list answer; may change it (e.g. make its resourceVersion stale). */
   rewriteList: ((list: KubeList<unknown>) => void) | undefined;
 
-  override async request<T>(method: Method, path: string, opts: RequestOptions = {}): Promise<T> {
+  protected override async requestSized<T>(
+    method: Method,
+    path: string,
+    opts: RequestOptions = {},
+  ): Promise<{ body: T; bytes: number }> {
     this.requests.push({ method, path, query: opts.query });
-    const res = await super.request<T>(method, path, opts);
-    const list = res as KubeList<unknown> | undefined;
+    const res = await super.requestSized<T>(method, path, opts);
+    const list = res.body as KubeList<unknown> | undefined;
     if (method === "GET" && Array.isArray(list?.items) && list && this.rewriteList) this.rewriteList(list);
     return res;
   }
@@ -177,6 +183,45 @@ describe("KubeHttp", () => {
     expect(rec.requests.every((r) => r.query?.limit === 5 && r.query.labelSelector === "set=a")).toBe(true);
     expect(rec.requests[0]?.query?.continue).toBeUndefined();
     expect(rec.requests.slice(1).every((r) => typeof r.query?.continue === "string")).toBe(true);
+  });
+
+  it("adapts the page size to the bytes per item and lists every object exactly once", async () => {
+    const ns = await freshNamespace("adaptive");
+    // 600 small objects: the first page asks for 500, the next for as many as fill 4 MiB.
+    const names = Array.from({ length: 600 }, (_, i) => `cm-${String(i).padStart(3, "0")}`);
+    await Promise.all(
+      Array.from({ length: 8 }, async (_, k) => {
+        for (let i = k; i < names.length; i += 8) {
+          await http.request("POST", cmPath(ns), { body: configMap(names[i]!, { set: "a" }) });
+        }
+      }),
+    );
+    const rec = new RecordingHttp(kubeConfig());
+    const list = await rec.listAll<KubeObject>(cmPath(ns), { labelSelector: "set=a" });
+    expect(list.items.map((o) => o.metadata?.name)).toEqual(names);
+    expect(rec.requests.map((r) => r.query?.limit)).toEqual([FIRST_PAGE_LIMIT, MAX_PAGE_LIMIT]);
+    expect(rec.requests[1]?.query?.continue).toEqual(expect.any(String));
+
+    // Larger objects (about 2 KB each) under a 100 KB budget: 500 first, then about 50 a page.
+    const ns2 = await freshNamespace("adaptive");
+    const pad = "x".repeat(2000);
+    await Promise.all(
+      Array.from({ length: 8 }, async (_, k) => {
+        for (let i = k; i < names.length; i += 8) {
+          await http.request("POST", cmPath(ns2), { body: configMap(names[i]!, {}, { pad }) });
+        }
+      }),
+    );
+    const rec2 = new RecordingHttp(kubeConfig());
+    const seen: string[] = [];
+    for await (const page of rec2.pages<KubeObject>(cmPath(ns2), {}, { pageBytes: 100_000 })) {
+      for (const o of page.items) seen.push(o.metadata?.name ?? "");
+    }
+    expect(seen).toEqual(names);
+    const limits = rec2.requests.map((r) => Number(r.query?.limit));
+    expect(limits[0]).toBe(FIRST_PAGE_LIMIT);
+    expect(limits.length).toBeGreaterThanOrEqual(3);
+    expect(limits.slice(1).every((l) => l >= 30 && l <= 60)).toBe(true);
   });
 
   it("watches from a resourceVersion and yields events in order", async () => {

@@ -135,6 +135,11 @@ export class FakeApi {
 
   // --- KubeHttp ---------------------------------------------------------------------------------
 
+  /** KubeHttp.pages: one page holding the whole list (the reflector's list goes through it). */
+  async *pages<T>(path: string, query: RequestOptions["query"] = {}): AsyncGenerator<T, void, undefined> {
+    yield await this.request<T>("GET", path, { query });
+  }
+
   async request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
     if (method === "GET" && (path === SLOTMAPS || path === ALL_LEASES)) {
       return (await this.list(path, opts.query)) as T;
