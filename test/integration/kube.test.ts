@@ -6,6 +6,7 @@ import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
   ApiError,
   FIRST_PAGE_LIMIT,
+  HANDOVER_ITEMS,
   isStatus,
   KubeHttp,
   type KubeList,
@@ -201,6 +202,17 @@ describe("KubeHttp", () => {
     expect(list.items.map((o) => o.metadata?.name)).toEqual(names);
     expect(rec.requests.map((r) => r.query?.limit)).toEqual([FIRST_PAGE_LIMIT, MAX_PAGE_LIMIT]);
     expect(rec.requests[1]?.query?.continue).toEqual(expect.any(String));
+    // A page larger than HANDOVER_ITEMS is handed over in parts, from one request.
+    const rec1 = new RecordingHttp(kubeConfig());
+    const parts: number[] = [];
+    for await (const page of rec1.pages<KubeObject>(
+      cmPath(ns),
+      { labelSelector: "set=a" },
+      { pageSize: 600 },
+    ))
+      parts.push(page.items.length);
+    expect(parts).toEqual([HANDOVER_ITEMS, 600 - HANDOVER_ITEMS]);
+    expect(rec1.requests).toHaveLength(1);
 
     // Larger objects (about 2 KB each) under a 100 KB budget: 500 first, then about 50 a page.
     const ns2 = await freshNamespace("adaptive");
@@ -208,13 +220,17 @@ describe("KubeHttp", () => {
     await Promise.all(
       Array.from({ length: 8 }, async (_, k) => {
         for (let i = k; i < names.length; i += 8) {
-          await http.request("POST", cmPath(ns2), { body: configMap(names[i]!, {}, { pad }) });
+          await http.request("POST", cmPath(ns2), { body: configMap(names[i]!, { set: "c" }, { pad }) });
         }
       }),
     );
     const rec2 = new RecordingHttp(kubeConfig());
     const seen: string[] = [];
-    for await (const page of rec2.pages<KubeObject>(cmPath(ns2), {}, { pageBytes: 100_000 })) {
+    for await (const page of rec2.pages<KubeObject>(
+      cmPath(ns2),
+      { labelSelector: "set=c" },
+      { pageBytes: 100_000 },
+    )) {
       for (const o of page.items) seen.push(o.metadata?.name ?? "");
     }
     expect(seen).toEqual(names);
