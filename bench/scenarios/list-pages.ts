@@ -8,7 +8,7 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { KubeHttp, type KubeObject } from "../../src/kube/http.js";
 import { keySlot } from "../../src/slots/index.js";
 import { startControlPlane } from "../../test/support/controlplane.js";
-import type { Row, Scenario } from "../lib.js";
+import { quantile, type Row, type Scenario } from "../lib.js";
 import { connectKube, runPool } from "../support/kube.js";
 import { sampleProc } from "../support/proc.js";
 
@@ -20,10 +20,11 @@ interface Sample {
   apiCpuS: number;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
+const median = (xs: number[]): number =>
+  quantile(
+    [...xs].sort((a, b) => a - b),
+    0.5,
+  );
 
 const scenario: Scenario = {
   name: "list-pages",

@@ -430,15 +430,16 @@ export const FIRST_PAGE_LIMIT = 500;
 export const PAGE_BYTES = 4 * 1024 * 1024;
 /** Items {@link KubeHttp.pages} hands over at once; a larger page is handed over in parts. */
 export const HANDOVER_ITEMS = 500;
-/** Bounds of an adaptive page size: a page never asks for more items than this, nor fewer than 10. */
+/** Bounds of an adaptive page size, in items. */
+export const MIN_PAGE_LIMIT = 10;
 export const MAX_PAGE_LIMIT = 10_000;
 
 /**
  * The next page's limit of an adaptive list that has received `bytes` for `items` items: as many
- * items as fill {@link PAGE_BYTES}, within 10 … {@link MAX_PAGE_LIMIT}.
+ * items as fill {@link PAGE_BYTES}, within {@link MIN_PAGE_LIMIT} … {@link MAX_PAGE_LIMIT}.
  */
 export function nextPageLimit(bytes: number, items: number, target = PAGE_BYTES): number {
   if (items <= 0 || bytes <= 0) return FIRST_PAGE_LIMIT;
   const perItem = bytes / items;
-  return Math.max(10, Math.min(MAX_PAGE_LIMIT, Math.floor(target / perItem)));
+  return Math.max(MIN_PAGE_LIMIT, Math.min(MAX_PAGE_LIMIT, Math.floor(target / perItem)));
 }

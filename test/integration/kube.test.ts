@@ -91,6 +91,22 @@ function configMap(name: string, labels: Record<string, string> = {}, data: Reco
   return { apiVersion: "v1", kind: "ConfigMap", metadata: { name, labels }, data };
 }
 
+/** Creates ConfigMaps `names` in `ns`, eight requests at a time. */
+async function createConfigMaps(
+  ns: string,
+  names: readonly string[],
+  labels: Record<string, string>,
+  data: Record<string, string> = {},
+): Promise<void> {
+  await Promise.all(
+    Array.from({ length: 8 }, async (_, k) => {
+      for (let i = k; i < names.length; i += 8) {
+        await http.request("POST", cmPath(ns), { body: configMap(names[i]!, labels, data) });
+      }
+    }),
+  );
+}
+
 let http: KubeHttp;
 const reflectors: Reflector<KubeObject>[] = [];
 
@@ -190,13 +206,7 @@ describe("KubeHttp", () => {
     const ns = await freshNamespace("adaptive");
     // 600 small objects: the first page asks for 500, the next for as many as fill 4 MiB.
     const names = Array.from({ length: 600 }, (_, i) => `cm-${String(i).padStart(3, "0")}`);
-    await Promise.all(
-      Array.from({ length: 8 }, async (_, k) => {
-        for (let i = k; i < names.length; i += 8) {
-          await http.request("POST", cmPath(ns), { body: configMap(names[i]!, { set: "a" }) });
-        }
-      }),
-    );
+    await createConfigMaps(ns, names, { set: "a" });
     const rec = new RecordingHttp(kubeConfig());
     const list = await rec.listAll<KubeObject>(cmPath(ns), { labelSelector: "set=a" });
     expect(list.items.map((o) => o.metadata?.name)).toEqual(names);
@@ -217,13 +227,7 @@ describe("KubeHttp", () => {
     // Larger objects (about 2 KB each) under a 100 KB budget: 500 first, then about 50 a page.
     const ns2 = await freshNamespace("adaptive");
     const pad = "x".repeat(2000);
-    await Promise.all(
-      Array.from({ length: 8 }, async (_, k) => {
-        for (let i = k; i < names.length; i += 8) {
-          await http.request("POST", cmPath(ns2), { body: configMap(names[i]!, { set: "c" }, { pad }) });
-        }
-      }),
-    );
+    await createConfigMaps(ns2, names, { set: "c" }, { pad });
     const rec2 = new RecordingHttp(kubeConfig());
     const seen: string[] = [];
     for await (const page of rec2.pages<KubeObject>(

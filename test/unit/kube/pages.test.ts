@@ -1,6 +1,12 @@
 // The adaptive list page size (KubeHttp.pages): a byte budget per page, within bounds.
 import { describe, expect, it } from "vitest";
-import { FIRST_PAGE_LIMIT, MAX_PAGE_LIMIT, nextPageLimit, PAGE_BYTES } from "../../../src/kube/http.js";
+import {
+  FIRST_PAGE_LIMIT,
+  MAX_PAGE_LIMIT,
+  MIN_PAGE_LIMIT,
+  nextPageLimit,
+  PAGE_BYTES,
+} from "../../../src/kube/http.js";
 
 describe("nextPageLimit", () => {
   it("asks for as many items as fill the budget at the bytes per item seen", () => {
@@ -9,9 +15,10 @@ describe("nextPageLimit", () => {
     expect(nextPageLimit(30 * 200_000, 30)).toBe(20);
   });
 
-  it("stays within 10 … MAX_PAGE_LIMIT", () => {
+  it("stays within MIN_PAGE_LIMIT … MAX_PAGE_LIMIT", () => {
     expect(nextPageLimit(500 * 300, 500)).toBe(MAX_PAGE_LIMIT); // small objects
-    expect(nextPageLimit(10 * 1_500_000, 10)).toBe(10); // 1.5 MB objects: 10, not 2
+    expect(nextPageLimit(10 * 1_500_000, 10)).toBe(MIN_PAGE_LIMIT); // 1.5 MB objects: 10, not 2
+    expect(MIN_PAGE_LIMIT).toBe(10);
   });
 
   it("starts over at the first page's limit when nothing was seen yet (an empty page)", () => {
