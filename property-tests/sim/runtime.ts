@@ -156,8 +156,8 @@ export class SimRuntime {
     if (rt !== undefined && this.#rules?.placement === "B") this.#gainList(rt, CONTROLLED);
   }
 
-  lost(): void {
-    this.#rt?.prune();
+  lost(ranges: readonly SlotRange[]): void {
+    this.#rt?.slotsLost(ranges);
   }
 
   /** A watch event of object `k` (modified). */

@@ -601,7 +601,7 @@ export class Simulation {
         if (p.runtime.gained(e.ranges)) p.gainAt ??= this.#listDue();
         return;
       case "slotsLost":
-        p.runtime.lost();
+        p.runtime.lost(e.ranges);
         return;
       case "abortInFlight":
         for (const name of e.keys) {

@@ -366,7 +366,7 @@ class Controller {
           void this.#gainRelist(w);
         }
       },
-      slotsLost: () => this.#rt?.prune(),
+      slotsLost: (e) => this.#rt?.slotsLost(e.ranges),
       slotsImporting: (ranges) => {
         // A warm handoff: list and cache the incoming slots while their source drains them.
         this.#importing = ranges;

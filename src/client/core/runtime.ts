@@ -13,6 +13,7 @@
 import { compareResourceVersions } from "../../api/resource-version.js";
 import { normalizeRanges, parseSlotRanges } from "../../slots/ranges.js";
 import { SLOT_COUNT, type SlotRange } from "../../slots/types.js";
+import { BySlot } from "./by-slot.js";
 
 /** Where an object lands: its slot and the key of the root object reconciled for it. */
 export interface RuntimePlace {
@@ -128,8 +129,8 @@ function notOlder(a: string | undefined, b: string | undefined): boolean {
 export class ShardRuntime<O> {
   readonly #host: RuntimeHost<O>;
   readonly #watches: WatchState[];
-  readonly #roots = new Map<string, Entry<O>>();
-  readonly #controlled = new Map<string, ControlledEntry<O>>();
+  readonly #roots = new BySlot<Entry<O>>();
+  readonly #controlled = new BySlot<ControlledEntry<O>>();
   /** Root key → ids of the controlled objects whose controller it is. */
   readonly #children = new Map<string, Set<string>>();
   readonly #tombstones = new Map<string, Tombstone>();
@@ -222,7 +223,9 @@ export class ShardRuntime<O> {
       }
     }
     if (!any) return;
-    for (const [id, e] of this.#roots) if (imported[e.slot] === 1) this.#enqueue(id, e.slot);
+    for (let i = 0; i < SLOT_COUNT; i++) {
+      if (imported[i] === 1) for (const id of this.#roots.idsIn(i)) this.#enqueue(id, i);
+    }
   }
 
   /**
@@ -233,31 +236,58 @@ export class ShardRuntime<O> {
   slotsImporting(ranges: readonly SlotRange[]): void {
     const next = new Uint8Array(SLOT_COUNT);
     for (const r of ranges) next.fill(1, r.start, r.end + 1);
-    let dropped = false;
+    const dropped: number[] = [];
     for (let i = 0; i < SLOT_COUNT; i++) {
       if (next[i] === this.#importing[i]) continue;
       if (next[i] === 1 && !this.#host.owns(i) && !this.#cacheAll) this.#markCold(i);
-      if (next[i] === 0) dropped = true;
+      if (next[i] === 0) dropped.push(i);
     }
     this.#importing.set(next);
-    if (dropped) this.prune();
+    if (dropped.length > 0) this.#pruneSlots(dropped);
   }
 
-  /** Slots were lost (or namespaces left the selection): drops what is no longer owned. */
+  /**
+   * Slots were lost: drops their objects, tombstones, held and queued keys (or, when the slots are
+   * still cached, only unqueues them). Visits only the objects of `ranges`, not the whole cache.
+   */
+  slotsLost(ranges: readonly SlotRange[]): void {
+    const slots: number[] = [];
+    for (const r of ranges) for (let i = r.start; i <= r.end; i++) slots.push(i);
+    this.#pruneSlots(slots);
+  }
+
+  /** Namespaces left the selection: checks every cached object (a scan of the whole cache). */
   prune(): void {
-    const h = this.#host;
-    for (const [id, e] of this.#roots) {
-      if (!this.holds(e.slot) || !h.selected(e.obj)) this.#dropRoot(id);
-      else if (!h.owns(e.slot)) this.#unqueue(id); // kept in the cache (imported, or every slot)
+    for (const [id, e] of this.#roots) this.#pruneRoot(id, e);
+    for (const [id, e] of this.#controlled) this.#pruneControlled(id, e);
+    this.#pruneTombstones();
+  }
+
+  #pruneSlots(slots: readonly number[]): void {
+    for (const slot of slots) {
+      for (const id of this.#roots.idsIn(slot)) this.#pruneRoot(id, this.#roots.get(id)!);
+      for (const id of this.#controlled.idsIn(slot)) this.#pruneControlled(id, this.#controlled.get(id)!);
     }
+    this.#pruneTombstones();
+  }
+
+  #pruneRoot(id: string, e: Entry<O>): void {
+    if (!this.holds(e.slot) || !this.#host.selected(e.obj)) this.#dropRoot(id);
+    else if (!this.#host.owns(e.slot)) this.#unqueue(id); // kept in the cache (imported, or every slot)
+  }
+
+  #pruneControlled(id: string, e: ControlledEntry<O>): void {
+    if (!this.holds(e.slot) || !this.#host.selected(e.obj)) this.#removeControlled(id, false);
+  }
+
+  #pruneTombstones(): void {
+    const h = this.#host;
+    // Tombstones are few (deleted roots not reconciled yet): all are checked.
     for (const [id, t] of this.#tombstones) {
       if (!h.owns(t.slot)) {
         this.#tombstones.delete(id);
         this.#unqueue(id);
       }
-    }
-    for (const [id, e] of this.#controlled) {
-      if (!this.holds(e.slot) || !h.selected(e.obj)) this.#removeControlled(id, false);
     }
   }
 
@@ -426,7 +456,11 @@ export class ShardRuntime<O> {
         return;
       }
       this.#roots.set(id, { obj, rv, slot: p.slot, watch: w });
-      this.#tombstones.delete(id);
+      const wasTombstone = this.#tombstones.delete(id);
+      // Back, or moved, into a slot cached but not owned: its key is no longer ours to run (and a
+      // loss of the slot it was queued for would not find it there any more).
+      if ((wasTombstone || (prev !== undefined && prev.slot !== p.slot)) && !this.#host.owns(p.slot))
+        this.#unqueue(id);
       // A re-list delivers every object again: enqueue only what changed.
       if (fromList && prev?.rv === rv) return;
       this.#enqueue(id, p.slot);

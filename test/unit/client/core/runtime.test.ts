@@ -189,9 +189,32 @@ describe("ShardRuntime", () => {
     h.event(ROOTS, "DELETED", root("b", 2, "11"));
     expect(h.queue).toEqual(["a", "b"]);
     h.owned.clear();
-    h.rt.prune();
+    h.rt.slotsLost([{ start: 1, end: 3 }]);
     expect(h.queue).toEqual([]);
     expect(h.rt.sizes()).toEqual({ roots: 0, controlled: 0, tombstones: 0, held: 0 });
+  });
+
+  it("losing slots visits only their objects: other slots are not checked", () => {
+    const h = harness();
+    h.list(CHILDREN, [child("a-1", "a", 1), child("b-1", "b", 2)]);
+    h.list(ROOTS, [root("a", 1), root("b", 2)]);
+    h.owned.clear(); // slot 2 is lost too, but only slot 1 is reported
+    h.rt.slotsLost([{ start: 1, end: 1 }]);
+    expect(h.queue).toEqual(["b"]);
+    expect(h.rt.sizes()).toMatchObject({ roots: 1, controlled: 1 });
+    h.rt.prune(); // the full check finds slot 2
+    expect(h.rt.sizes()).toMatchObject({ roots: 0, controlled: 0 });
+  });
+
+  it("a root moved into a slot cached but not owned leaves the queue, so a later loss finds nothing stale", () => {
+    const h = harness({ owned: [1], controlled: false, cacheAllSlots: true });
+    h.list(ROOTS, [root("a", 1)]);
+    expect(h.queue).toEqual(["a"]);
+    h.event(ROOTS, "MODIFIED", root("a", 5, "11"));
+    expect(h.queue).toEqual([]);
+    expect(h.rt.root("a")).toEqual(root("a", 5, "11"));
+    h.event(ROOTS, "MODIFIED", root("a", 1, "12")); // and back into an owned slot
+    expect(h.queue).toEqual(["a"]);
   });
 
   it("an object moving to another slot or controller follows: dropped when not owned, old owner requeued", () => {
@@ -376,7 +399,7 @@ describe("ShardRuntime", () => {
       h.list(ROOTS, [root("a", 1), root("c", 2)]);
       expect(h.queue).toEqual(["a", "c"]);
       h.owned.delete(2);
-      h.rt.prune();
+      h.rt.slotsLost([{ start: 2, end: 2 }]);
       expect(h.queue).toEqual(["a"]);
       expect(h.rt.root("c")).toEqual(root("c", 2));
       h.event(ROOTS, "DELETED", root("c", 2, "12")); // its owner reconciles the deletion
