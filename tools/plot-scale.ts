@@ -247,17 +247,15 @@ export function renderScaleSvg(points: readonly ScalePoint[], caption: string): 
       points: points.map((p) => [p.shards, p.statusBytes]),
     },
   ];
-  return (
-    [
-      `<svg xmlns="http://www.w3.org/2000/svg" role="img" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
-      "<title>SlotMap watch traffic per join and leave, and status and event size, against the shard count: before and after the compact status</title>",
-      `<rect width="${W}" height="${H}" fill="white"/>`,
-      panel(traffic, "Watch traffic to all watchers per join / leave", "bytes", 0, 0, W / 2, H - 24),
-      panel(sizes, "Size of one status and one watch event", "bytes", W / 2, 0, W / 2, H - 24),
-      `<text x="${W / 2}" y="${H - 8}" text-anchor="middle" fill="#555" font-size="11">${esc(caption)}</text>`,
-      "</svg>",
-    ].join("\n") + "\n"
-  );
+  return `${[
+    `<svg xmlns="http://www.w3.org/2000/svg" role="img" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
+    "<title>SlotMap watch traffic per join and leave, and status and event size, against the shard count: before and after the compact status</title>",
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    panel(traffic, "Watch traffic to all watchers per join / leave", "bytes", 0, 0, W / 2, H - 24),
+    panel(sizes, "Size of one status and one watch event", "bytes", W / 2, 0, W / 2, H - 24),
+    `<text x="${W / 2}" y="${H - 8}" text-anchor="middle" fill="#555" font-size="11">${esc(caption)}</text>`,
+    "</svg>",
+  ].join("\n")}\n`;
 }
 
 /**
