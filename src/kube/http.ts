@@ -209,10 +209,6 @@ export class KubeHttp {
     }
     if (o.auth) headers.Authorization = `Basic ${Buffer.from(o.auth).toString("base64")}`;
     headers["User-Agent"] = this.identity.userAgent;
-    // No gzip: the API server compresses answers over 128 KB (list pages) when asked, and undici
-    // asks by default. Compressing and inflating cost more CPU on both sides than the bytes saved
-    // next to the API server (docs/client.md, "Transport"; kubernetes/kubernetes#112296).
-    headers["Accept-Encoding"] = "identity";
     const tls = tlsOptions(o);
     const proxyUrl = this.kc.getCurrentCluster()?.proxyUrl;
     const key = transportKey(this.server, proxyUrl, tls);
