@@ -24,15 +24,11 @@ export class BySlot<E extends Slotted> {
     return this.#entries.get(id);
   }
 
-  has(id: string): boolean {
-    return this.#entries.has(id);
-  }
-
   /** Adds or replaces `id`; an entry whose slot changed moves to its new slot. */
   set(id: string, e: E): void {
     const prev = this.#entries.get(id);
-    if (prev !== undefined && prev.slot !== e.slot) this.#unindex(prev.slot, id);
-    if (prev === undefined || prev.slot !== e.slot) {
+    if (prev?.slot !== e.slot) {
+      if (prev !== undefined) this.#unindex(prev.slot, id);
       let ids = this.#ids[e.slot];
       if (ids === undefined) {
         ids = new Set();
@@ -64,10 +60,6 @@ export class BySlot<E extends Slotted> {
 
   keys(): IterableIterator<string> {
     return this.#entries.keys();
-  }
-
-  entries(): IterableIterator<[string, E]> {
-    return this.#entries.entries();
   }
 
   [Symbol.iterator](): IterableIterator<[string, E]> {

@@ -212,19 +212,12 @@ export class ShardRuntime<O> {
    * gain list of every watch.
    */
   slotsGained(ranges: readonly SlotRange[]): void {
-    const imported = new Uint8Array(SLOT_COUNT);
-    let any = false;
     for (const r of ranges) {
       for (let i = r.start; i <= r.end; i++) {
         if (this.#cacheAll || this.#importing[i] === 1) {
-          imported[i] = 1;
-          any = true;
+          for (const id of this.#roots.idsIn(i)) this.#enqueue(id, i);
         } else this.#markCold(i);
       }
-    }
-    if (!any) return;
-    for (let i = 0; i < SLOT_COUNT; i++) {
-      if (imported[i] === 1) for (const id of this.#roots.idsIn(i)) this.#enqueue(id, i);
     }
   }
 
