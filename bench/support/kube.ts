@@ -234,7 +234,7 @@ export async function waitUntil<T>(
   }
 }
 
-/** Applies crds/ to a benchmark's control plane and waits until the SlotMap CRD is Established. */
+/** Applies crds/ to a benchmark's control plane and waits until its CRDs are Established. */
 export function installCrds(cp: ControlPlane): void {
   const crds = join(resolve(import.meta.dirname, "../.."), "crds");
   execFileSync(cp.kubectlPath, ["--kubeconfig", cp.kubeconfig, "apply", "-f", crds], { stdio: "pipe" });
@@ -247,6 +247,7 @@ export function installCrds(cp: ControlPlane): void {
       "--for=condition=established",
       "--timeout=60s",
       "crd/slotmaps.slotmap.dev",
+      "crd/slotmapshards.slotmap.dev",
     ],
     { stdio: "pipe" },
   );

@@ -3,13 +3,15 @@
  * so that an admission policy can refuse a late write of a shard that lost the slot while it was
  * frozen. Self-fencing is time-based; this is the check the API server itself makes.
  *
- * A token is `<resourceVersion>.<generation>.<uid>`: the resourceVersion of the newest SlotMap
- * version the shard had applied when the reconcile started, zero-padded to 20 digits, then, for
- * people reading it, that version's assignment generation and the SlotMap's uid. Fixed width, so
- * the plain string order the policy compares with (CEL `>=`) is the order of resourceVersions.
+ * A token is `<resourceVersion>.<generation>.<uid>`: the resourceVersion of the newest
+ * SlotMapShard projection (the shard's part of the SlotMap status) the shard had applied when the
+ * reconcile started, zero-padded to 20 digits, then, for people reading it, that projection's
+ * assignment generation and the SlotMap's uid. Fixed width, so the plain string order the policy
+ * compares with (CEL `>=`) is the order of resourceVersions.
  *
  * Why it is ordered: a slot leaves a shard only in a status written after every version in which
- * that shard owned it, and its next owner starts only once it has applied that status. Every
+ * that shard owned it, and its next owner starts only once it has applied its projection of that
+ * status, written after it. Every
  * write gets a greater resourceVersion (etcd's revision, cluster-wide), so this holds across a
  * status restored from a backup and across a re-created SlotMap, where generations repeat: the
  * generation alone is not enough (the simulator found a restored status with a deleted Lease that
@@ -29,7 +31,7 @@ const TOKEN = /^(\d{20})\.(\d+)\.(.+)$/;
 
 /** What a token is made of. */
 export interface FenceParts {
-  /** metadata.resourceVersion of the SlotMap version applied (decimal, at most 20 digits). */
+  /** metadata.resourceVersion of the projection applied (decimal, at most 20 digits). */
   readonly resourceVersion: string;
   /** Its status.assignmentGeneration. */
   readonly generation: number;

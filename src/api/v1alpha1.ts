@@ -124,7 +124,7 @@ const DNS_SUBDOMAIN_MSG =
   "must be a DNS-1123 subdomain: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit";
 
 /** A Lease / shard name. */
-const shardName = () =>
+export const shardName = () =>
   z
     .string()
     .min(1)
@@ -137,7 +137,7 @@ const shardName = () =>
  * writes the canonical form, and the CRD's CEL rule can check order in one pass where a sort would
  * exceed its cost budget.
  */
-function slotRangesString(maxLength: number, minLength = 0) {
+export function slotRangesString(maxLength: number, minLength = 0) {
   let s = z.string();
   if (minLength > 0) s = s.min(minLength, { error: "must name at least one slot" });
   return s

@@ -5,6 +5,7 @@
  */
 import type { KubeConfig } from "@kubernetes/client-node";
 import { GROUP, PLURAL, VERSION } from "../api/index.js";
+import { PROJECTION_PLURAL } from "../api/projection.js";
 import { ApiError, isStatus, KubeHttp, type KubeObject } from "../kube/http.js";
 import { PACKAGE_VERSION } from "../runtime/version.js";
 import { CliError } from "./io.js";
@@ -33,6 +34,8 @@ export interface CliClient {
    */
   patchSlotMap(name: string, patch: KubeObject): Promise<KubeObject>;
   listLeases(namespace: string, labelSelector: string): Promise<KubeObject[]>;
+  /** The SlotMapShard projections of a namespace matching a label selector. */
+  listProjections(namespace: string, labelSelector: string): Promise<KubeObject[]>;
   getLease(namespace: string, name: string): Promise<KubeObject>;
   /** JSON merge patch of a Lease, conditional on `patch.metadata.resourceVersion` like {@link patchSlotMap}. */
   patchLease(namespace: string, name: string, patch: KubeObject): Promise<KubeObject>;
@@ -94,6 +97,10 @@ export class HttpCliClient implements CliClient {
       body: patch,
       contentType: MERGE_PATCH,
     });
+  }
+  async listProjections(namespace: string, labelSelector: string): Promise<KubeObject[]> {
+    const path = `/apis/${GROUP}/${VERSION}/namespaces/${encodeURIComponent(namespace)}/${PROJECTION_PLURAL}`;
+    return (await this.http.listAll<KubeObject>(path, { labelSelector })).items;
   }
   async listLeases(namespace: string, labelSelector: string): Promise<KubeObject[]> {
     return (await this.http.listAll<KubeObject>(leases(namespace), { labelSelector })).items;

@@ -13,6 +13,7 @@ import {
   type SlotMapStatus,
   slotTableOf,
 } from "../api/index.js";
+import { parseProjectionSpec } from "../api/projection.js";
 import { isStatus } from "../kube/http.js";
 import {
   countSlots,
@@ -70,6 +71,11 @@ export interface ShardLeaseView {
   acked: number | undefined;
   /** The weight annotation (default 1). */
   weight: number;
+  /**
+   * The generation it must acknowledge: its SlotMapShard projection's, where its part of the table
+   * last changed (undefined when the projection is absent or unreadable).
+   */
+  due: number | undefined;
   /** Malformed annotations, as "field: message". */
   warnings: string[];
 }
@@ -91,6 +97,7 @@ export async function fetchShardLeases(client: CliClient, l: LoadedSlotMap): Pro
     return { byName, forbidden: true };
   }
   const uid = l.sm.metadata.uid;
+  const due = await fetchDue(client, l);
   for (const lease of leases) {
     const name = lease.metadata?.name;
     if (name === undefined) continue;
@@ -101,10 +108,29 @@ export async function fetchShardLeases(client: CliClient, l: LoadedSlotMap): Pro
       holder: spec?.holderIdentity ?? "",
       acked: acked === 0 && parsed.slotmapUid !== uid ? undefined : acked,
       weight: parsed.weight,
+      due: due.get(name),
       warnings: parsed.errors.map((e) => `${e.field}: ${e.message}`),
     });
   }
   return { byName, forbidden: false };
+}
+
+/** Each shard's projected generation (its SlotMapShard of this SlotMap instance); empty when unreadable. */
+async function fetchDue(client: CliClient, l: LoadedSlotMap): Promise<Map<string, number>> {
+  const due = new Map<string, number>();
+  let projections: KubeObject[];
+  try {
+    projections = await client.listProjections(l.sm.spec.leaseNamespace, `${LABEL_SLOTMAP}=${l.name}`);
+  } catch (err) {
+    if (isStatus(err, 403) || isStatus(err, 404)) return due; // no RBAC, or a coordinator before projections
+    throw err;
+  }
+  for (const p of projections) {
+    const spec = parseProjectionSpec(p.spec);
+    if (spec.ok && spec.value.slotMapUid === l.sm.metadata.uid)
+      due.set(spec.value.shard, spec.value.assignmentGeneration);
+  }
+  return due;
 }
 
 /** A status entry's state: the coordinator omits it for Ready shards. */
@@ -122,7 +148,9 @@ export interface ShardSummary {
   ranges: string;
   /** The generation the shard acknowledged (from its Lease; undefined without one or unread). */
   observedGeneration: number | undefined;
-  /** Whether it acknowledged the current assignment generation. */
+  /** The generation it must acknowledge (its projection's, else the table's). */
+  due: number;
+  /** Whether it acknowledged {@link due}. */
   acked: boolean;
   /** Slots leaving this shard (it must ack before they move on). */
   migratingOut: number;
@@ -163,7 +191,8 @@ export function summarizeShards(
       slots: counts.get(name) ?? 0,
       ranges: formatSlotRanges(ranges.get(name) ?? []),
       observedGeneration: lease?.acked,
-      acked: lease?.acked !== undefined && lease.acked >= table.generation,
+      due: lease?.due ?? table.generation,
+      acked: lease?.acked !== undefined && lease.acked >= (lease.due ?? table.generation),
       migratingOut: out_,
       migratingIn: in_,
       holderIdentity: st?.holderIdentity,

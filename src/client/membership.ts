@@ -1,6 +1,8 @@
 /**
  * Shard membership with real I/O: drives the sans-I/O {@link ShardMachine} (src/client/core) with
- * watches of the shard's Lease and of its SlotMap, Lease writes with resourceVersion
+ * watches of the shard's Lease, of its SlotMapShard projection (what it owns: the coordinator
+ * projects the status into one small object per shard) and of its SlotMap's metadata (uid,
+ * deletion, spec generation; the spec is read when it changes), Lease writes with resourceVersion
  * preconditions, and a timer at the machine's `nextWakeAt`. The machine's clock is
  * `performance.now()` (monotonic); wall time only goes into the Lease's acquireTime/renewTime.
  * The SlotMap's resource rules come from a {@link RulesSource} (discovery, the Namespace watch).
@@ -14,13 +16,13 @@ import { performance } from "node:perf_hooks";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { z } from "zod";
 import { type FieldError, formatFieldErrors } from "../api/errors.js";
+import { PROJECTION_PLURAL, projectionName } from "../api/projection.js";
 import {
   GROUP,
   LIMITS,
   PATTERNS,
   PLURAL,
   parseSlotMapSpec,
-  parseSlotMapStatus,
   parseWith,
   type SlotMapSpec,
   VERSION,
@@ -28,6 +30,7 @@ import {
 import { isStatus, KubeHttp, type KubeObject } from "../kube/http.js";
 import { Reflector } from "../kube/reflector.js";
 import { keyOf, ObjectCache } from "../kube/store.js";
+import { backoffDelay } from "../runtime/backoff.js";
 import type { KubeObjectLike } from "../slots/keys.js";
 import { SLOT_COUNT, type SlotRange } from "../slots/types.js";
 import {
@@ -38,13 +41,13 @@ import {
   Ownership,
   type OwnershipChangeReason,
   parseShardMachineOptions,
+  readProjection,
   type ShardEffect,
   type ShardInput,
   ShardMachine,
   type ShardPhase,
   type WriteLeaseEffect,
 } from "./core/index.js";
-import { importingSlots } from "./core/runtime.js";
 import { type ShardLogger, silentLogger } from "./logger.js";
 import type { SlotRules } from "./rules.js";
 import { RulesSource } from "./rules-source.js";
@@ -119,7 +122,7 @@ export interface ShardMemberListener {
 /** A change of owned slots. */
 export interface SlotChange {
   readonly ranges: readonly SlotRange[];
-  /** Assignment generation of the newest status applied. */
+  /** Assignment generation of the newest projection applied (where this shard's part last changed). */
   readonly generation: number;
   readonly reason: OwnershipChangeReason;
 }
@@ -155,7 +158,7 @@ export interface ShardMemberStatus {
   identity: string | undefined;
   leaseNamespace: string | undefined;
   slotMapUid: string | undefined;
-  /** Assignment generation of the newest status applied. */
+  /** Assignment generation of the newest projection applied (where this shard's part last changed). */
   generation: number;
   ackedGeneration: number;
   ownedSlots: number;
@@ -286,6 +289,14 @@ export class ShardMember {
   readonly #rulesSource: RulesSource;
 
   #slotMapUid: string | undefined;
+  /** uid and metadata.generation of the SlotMap whose spec was last read (or is being read). */
+  #specOf: { uid: string; generation: number | undefined } | undefined;
+  #specFailures = 0;
+  #specTimer: NodeJS.Timeout | undefined;
+  /** `spec.policy.handoffTimeoutSeconds` of the spec last read. */
+  #handoffTimeoutSeconds: number | undefined;
+  #projectionReflector: Reflector<KubeObject> | undefined;
+  readonly #projectionStore = new ObjectCache<KubeObject>();
   /** The importing slots last reported (formatted), to report changes only. */
   #importing = "";
   // The two single-object watches keep their object in a store, whose re-list (Replace semantics)
@@ -378,6 +389,8 @@ export class ShardMember {
       http: this.#http,
       path: SLOTMAPS_PATH,
       fieldSelector: `metadata.name=${this.slotMap}`,
+      // Metadata only: the status lists every shard, and each shard reads its own projection.
+      metadataOnly: true,
       handler: {
         onListStart: () => this.#slotMapStore.beginList(),
         onEvent: (type, obj) => {
@@ -480,7 +493,10 @@ export class ShardMember {
     return this.#machine?.identity();
   }
 
-  /** Assignment generation of the newest SlotMap status applied (0 before any). */
+  /**
+   * Assignment generation of the newest projection applied: the status generation where this
+   * shard's part of the table last changed (0 before any). The shard acknowledges it.
+   */
   get generation(): number {
     return this.#ownership.generation;
   }
@@ -612,7 +628,13 @@ export class ShardMember {
     // Not released in time (stop timed out): whatever still runs must stop, the Lease will expire.
     for (const set of this.#tickets.values())
       for (const c of set) c.abort(new Error("reconcile aborted: member stopped"));
-    await Promise.all([this.#slotMapReflector.stop(), this.#leaseReflector?.stop(), rulesStopped]);
+    clearTimeout(this.#specTimer);
+    await Promise.all([
+      this.#slotMapReflector.stop(),
+      this.#leaseReflector?.stop(),
+      this.#projectionReflector?.stop(),
+      rulesStopped,
+    ]);
     for (const l of [...this.#listeners]) this.#call(() => l.stopped?.());
   }
 
@@ -660,6 +682,7 @@ export class ShardMember {
         onError: (err) => this.#log.warn({ ...this.#fields(), err }, "Lease watch failed; retrying"),
       },
     });
+    this.#startProjection(namespace);
     const reflector = this.#leaseReflector;
     const start = () => (this.#closed ? undefined : reflector.start());
     // A microtask later: deferJoin, called right after createShardMember, must come first.
@@ -805,49 +828,110 @@ export class ShardMember {
 
   // ---------------------------------------------------------------- SlotMap
 
+  /** The SlotMap's metadata changed: a new instance retires the old one; a new spec is read. */
   #onSlotMap(obj: KubeObject): void {
     const uid = obj.metadata?.uid;
     if (typeof uid !== "string" || uid === "") return;
+    if (this.#slotMapUid !== undefined && this.#slotMapUid !== uid) this.#onSlotMapDeleted(undefined);
     this.#slotMapUid = uid;
+    const generation = obj.metadata?.generation;
+    if (this.#specOf?.uid !== uid || this.#specOf.generation !== generation) {
+      this.#specOf = { uid, generation };
+      this.#specFailures = 0;
+      void this.#readSpec(uid);
+    }
+    this.#maybeReady();
+  }
+
+  /** GETs the SlotMap for its spec (its metadata watch carries none); retries with backoff. */
+  async #readSpec(uid: string): Promise<void> {
+    clearTimeout(this.#specTimer);
+    let obj: KubeObject;
+    try {
+      obj = await this.#http.request<KubeObject>(
+        "GET",
+        `${SLOTMAPS_PATH}/${encodeURIComponent(this.slotMap)}`,
+        {
+          signal: this.#closing.signal,
+        },
+      );
+    } catch (err) {
+      if (this.#closed || this.#specOf?.uid !== uid) return;
+      if (isStatus(err, 404)) return; // the watch tells the deletion
+      const delay = backoffDelay(this.#specFailures++, 200, 30_000);
+      this.#log.warn(
+        { ...this.#fields(), err: errText(err), retryInMs: delay },
+        "reading the SlotMap spec failed",
+      );
+      this.#specTimer = setTimeout(() => void this.#readSpec(uid), delay);
+      return;
+    }
+    if (this.#closed || obj.metadata?.uid !== uid || this.#slotMapUid !== uid) return;
     const spec = parseSlotMapSpec(obj.spec);
     if (!spec.ok) {
       this.#log.error(
         { ...this.#fields(), errors: spec.errors },
         `SlotMap spec is invalid; keeping the previous rules:\n${formatFieldErrors(spec.errors)}`,
       );
-    } else {
-      this.#applySpec(spec.value);
-    }
-    if (this.#machine === undefined) return;
-    if (obj.status === undefined) {
-      this.#feed({
-        type: "slotMapObserved",
-        uid,
-        status: undefined,
-        resourceVersion: obj.metadata?.resourceVersion,
-      });
-      this.#maybeReady();
       return;
     }
-    const status = parseSlotMapStatus(obj.status);
-    if (!status.ok) {
-      // Keeping the older table is safe: slots leave a live shard only after its ack.
-      this.#log.error(
-        { ...this.#fields(), errors: status.errors },
-        `SlotMap status is invalid; ignored:\n${formatFieldErrors(status.errors)}`,
-      );
-      return;
-    }
-    this.#feed({
-      type: "slotMapObserved",
-      uid,
-      status: status.value,
-      resourceVersion: obj.metadata?.resourceVersion,
-      handoffTimeoutSeconds: spec.ok ? spec.value.policy.handoffTimeoutSeconds : undefined,
+    this.#handoffTimeoutSeconds = spec.value.policy.handoffTimeoutSeconds;
+    this.#applySpec(spec.value);
+    // The projection already applied, again, for its handoff timeout (a stale repeat otherwise).
+    const projection = this.#projectionStore.values().next().value;
+    if (projection !== undefined) this.#onProjection(projection);
+    this.#maybeReady();
+  }
+
+  /** Watches this shard's SlotMapShard projection in the lease namespace. */
+  #startProjection(namespace: string): void {
+    const name = projectionName(this.slotMap, this.shard);
+    this.#projectionReflector = new Reflector<KubeObject>({
+      http: this.#http,
+      path: `/apis/${GROUP}/${VERSION}/namespaces/${encodeURIComponent(namespace)}/${PROJECTION_PLURAL}`,
+      fieldSelector: `metadata.name=${name}`,
+      handler: {
+        onListStart: () => this.#projectionStore.beginList(),
+        onEvent: (type, obj) => {
+          if (type === "DELETED") {
+            // No information: keep the table applied (slots leave a live shard only after its
+            // ack); the coordinator writes the projection again.
+            this.#projectionStore.remove(keyOf(obj), obj);
+            this.#log.warn(this.#fields(), "SlotMapShard projection deleted: keeping the table applied");
+          } else {
+            this.#projectionStore.put(obj);
+            this.#onProjection(obj);
+          }
+        },
+        onSynced: () => {
+          this.#projectionStore.endList();
+        },
+        onError: (err) =>
+          this.#log.warn({ ...this.#fields(), err }, "SlotMapShard projection watch failed; retrying"),
+      },
     });
-    // After the machine's slotsGained of this status: a committed slot is gained before it stops
-    // importing, so its cached objects are kept.
-    this.#reportImporting(importingSlots(status.value, this.shard));
+    void this.#projectionReflector.start().catch(() => {});
+  }
+
+  #onProjection(obj: KubeObject): void {
+    if (this.#machine === undefined) return;
+    const reading = readProjection(
+      { spec: obj.spec, resourceVersion: obj.metadata?.resourceVersion },
+      {
+        now: performance.now(),
+        slotMap: this.slotMap,
+        shard: this.shard,
+        handoffTimeoutSeconds: this.#handoffTimeoutSeconds,
+      },
+    );
+    if (!reading.ok) {
+      this.#log.error({ ...this.#fields(), error: reading.reason }, "SlotMapShard projection ignored");
+      return;
+    }
+    this.#feed(reading.input);
+    // After the machine's slotsGained of this projection: a committed slot is gained before it
+    // stops importing, so its cached objects are kept.
+    this.#reportImporting(reading.importing);
     this.#maybeReady();
   }
 
@@ -862,6 +946,7 @@ export class ShardMember {
     const uid = obj?.metadata?.uid ?? this.#slotMapUid;
     if (uid === undefined) return;
     if (uid === this.#slotMapUid) this.#slotMapUid = undefined;
+    if (this.#specOf?.uid === uid) this.#specOf = undefined;
     this.#feed({ type: "slotMapDeleted", uid });
     this.#reportImporting([]);
   }

@@ -1,6 +1,7 @@
 import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
 import { LABEL_SLOTMAP } from "../api/lease.js";
+import { PROJECTION_KIND, PROJECTION_PLURAL } from "../api/projection.js";
 import { API_VERSION, GROUP, KIND, PLURAL, VERSION } from "../api/v1alpha1.js";
 import { EventRecorder } from "../kube/events.js";
 import { isStatus, type KubeHttp, type KubeObject } from "../kube/http.js";
@@ -15,8 +16,11 @@ import {
   DEFAULT_ORPHAN_AFTER_MS,
   type DeleteLeaseAction,
   type ObservedLease,
+  type ObservedProjection,
   type ObservedSlotMap,
   type OrphanMemory,
+  type ProjectionAction,
+  projectionActions,
   REASONS,
   type StepResult,
   step,
@@ -42,12 +46,18 @@ import type { CoordinatorMetrics } from "./metrics.js";
 export const SLOTMAPS_PATH = `/apis/${GROUP}/${VERSION}/${PLURAL}`;
 /** Collection path of Leases in all namespaces (watched with a `slotmap.dev/slotmap` selector). */
 export const LEASES_PATH = "/apis/coordination.k8s.io/v1/leases";
+/** Collection path of SlotMapShard projections in all namespaces (watched with the label). */
+export const PROJECTIONS_PATH = `/apis/${GROUP}/${VERSION}/${PROJECTION_PLURAL}`;
 /** `source.component` / `reportingComponent` of the coordinator's Events. */
 export const EVENT_COMPONENT = "slotmap-coordinator";
 
 const leasePath = (namespace: string, name: string): string =>
   `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases/${encodeURIComponent(name)}`;
 const slotMapPath = (name: string): string => `${SLOTMAPS_PATH}/${encodeURIComponent(name)}`;
+const projectionsPath = (namespace: string): string =>
+  `/apis/${GROUP}/${VERSION}/namespaces/${encodeURIComponent(namespace)}/${PROJECTION_PLURAL}`;
+/** Projection writes in flight at once (a drain barrier at 1000 shards rewrites all of them). */
+const PROJECTION_WRITE_CONCURRENCY = 8;
 
 /** A step running longer than this makes `/healthz` fail (a wedged worker needs a restart). */
 const STUCK_AFTER_MS = 120_000;
@@ -98,6 +108,7 @@ interface Worker {
 }
 
 type WriteResult = "ok" | "conflict" | "error" | "forbidden";
+type Written = "slotmaps/status" | "leases" | "slotmapshards";
 
 /** Reason of the Warning Event for a Lease write RBAC refuses (a lease namespace without binding). */
 export const REASON_LEASE_WRITE_FORBIDDEN = "LeaseWriteForbidden";
@@ -148,6 +159,40 @@ function labelOf(o: KubeObject | undefined): string | undefined {
   return o?.metadata?.labels?.[LABEL_SLOTMAP];
 }
 
+/** Keys of cached objects by the value of their `slotmap.dev/slotmap` label. */
+class LabelIndex {
+  private readonly keys = new Map<string, Set<string>>();
+
+  /** Records a cache change; returns the labels it touched (the SlotMaps to step). */
+  update(c: CacheChange<KubeObject>): { was: string | undefined; is: string | undefined } {
+    const key = keyOf((c.after ?? c.before)!);
+    const was = labelOf(c.before);
+    const is = labelOf(c.after);
+    if (was !== undefined && was !== is) {
+      const set = this.keys.get(was);
+      set?.delete(key);
+      if (set?.size === 0) this.keys.delete(was);
+    }
+    if (is !== undefined) {
+      let set = this.keys.get(is);
+      if (set === undefined) {
+        set = new Set();
+        this.keys.set(is, set);
+      }
+      set.add(key);
+    }
+    return { was, is };
+  }
+
+  of(label: string): ReadonlySet<string> {
+    return this.keys.get(label) ?? new Set();
+  }
+
+  labels(): IterableIterator<[string, Set<string>]> {
+    return this.keys.entries();
+  }
+}
+
 /** Watches SlotMaps and shard Leases and runs the coordinator core for every SlotMap. */
 export class CoordinatorDriver {
   /** Counters (steps, conflicts, failed writes). */
@@ -157,7 +202,10 @@ export class CoordinatorDriver {
   /** SlotMaps with more shards than the supported count, and by how many (for /readyz). */
   private readonly overLimit = new Map<string, number>();
   /** Lease keys by the value of their `slotmap.dev/slotmap` label. */
-  private readonly leaseIndex = new Map<string, Set<string>>();
+  private readonly leaseIndex = new LabelIndex();
+  /** The shards' SlotMapShard projections, indexed the same way. */
+  private readonly projections = new ObjectCache<KubeObject>();
+  private readonly projectionIndex = new LabelIndex();
   private readonly workers = new Map<string, Worker>();
   private readonly stopping = new AbortController();
   private readonly events: EventRecorder;
@@ -225,6 +273,17 @@ export class CoordinatorDriver {
       },
       onError: (err) => this.log.warn({ error: errorText(err) }, "shard Lease watch failed; retrying"),
     };
+    const projectionHandler: ReflectorHandler<KubeObject> = {
+      onListStart: () => this.projections.beginList(),
+      onEvent: (type, obj) =>
+        this.onProjectionChange(
+          type === "DELETED" ? this.projections.remove(keyOf(obj), obj) : this.projections.put(obj),
+        ),
+      onSynced: () => {
+        for (const c of this.projections.endList()) this.onProjectionChange(c);
+      },
+      onError: (err) => this.log.warn({ error: errorText(err) }, "SlotMapShard watch failed; retrying"),
+    };
     const timeout = this.opts.watchTimeoutSeconds;
     this.reflectors = [
       new Reflector<KubeObject>({
@@ -238,6 +297,13 @@ export class CoordinatorDriver {
         path: LEASES_PATH,
         labelSelector: LABEL_SLOTMAP,
         handler: leaseHandler,
+        ...(timeout !== undefined ? { watchTimeoutSeconds: timeout } : {}),
+      }),
+      new Reflector<KubeObject>({
+        http: this.opts.http,
+        path: PROJECTIONS_PATH,
+        labelSelector: LABEL_SLOTMAP,
+        handler: projectionHandler,
         ...(timeout !== undefined ? { watchTimeoutSeconds: timeout } : {}),
       }),
     ];
@@ -284,22 +350,18 @@ export class CoordinatorDriver {
 
   private onLeaseChange(c: CacheChange<KubeObject>): void {
     if (c.before === c.after) return;
-    const key = keyOf((c.after ?? c.before)!);
-    const was = labelOf(c.before);
-    const is = labelOf(c.after);
-    if (was !== undefined && was !== is) this.leaseIndex.get(was)?.delete(key);
-    if (was !== undefined && this.leaseIndex.get(was)?.size === 0) this.leaseIndex.delete(was);
-    if (is !== undefined) {
-      let keys = this.leaseIndex.get(is);
-      if (keys === undefined) {
-        keys = new Set();
-        this.leaseIndex.set(is, keys);
-      }
-      keys.add(key);
-    }
+    const { was, is } = this.leaseIndex.update(c);
     if (was !== undefined) this.kick(was);
     if (is !== undefined && is !== was) this.kick(is);
     if (is !== undefined && this.slotMaps.get(is) === undefined) this.sweepOrphans();
+  }
+
+  /** A projection changed (ours, or edited, restored or deleted by someone): step its SlotMap. */
+  private onProjectionChange(c: CacheChange<KubeObject>): void {
+    if (c.before === c.after) return;
+    const { was, is } = this.projectionIndex.update(c);
+    if (was !== undefined) this.kick(was);
+    if (is !== undefined && is !== was) this.kick(is);
   }
 
   /**
@@ -309,7 +371,7 @@ export class CoordinatorDriver {
   private sweepOrphans(): void {
     if (!this.ready || this.stopped) return;
     const leases: ObservedLease[] = [];
-    for (const [name, keys] of this.leaseIndex) {
+    for (const [name, keys] of this.leaseIndex.labels()) {
       if (this.slotMaps.get(name) !== undefined) continue;
       for (const key of keys) {
         const raw = this.leases.get(key);
@@ -370,7 +432,7 @@ export class CoordinatorDriver {
     const ns = isRecord(spec) && typeof spec.leaseNamespace === "string" ? spec.leaseNamespace : undefined;
     const own: KubeObject[] = [];
     const foreign: KubeObject[] = [];
-    for (const key of this.leaseIndex.get(name) ?? []) {
+    for (const key of this.leaseIndex.of(name)) {
       const lease = this.leases.get(key);
       if (lease === undefined) continue;
       if (ns !== undefined && lease.metadata?.namespace === ns) own.push(lease);
@@ -513,7 +575,12 @@ export class CoordinatorDriver {
     this.opts.metrics.publish(result.metrics);
     if (result.metrics.shardsOverLimit > 0) this.overLimit.set(w.name, result.metrics.shardsOverLimit);
     else this.overLimit.delete(w.name);
-    const outcome = await this.apply(raw, leaseObjects, result.actions);
+    const applied = await this.apply(raw, leaseObjects, result.actions);
+    if (this.stopped) return;
+    const outcome =
+      applied.conflict || applied.failed
+        ? applied
+        : await this.project(slotMap, result, [...leaseObjects, ...foreignObjects]);
     if (this.stopped) return;
     this.opts.metrics.stepDuration.observe((this.now() - started) / 1000);
     w.conflicts = outcome.conflict ? w.conflicts + 1 : 0;
@@ -632,13 +699,141 @@ export class CoordinatorDriver {
   }
 
   /**
+   * Writes the shards' projections of the status this step accepted (core/projections.ts decides
+   * which), a few at a time. Only after the step's own writes succeeded: a projection must never
+   * show a table that was not written.
+   */
+  private async project(
+    slotMap: ObservedSlotMap,
+    result: StepResult,
+    leaseObjects: readonly KubeObject[],
+  ): Promise<{ conflict: boolean; failed: boolean }> {
+    const spec = slotMap.spec;
+    const leaseNamespace =
+      isRecord(spec) && typeof spec.leaseNamespace === "string" ? spec.leaseNamespace : undefined;
+    if (leaseNamespace === undefined || result.projectable === undefined)
+      return { conflict: false, failed: false };
+    const observed: ObservedProjection[] = [];
+    for (const key of this.projectionIndex.of(slotMap.metadata.name)) {
+      const o = this.projections.get(key);
+      const m = o?.metadata;
+      if (!m?.name || !m.namespace || !m.uid || !m.resourceVersion) continue;
+      observed.push({
+        namespace: m.namespace,
+        name: m.name,
+        uid: m.uid,
+        resourceVersion: m.resourceVersion,
+        spec: o?.spec,
+      });
+    }
+    const actions = projectionActions({
+      slotMap: { name: slotMap.metadata.name, uid: slotMap.metadata.uid },
+      status: result.projectable,
+      writesStatus: result.actions.some((a) => a.type === "updateStatus"),
+      leaseNamespace,
+      leases: leaseObjects.flatMap((l) =>
+        l.metadata?.name && l.metadata.namespace
+          ? [{ namespace: l.metadata.namespace, name: l.metadata.name }]
+          : [],
+      ),
+      observed,
+    });
+    let conflict = false;
+    let failed = false;
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < actions.length && !this.stopped) {
+        const a = actions[next++]!;
+        const r = await this.writeProjection(slotMap, a);
+        if (r === "conflict") conflict = true;
+        else if (r !== "ok") failed = true;
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(PROJECTION_WRITE_CONCURRENCY, actions.length) }, worker));
+    return { conflict, failed };
+  }
+
+  private writeProjection(slotMap: ObservedSlotMap, a: ProjectionAction): Promise<WriteResult> {
+    const { namespace, name } = a;
+    const path = `${projectionsPath(namespace)}/${encodeURIComponent(name)}`;
+    const fields = { slotmap: slotMap.metadata.name, projection: name, namespace };
+    const reread = () => this.rereadProjection(namespace, name);
+    if (a.type === "deleteProjection") {
+      return this.write(
+        "delete",
+        "slotmapshards",
+        fields,
+        async () => {
+          await this.opts.http.request("DELETE", path, {
+            body: {
+              apiVersion: "v1",
+              kind: "DeleteOptions",
+              preconditions: { uid: a.uid, resourceVersion: a.resourceVersion },
+            },
+            signal: this.stopping.signal,
+          });
+          this.onProjectionChange(
+            this.projections.remove(`${namespace}/${name}`, { metadata: { name, namespace } }),
+          );
+        },
+        reread,
+      );
+    }
+    const body = {
+      apiVersion: API_VERSION,
+      kind: PROJECTION_KIND,
+      metadata: {
+        name,
+        namespace,
+        labels: { [LABEL_SLOTMAP]: slotMap.metadata.name },
+        // Garbage-collected with its SlotMap (a cluster-scoped owner of a namespaced object).
+        ownerReferences: [
+          { apiVersion: API_VERSION, kind: KIND, name: slotMap.metadata.name, uid: slotMap.metadata.uid },
+        ],
+        ...(a.resourceVersion !== undefined ? { resourceVersion: a.resourceVersion } : {}),
+      },
+      spec: a.spec,
+    };
+    return this.write(
+      a.resourceVersion === undefined ? "create" : "update",
+      "slotmapshards",
+      fields,
+      async () => {
+        const written = await this.opts.http.request<KubeObject>(
+          a.resourceVersion === undefined ? "POST" : "PUT",
+          a.resourceVersion === undefined ? projectionsPath(namespace) : path,
+          { body, signal: this.stopping.signal },
+        );
+        this.onProjectionChange(this.projections.refresh(written));
+      },
+      reread,
+    );
+  }
+
+  private async rereadProjection(namespace: string, name: string): Promise<void> {
+    try {
+      const obj = await this.opts.http.request<KubeObject>(
+        "GET",
+        `${projectionsPath(namespace)}/${encodeURIComponent(name)}`,
+        { signal: this.stopping.signal },
+      );
+      this.onProjectionChange(this.projections.refresh(obj));
+    } catch (err) {
+      if (!isStatus(err, 404)) throw err;
+      this.onProjectionChange(
+        this.projections.remove(`${namespace}/${name}`, { metadata: { name, namespace } }),
+      );
+    }
+  }
+
+  /**
    * Runs one write, counts it, and sorts its outcome: 409 (and a stale observation) re-read the
    * object and ask for a re-step; 404 on delete is success; 404 otherwise re-reads (gone); any
    * other error asks for a retry with backoff.
    */
   private async write(
-    verb: "update" | "delete",
-    resource: "slotmaps/status" | "leases",
+    verb: "create" | "update" | "delete",
+    resource: Written,
     fields: Record<string, string>,
     send: () => Promise<void>,
     reread: () => Promise<void>,

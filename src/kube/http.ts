@@ -104,7 +104,17 @@ export interface RequestOptions {
    * otherwise waits for undici's 300 s headers timeout); the error names the timeout.
    */
   timeoutMs?: number;
+  /**
+   * `Accept` header (default `application/json`), e.g. {@link METADATA_LIST_ACCEPT} to list
+   * objects as PartialObjectMetadata.
+   */
+  accept?: string;
 }
+
+/** `Accept` of a list that returns only metadata (PartialObjectMetadataList), as client-go's metadata client. */
+export const METADATA_LIST_ACCEPT = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
+/** `Accept` of a get or watch that returns only metadata (PartialObjectMetadata). */
+export const METADATA_ACCEPT = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
 
 /** Who writes: sent as User-Agent and, on writes, as `fieldManager` (managedFields show it). */
 export interface ClientIdentity {
@@ -260,7 +270,7 @@ export class KubeHttp {
       if (v !== undefined) url.searchParams.set(k, String(v));
     }
     const { headers, dispatcher } = await this.prepare();
-    headers.Accept = "application/json";
+    headers.Accept = opts.accept ?? "application/json";
     let body: string | undefined;
     if (opts.body !== undefined) {
       headers["Content-Type"] = opts.contentType ?? "application/json";
@@ -293,7 +303,7 @@ export class KubeHttp {
   async *watch<T>(
     path: string,
     query: Query = {},
-    opts: { signal?: AbortSignal; deadlineMs?: number } = {},
+    opts: { signal?: AbortSignal; deadlineMs?: number; accept?: string | undefined } = {},
   ): AsyncGenerator<WatchEvent<T>, void, undefined> {
     const url = new URL(this.server + path);
     for (const [k, v] of Object.entries(query)) {
@@ -307,7 +317,7 @@ export class KubeHttp {
     const signal = opts.signal ? AbortSignal.any([opts.signal, local.signal]) : local.signal;
     try {
       const res = await this.send("GET", url, {
-        headers: { ...headers, Accept: "application/json" },
+        headers: { ...headers, Accept: opts.accept ?? "application/json" },
         dispatcher,
         signal,
       });
@@ -383,6 +393,8 @@ export class KubeHttp {
       /** Bytes an adaptive list aims at per page (default {@link PAGE_BYTES}). */
       pageBytes?: number | undefined;
       signal?: AbortSignal | undefined;
+      /** `Accept` of each page request (see {@link RequestOptions.accept}). */
+      accept?: string | undefined;
     } = {},
   ): AsyncGenerator<KubeList<T>, void, undefined> {
     let limit = opts.pageSize ?? FIRST_PAGE_LIMIT;
@@ -393,6 +405,7 @@ export class KubeHttp {
       const { body: page, bytes: n } = await this.requestSized<KubeList<T>>("GET", path, {
         query: { ...query, limit, continue: cont },
         ...(opts.signal !== undefined ? { signal: opts.signal } : {}),
+        ...(opts.accept !== undefined ? { accept: opts.accept } : {}),
       });
       items += page.items.length;
       bytes += n;

@@ -1,5 +1,12 @@
 import { backoffDelay } from "../runtime/backoff.js";
-import { ApiError, type KubeHttp, type KubeObject, type Query } from "./http.js";
+import {
+  ApiError,
+  type KubeHttp,
+  type KubeObject,
+  METADATA_ACCEPT,
+  METADATA_LIST_ACCEPT,
+  type Query,
+} from "./http.js";
 
 /**
  * List-then-watch of one collection, streaming events to a handler without caching objects.
@@ -37,6 +44,11 @@ export interface ReflectorOptions<T extends KubeObject> {
   handler: ReflectorHandler<T>;
   /** Server-side watch timeout, below client-node's 30 s inactivity timeout. Default 25. */
   watchTimeoutSeconds?: number;
+  /**
+   * Stream only metadata (PartialObjectMetadata, as client-go's metadata informers): the objects
+   * handed over have `metadata` and no spec or status.
+   */
+  metadataOnly?: boolean;
 }
 
 /** Counters for metrics and benchmarks. */
@@ -131,6 +143,7 @@ export class Reflector<T extends KubeObject> {
     const pages = http.pages<T>(path, this.selectorQuery(), {
       pageSize: this.opts.pageSize,
       signal: this.stopping.signal,
+      ...(this.opts.metadataOnly ? { accept: METADATA_LIST_ACCEPT } : {}),
     });
     for await (const page of pages) {
       for (const item of page.items) {
@@ -166,7 +179,11 @@ export class Reflector<T extends KubeObject> {
         },
         // The server ends the watch after timeoutSeconds; past that plus a margin the
         // connection is presumed dead.
-        { signal: this.stopping.signal, deadlineMs: (timeoutSeconds + 15) * 1000 },
+        {
+          signal: this.stopping.signal,
+          deadlineMs: (timeoutSeconds + 15) * 1000,
+          ...(this.opts.metadataOnly ? { accept: METADATA_ACCEPT } : {}),
+        },
       );
       for await (const { type, object } of events) {
         if (this.stopped) return false;

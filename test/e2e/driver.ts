@@ -9,6 +9,12 @@ import path from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import { parse as parseYaml } from "yaml";
 import { CRD_NAME, GROUP, PLURAL, VERSION } from "../../src/api/index.js";
+import {
+  PROJECTION_CRD_NAME,
+  PROJECTION_PLURAL,
+  type ProjectionSpec,
+  parseProjectionSpec,
+} from "../../src/api/projection.js";
 import { isStatus, KubeHttp, type KubeObject } from "../../src/kube/http.js";
 import { Reflector } from "../../src/kube/reflector.js";
 import { SLOT_COUNT } from "../../src/slots/index.js";
@@ -61,11 +67,19 @@ async function retrying<T>(what: string, fn: () => Promise<T>, attempts = 6): Pr
   throw new Error(`${what}: still failing after ${attempts} attempts: ${(last as Error).message}`);
 }
 
-/** Server-side applies crds/slotmap.dev_slotmaps.yaml and waits until the CRD is Established. */
+/** Server-side applies the CRDs of crds/ (SlotMap, SlotMapShard) and waits until each is Established. */
 export async function applyCrd(http: KubeHttp, timeoutMs = 30_000): Promise<void> {
-  const file = path.join(REPO_ROOT, "crds/slotmap.dev_slotmaps.yaml");
+  for (const [file, name] of [
+    ["crds/slotmap.dev_slotmaps.yaml", CRD_NAME],
+    ["crds/slotmap.dev_slotmapshards.yaml", PROJECTION_CRD_NAME],
+  ] as const) {
+    await applyOneCrd(http, path.join(REPO_ROOT, file), name, timeoutMs);
+  }
+}
+
+async function applyOneCrd(http: KubeHttp, file: string, name: string, timeoutMs: number): Promise<void> {
   const crd = parseYaml(fs.readFileSync(file, "utf8")) as KubeObject;
-  const url = `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${CRD_NAME}`;
+  const url = `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${name}`;
   await http.request("PATCH", url, {
     query: { fieldManager: "slotmap-e2e", force: true },
     body: crd,
@@ -79,7 +93,7 @@ export async function applyCrd(http: KubeHttp, timeoutMs = 30_000): Promise<void
       url,
     );
     if (got.status?.conditions?.some((c) => c.type === "Established" && c.status === "True")) return;
-    if (Date.now() > deadline) throw new Error(`CRD ${CRD_NAME} not Established within ${timeoutMs} ms`);
+    if (Date.now() > deadline) throw new Error(`CRD ${name} not Established within ${timeoutMs} ms`);
     await sleep(200);
   }
 }
@@ -166,6 +180,12 @@ export interface ObservedStatus {
     state: string;
     slots: string;
     observedGeneration?: number;
+    /**
+     * The generation the shard must ack: its SlotMapShard projection's once that projection shows
+     * what the status grants it (it then applied the current table by acking it);
+     * MAX_SAFE_INTEGER while its projection lags the status.
+     */
+    due?: number;
     holderIdentity?: string;
   }>;
   migrations: Array<{ slots: string; from: string; to: string; generation: number }>;
@@ -189,7 +209,7 @@ export function countRanges(ranges: string): number {
 /**
  * Whether a status is settled on exactly the `ready` shards: they are all Ready and hold
  * every slot in equal shares (±1), nothing migrates or is unassigned, and each acked the
- * current generation. Other shards may be listed (Dead, until orphaned) but hold nothing.
+ * current table (the generation of its projection, where its part last changed). Other shards may be listed (Dead, until orphaned) but hold nothing.
  */
 export function isSettled(status: ObservedStatus | undefined, ready: readonly string[]): boolean {
   if (!status || status.migrations.length > 0 || status.unassignedSlots !== "") return false;
@@ -201,7 +221,7 @@ export function isSettled(status: ObservedStatus | undefined, ready: readonly st
     covered += n;
     if (want.has(s.name)) {
       if (s.state !== "Ready" || Math.abs(n - share) > 1) return false;
-      if ((s.observedGeneration ?? 0) < status.assignmentGeneration) return false;
+      if ((s.observedGeneration ?? 0) < (s.due ?? status.assignmentGeneration)) return false;
       want.delete(s.name);
     } else if (s.state === "Ready" || n > 0) {
       return false;
@@ -222,6 +242,9 @@ export class SlotMapWatch {
   /** The shard Leases (cluster-wide, labelled for this SlotMap): the status does not copy acks. */
   private readonly leaseReflector: Reflector<KubeObject>;
   private readonly leases = new Map<string, { ack: number; uid: string | undefined }>();
+  /** The shards' SlotMapShard projections, by shard: what each must ack. */
+  private readonly projectionReflector: Reflector<KubeObject>;
+  private readonly projections = new Map<string, ProjectionSpec>();
   private raw: ObservedStatus | undefined;
   private uid: string | undefined;
 
@@ -283,6 +306,24 @@ export class SlotMapWatch {
         },
       },
     });
+    this.projectionReflector = new Reflector<KubeObject>({
+      http,
+      path: `/apis/slotmap.dev/v1alpha1/${PROJECTION_PLURAL}`,
+      labelSelector: `slotmap.dev/slotmap=${name}`,
+      watchTimeoutSeconds: 20,
+      handler: {
+        onEvent: (type, obj) => {
+          const spec = parseProjectionSpec(obj.spec);
+          if (!spec.ok) return;
+          if (type === "DELETED") this.projections.delete(spec.value.shard);
+          else this.projections.set(spec.value.shard, spec.value);
+          if (this.raw !== undefined) this.publish();
+        },
+        onError: (err) => {
+          this.lastError = err instanceof Error ? err.message : String(err);
+        },
+      },
+    });
   }
 
   /** The status with each shard's ack joined in from its Lease and `state` defaulted to Ready. */
@@ -296,7 +337,18 @@ export class SlotMapWatch {
       ...raw,
       shards: raw.shards.map((s) => {
         const ack = acks.get(s.name);
-        return { ...s, state: s.state ?? "Ready", ...(ack !== undefined ? { observedGeneration: ack } : {}) };
+        const p = this.projections.get(s.name);
+        const current =
+          p !== undefined &&
+          p.slotMapUid === this.uid &&
+          (p.entry?.slots ?? "") === s.slots &&
+          p.entry?.holderIdentity === s.holderIdentity;
+        return {
+          ...s,
+          state: s.state ?? "Ready",
+          ...(ack !== undefined ? { observedGeneration: ack } : {}),
+          due: current ? p.assignmentGeneration : Number.MAX_SAFE_INTEGER,
+        };
       }),
     };
   }
@@ -309,12 +361,16 @@ export class SlotMapWatch {
 
   /** Starts watching; resolves after the first lists. */
   async start(): Promise<void> {
-    await Promise.all([this.reflector.start(), this.leaseReflector.start()]);
+    await Promise.all([
+      this.reflector.start(),
+      this.leaseReflector.start(),
+      this.projectionReflector.start(),
+    ]);
   }
 
   /** Stops watching. */
   async stop(): Promise<void> {
-    await Promise.all([this.reflector.stop(), this.leaseReflector.stop()]);
+    await Promise.all([this.reflector.stop(), this.leaseReflector.stop(), this.projectionReflector.stop()]);
   }
 
   /** The newest status seen. */

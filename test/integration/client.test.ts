@@ -8,6 +8,7 @@ import { startChecksumController } from "../../examples/checksum-controller/app.
 import { parseChecksumConfig } from "../../examples/checksum-controller/config.js";
 import { secretChecksum } from "../../examples/checksum-controller/reconciler.js";
 import { parseSlotMapStatus, type SlotMapStatus } from "../../src/api/index.js";
+import { projectionName } from "../../src/api/projection.js";
 import {
   createShardMember,
   type ReconcileRequest,
@@ -147,6 +148,28 @@ async function slotMapStatus(name: string): Promise<SlotMapStatus | undefined> {
   return r.value;
 }
 
+/**
+ * Whether member `m` applied the projection of the current status: its generation is that of its
+ * SlotMapShard (the status generation where its part of the table last changed) and the projection
+ * grants what the status grants it.
+ */
+async function appliedCurrent(smName: string, ns: string, shard: string, m: ShardMember): Promise<boolean> {
+  const st = await slotMapStatus(smName);
+  let p: KubeObject;
+  try {
+    p = await http.request<KubeObject>(
+      "GET",
+      `/apis/slotmap.dev/v1alpha1/namespaces/${ns}/slotmapshards/${projectionName(smName, shard)}`,
+    );
+  } catch (err) {
+    if (isStatus(err, 404)) return false;
+    throw err;
+  }
+  const spec = p.spec as { assignmentGeneration: number; entry?: { slots: string } } | undefined;
+  const row = st?.shards.find((e) => e.name === shard);
+  return spec?.assignmentGeneration === m.generation && (spec.entry?.slots ?? "") === (row?.slots ?? "");
+}
+
 function getLease(ns: string, name: string): Promise<Lease> {
   return http.request<Lease>("GET", `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases/${name}`);
 }
@@ -220,7 +243,9 @@ async function handedOffTo(smName: string, shard: string, m: ShardMember): Promi
     async () => {
       const st = await slotMapStatus(smName);
       return (
-        st?.migrations.length === 0 && slotsOf(st, shard).size > 0 && m.generation === st.assignmentGeneration
+        st?.migrations.length === 0 &&
+        slotsOf(st, shard).size > 0 &&
+        (await appliedCurrent(smName, m.status().leaseNamespace ?? "", shard, m))
       );
     },
     { description: `the handoff to ${shard}` },
@@ -264,8 +289,8 @@ describe("shard membership", () => {
           st !== undefined &&
           st.migrations.length === 0 &&
           slotsOf(st, "shard-b").size > 0 &&
-          a.generation === st.assignmentGeneration &&
-          b.generation === st.assignmentGeneration
+          (await appliedCurrent(sm.name, sm.leaseNamespace, "shard-a", a)) &&
+          (await appliedCurrent(sm.name, sm.leaseNamespace, "shard-b", b))
         );
       },
       { timeoutMs: 60_000, description: "the handoff to shard-b to complete" },
@@ -279,7 +304,8 @@ describe("shard membership", () => {
     expect([...ownA].some((s) => ownB.has(s))).toBe(false);
     expect(Math.abs(ownA.size - ownB.size)).toBeLessThanOrEqual(1);
 
-    // Both acknowledged the newest generation in their Leases (for this SlotMap instance).
+    // Both acknowledged what they applied in their Leases (for this SlotMap instance): the generation
+    // of their projection, where their part of the table last changed.
     for (const [m, name] of [
       [a, "shard-a"],
       [b, "shard-b"],
@@ -288,8 +314,7 @@ describe("shard membership", () => {
         async () => {
           const l = await getLease(sm.leaseNamespace, name);
           return (
-            l.metadata?.annotations?.["slotmap.dev/observed-generation"] ===
-              String(st?.assignmentGeneration) &&
+            l.metadata?.annotations?.["slotmap.dev/observed-generation"] === String(m.generation) &&
             l.metadata?.annotations?.["slotmap.dev/slotmap-uid"] === m.status().slotMapUid
           );
         },

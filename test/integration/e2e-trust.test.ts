@@ -7,6 +7,8 @@
  * 3. spec.leaseNamespace changed (refused by the API server);
  * 7. a future ack and an ack for another SlotMap uid written into a shard's Lease;
  * 8. a rogue Lease with the SlotMap's label, a 3600 s duration and a huge weight;
+ * 9. the sharding rules edited (spec.resources) under churn, and edited back;
+ * 10. a shard's SlotMapShard projection restored from a backup, another's deleted;
  * 6. a reconcile that never returns (and ignores its abort) on a shard that is then drained: the
  *    shard stops renewing and exits 70 after the handoff timeout, and the object's next
  *    reconcile starts only after that exit (test/support/inject-stuck.ts makes the write hang).
@@ -19,6 +21,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type ProjectionSpec, projectionName } from "../../src/api/projection.js";
 import { isStatus } from "../../src/kube/http.js";
 import { objectSlot, parseSlotRanges, rangesContain } from "../../src/slots/index.js";
 import { formatViolations, summaryLine } from "../e2e/auditor.js";
@@ -149,6 +152,10 @@ describe.skipIf(skipReason)(
       const three = ["shard-0", "shard-1", "shard-2"];
       for (const n of three) s.startShard(n);
       await settled(three, "3 shards", begin());
+      // A backup of shard-1's projection, restored in threat 10a.
+      const projectionPath = (shard: string) =>
+        `/apis/slotmap.dev/v1alpha1/namespaces/${s.leaseNamespace}/slotmapshards/${projectionName(s.slotMap, shard)}`;
+      const backup = await http.request<{ spec: ProjectionSpec }>("GET", projectionPath("shard-1"));
       await s.fleet.create(SECRETS, { concurrency: 16 });
       await s.guard(s.fleet.waitConverged({ timeoutMs: 120_000 }));
       const stopChurn = s.fleet.churn(20);
@@ -311,6 +318,48 @@ describe.skipIf(skipReason)(
         expect(conditionIs(barrier, "Ready", "DrainBarrier")).toBe(true);
         await settled(four, what, t);
       }
+
+      // --- 10a. a shard's SlotMapShard projection restored from a backup ------------------------
+      // A lower generation in a newer write: shard-1 refuses it like a restored status (owns
+      // nothing); the coordinator writes the projection again, the shard refuses a table at a
+      // generation it applied otherwise, and the coordinator resets through a drain barrier.
+      t = begin();
+      const g10 = s.watch.status!.assignmentGeneration;
+      for (;;) {
+        const cur = await http.request<{ spec: ProjectionSpec }>("GET", projectionPath("shard-1"));
+        expect(backup.spec.assignmentGeneration).toBeLessThan(cur.spec.assignmentGeneration);
+        try {
+          await http.request("PUT", projectionPath("shard-1"), { body: { ...cur, spec: backup.spec } });
+          break;
+        } catch (err) {
+          if (!isStatus(err, 409)) throw err;
+        }
+      }
+      log(
+        `10a. restored shard-1's projection at generation ${backup.spec.assignmentGeneration} (table at ${g10})`,
+      );
+      await s.guard(
+        s.watch.waitFor((x) => x.assignmentGeneration > g10, 30_000, "10a. the coordinator resets the table"),
+      );
+      await settled(four, "10a. projection restored from a backup", t);
+
+      // --- 10b. a shard's projection deleted while it runs ---------------------------------------
+      // No information: shard-2 keeps what it applied; the coordinator writes the projection again.
+      t = begin();
+      const g10b = s.watch.status!.assignmentGeneration;
+      await http.request("DELETE", projectionPath("shard-2"));
+      log("10b. deleted shard-2's projection");
+      for (const until = Date.now() + 30_000; ; await new Promise((r) => setTimeout(r, 200))) {
+        try {
+          await http.request("GET", projectionPath("shard-2"));
+          break;
+        } catch (err) {
+          if (!isStatus(err, 404) || Date.now() > until) throw err;
+        }
+      }
+      log("10b. shard-2's projection written again");
+      await settled(four, "10b. projection deleted", t);
+      expect(s.watch.status!.assignmentGeneration).toBe(g10b);
 
       // --- 6. a reconcile that never returns, on a shard that is then drained --------------------
       const stuckShard = s.startShard("shard-4", {

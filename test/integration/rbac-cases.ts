@@ -76,6 +76,22 @@ export const DEFAULT_MAX_LEASE_DURATION_SECONDS = 60;
 const leases = (ns: string) => `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases`;
 const lease = (ns: string, name: string) => `${leases(ns)}/${name}`;
 const slotmaps = "/apis/slotmap.dev/v1alpha1/slotmaps";
+const projections = (ns: string) => `/apis/slotmap.dev/v1alpha1/namespaces/${ns}/slotmapshards`;
+/** A SlotMapShard projection as the coordinator writes it (valid for the CRD). */
+const projection = (namespace: string, shard: string, slots: string) => ({
+  apiVersion: "slotmap.dev/v1alpha1",
+  kind: "SlotMapShard",
+  metadata: { name: `${SLOTMAP}.${shard}`, namespace, labels: { "slotmap.dev/slotmap": SLOTMAP } },
+  spec: {
+    slotMap: SLOTMAP,
+    slotMapUid: "00000000-0000-0000-0000-000000000000",
+    shard,
+    assignmentGeneration: 1,
+    drainBarrier: false,
+    entry: { slots },
+    migrations: [],
+  },
+});
 const microNow = () => new Date().toISOString().replace(/Z$/, "000Z");
 
 /** A shard Lease as a shard creates it (src/client/core/shard-machine.ts). */
@@ -489,6 +505,33 @@ export const CASES: readonly AccessCase[] = [
   },
   {
     actor: "shard",
+    what: "watch its SlotMapShard projection (list, field selector metadata.name)",
+    expect: "allowed",
+    request: () => ({
+      op: "list",
+      path: projections(LEASE_NAMESPACE),
+      query: { fieldSelector: `metadata.name=${SLOTMAP}.${OWN}` },
+    }),
+  },
+  {
+    actor: "shard",
+    what: "create a SlotMapShard granting itself every slot (dry run)",
+    expect: "RBAC",
+    request: () => ({
+      op: "create",
+      path: projections(LEASE_NAMESPACE),
+      body: projection(LEASE_NAMESPACE, OWN, "0-16383"),
+      query: dryRun,
+    }),
+  },
+  {
+    actor: "shard",
+    what: "delete another shard's SlotMapShard",
+    expect: "RBAC",
+    request: () => ({ op: "delete", path: `${projections(LEASE_NAMESPACE)}/${SLOTMAP}.${OTHER}` }),
+  },
+  {
+    actor: "shard",
     what: "list all SlotMaps",
     expect: "RBAC",
     request: () => ({ op: "list", path: slotmaps }),
@@ -669,6 +712,38 @@ export const CASES: readonly AccessCase[] = [
       op: "list",
       path: "/apis/coordination.k8s.io/v1/leases",
       query: { labelSelector: "slotmap.dev/slotmap" },
+    }),
+  },
+  {
+    actor: "coordinator",
+    what: "list SlotMapShard projections in all namespaces (label slotmap.dev/slotmap)",
+    expect: "allowed",
+    request: () => ({
+      op: "list",
+      path: "/apis/slotmap.dev/v1alpha1/slotmapshards",
+      query: { labelSelector: "slotmap.dev/slotmap" },
+    }),
+  },
+  {
+    actor: "coordinator",
+    what: "create a shard's SlotMapShard in the lease namespace (dry run)",
+    expect: "allowed",
+    request: () => ({
+      op: "create",
+      path: projections(LEASE_NAMESPACE),
+      body: projection(LEASE_NAMESPACE, OWN, "0-16383"),
+      query: dryRun,
+    }),
+  },
+  {
+    actor: "coordinator",
+    what: "create a SlotMapShard in a namespace with no coordinator RoleBinding (dry run)",
+    expect: "RBAC",
+    request: () => ({
+      op: "create",
+      path: projections(FOREIGN_NAMESPACE),
+      body: projection(FOREIGN_NAMESPACE, "elsewhere-0", ""),
+      query: dryRun,
     }),
   },
   {

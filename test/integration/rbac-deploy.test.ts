@@ -181,9 +181,10 @@ afterAll(async () => {
 });
 
 describe("deploy/ renders", () => {
-  it("crd: exactly the CRD of crds/", async () => {
+  it("crd: exactly the CRDs of crds/", async () => {
     expect(deploy.rendered.crd.map((d) => `${d.kind}/${d.metadata.name}`)).toEqual([
       "CustomResourceDefinition/slotmaps.slotmap.dev",
+      "CustomResourceDefinition/slotmapshards.slotmap.dev",
     ]);
   });
 
@@ -196,6 +197,7 @@ describe("deploy/ renders", () => {
         "ClusterRole/slotmap-coordinator-lease-namespace",
         "ClusterRoleBinding/slotmap-coordinator",
         "CustomResourceDefinition/slotmaps.slotmap.dev",
+        "CustomResourceDefinition/slotmapshards.slotmap.dev",
         "Deployment/slotmap-coordinator",
         "Namespace/slotmap-system",
         "PodDisruptionBudget/slotmap-coordinator",

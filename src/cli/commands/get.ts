@@ -153,7 +153,7 @@ export function describeSlotMap(
       s.state,
       String(s.slots),
       s.ranges || "-",
-      `${s.observedGeneration ?? "-"}/${t.generation}${s.acked ? "" : " (behind)"}`,
+      `${s.observedGeneration ?? "-"}/${s.due}${s.acked ? "" : " (behind)"}`,
       s.migratingOut > 0 ? `-${s.migratingOut}` : s.migratingIn > 0 ? `+${s.migratingIn}` : "",
       holderColumn(s),
     ]);

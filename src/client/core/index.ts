@@ -11,6 +11,7 @@ export {
   ShardMachineOptionsSchema,
 } from "./config.js";
 export { applyMask, fillMask, Ownership, type OwnershipSource } from "./ownership.js";
+export { type ProjectionReading, readProjection } from "./projection.js";
 export {
   type Ack,
   microTime,

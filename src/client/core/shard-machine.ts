@@ -680,7 +680,7 @@ export class ShardMachine implements ShardMachineView {
     s.statusRules = status?.rulesFingerprint;
     s.entry = entry;
     // A table that assigns nothing is a drain barrier: it waits for every live shard's ack.
-    if (!shards.some((e) => e.slots !== "")) s.ackUrgent = true;
+    if (status?.drainBarrier ?? !shards.some((e) => e.slots !== "")) s.ackUrgent = true;
     this.#log("info", "applying assignment generation", {
       uid,
       grantedToUs:

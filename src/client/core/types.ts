@@ -20,6 +20,11 @@ export interface ShardStatusView {
    * the shard owns nothing until it reported the same with `rulesApplied`.
    */
   readonly rulesFingerprint?: string | undefined;
+  /**
+   * Whether the table assigns nothing (a drain barrier every live shard must acknowledge). A
+   * projection (one row) carries it; absent, it is read from `shards`.
+   */
+  readonly drainBarrier?: boolean | undefined;
   readonly shards: ReadonlyArray<{
     readonly name: string;
     readonly slots: string;

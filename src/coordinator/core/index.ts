@@ -9,6 +9,14 @@ export { REASONS } from "./conditions.js";
 export { type AckFacts, COORDINATOR_GUARDS, type CoordinatorGuards, type GrantFacts } from "./guards.js";
 export type { ShardObservation, StatusShardHint } from "./leases.js";
 export { type OrphanMemory, type OrphanSweep, type OrphanSweepInput, sweepOrphans } from "./orphans.js";
+export {
+  type DeleteProjectionAction,
+  type ObservedProjection,
+  type ProjectionAction,
+  type ProjectionInput,
+  projectionActions,
+  type WriteProjectionAction,
+} from "./projections.js";
 export { metaTime } from "./status.js";
 export {
   DEFAULT_COMMIT_BATCH_MS,

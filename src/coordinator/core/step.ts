@@ -13,6 +13,7 @@
 
 import { freeze } from "immer";
 import { type FieldError, formatFieldErrors } from "../../api/errors.js";
+import type { ProjectableStatus } from "../../api/projection.js";
 import { compareResourceVersions } from "../../api/resource-version.js";
 import {
   API_VERSION,
@@ -224,7 +225,7 @@ export function step(
     statusRead.ok && (seen === undefined || statusRead.table.generation > seen.generation)
       ? { generation: statusRead.table.generation, resourceVersion: sm.metadata.resourceVersion }
       : seen;
-  const finish = (d: Decision): StepResult => {
+  const finish = (d: Decision, projectable?: ProjectableStatus): StepResult => {
     const newMemory: CoreMemory = {
       slotMapUid: uid,
       lastStepAt: now,
@@ -240,6 +241,7 @@ export function step(
       logs: out.logs,
       metrics: d.metrics,
       nextStepAt: d.nextStepAt,
+      ...(projectable !== undefined ? { projectable } : {}),
     };
   };
 
@@ -346,9 +348,9 @@ export function step(
     return finish(resetRegressed(ctx, Math.max(refused, highestAck(observations)), refused));
   }
   if (guards.rulesNeedBarrier(statusRead.status.rulesFingerprint, ctx.rules)) {
-    return finish(resetForRules(ctx));
+    return finish(resetForRules(ctx), statusRead.status);
   }
-  return finish(decide(ctx));
+  return finish(decide(ctx), statusRead.status);
 }
 
 /**

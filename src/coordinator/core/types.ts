@@ -8,6 +8,7 @@
 
 import type { leaseFingerprint } from "../../api/lease.js";
 import { TAKEOVER_HOLDER } from "../../api/lease.js";
+import type { ProjectableStatus } from "../../api/projection.js";
 import type { SlotMapStatus } from "../../api/v1alpha1.js";
 import type { ShardState } from "../../slots/types.js";
 
@@ -307,6 +308,12 @@ export interface StepResult {
    * The I/O layer must step again at this time (or earlier, on any watch event).
    */
   readonly nextStepAt: number | undefined;
+  /**
+   * The observed status this step stood by (it passed the regression checks): what the I/O layer
+   * projects into the shards' SlotMapShard objects with `projectionActions` (absent when the step
+   * resets the table, holds an invalid status or the SlotMap is being deleted).
+   */
+  readonly projectable?: ProjectableStatus;
 }
 
 /** A programming error in the caller's input (not a cluster state): the message names the field. */

@@ -20,6 +20,12 @@ import {
   SlotMapStatusSchema,
   VERSION,
 } from "../../../src/api/index.js";
+import {
+  PROJECTION_CRD_NAME,
+  PROJECTION_KIND,
+  PROJECTION_PLURAL,
+  ProjectionSpecSchema,
+} from "../../../src/api/projection.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 const crdFile = path.join(repoRoot, "crds/slotmap.dev_slotmaps.yaml");
@@ -280,6 +286,53 @@ describe("CRD", () => {
       }
     };
     visit(root, "");
+    expect(undocumented).toEqual([]);
+  });
+});
+
+describe("the SlotMapShard CRD and zod agree", () => {
+  const file = path.join(repoRoot, "crds/slotmap.dev_slotmapshards.yaml");
+  const pcrd = parse(fs.readFileSync(file, "utf8")) as Crd;
+  const pversion = pcrd.spec.versions[0]!;
+  const proot = pversion.schema.openAPIV3Schema;
+  const pspec = proot.properties!.spec!;
+  const zodProjection = toJson(ProjectionSpecSchema);
+
+  it("on field names, types, required fields, defaults, patterns and bounds", () => {
+    expect(fieldPaths(zodProjection, "spec").sort()).toEqual(fieldPaths(pspec, "spec").sort());
+    expect(fieldPaths(pspec, "spec")).toContain("spec.migrations[].generation");
+    expect(diff(pspec, zodProjection, "spec")).toEqual([]);
+  });
+
+  it("on the identity of the resource: namespaced, no status, in the slotmap category", () => {
+    expect(pcrd.metadata.name).toBe(PROJECTION_CRD_NAME);
+    expect(pcrd.spec.group).toBe(GROUP);
+    expect(pcrd.spec.scope).toBe("Namespaced");
+    expect(pcrd.spec.names).toMatchObject({
+      kind: PROJECTION_KIND,
+      plural: PROJECTION_PLURAL,
+      categories: ["slotmap"],
+    });
+    expect(pversion).toMatchObject({ name: VERSION, served: true, storage: true });
+    expect(pversion.subresources).toBeUndefined();
+    expect(pspec.properties!.migrations!["x-kubernetes-list-type"]).toBe("atomic");
+  });
+
+  it("prints columns from fields that exist, and describes every field", () => {
+    const fields = new Set(fieldPaths(pspec, ".spec"));
+    for (const c of pversion.additionalPrinterColumns) {
+      if (c.jsonPath.startsWith(".metadata.")) continue;
+      expect(fields.has(c.jsonPath), `${c.name}: ${c.jsonPath}`).toBe(true);
+    }
+    const undocumented: string[] = [];
+    const visit = (s: Schema, p: string) => {
+      for (const [n, c] of Object.entries(s.properties ?? {})) {
+        if (!c.description && !["apiVersion", "kind", "metadata"].includes(n)) undocumented.push(`${p}.${n}`);
+        visit(c, `${p}.${n}`);
+        if (c.items) visit(c.items, `${p}.${n}[]`);
+      }
+    };
+    visit(proot, "");
     expect(undocumented).toEqual([]);
   });
 });

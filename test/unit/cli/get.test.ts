@@ -115,6 +115,40 @@ describe("get", () => {
     expect(out).toMatch(/Progressing\s+True\s+HandoffInProgress\s+5m\s+waiting for checksums-2/);
   });
 
+  it("judges each ack against the shard's projection: a shard no generation since involved is not behind", async () => {
+    const c = client();
+    const projection = (shard: string, generation: number, uid = "uid-with-status") => ({
+      apiVersion: "slotmap.dev/v1alpha1",
+      kind: "SlotMapShard",
+      metadata: {
+        name: `with-status.${shard}`,
+        namespace: "checksums-system",
+        labels: { "slotmap.dev/slotmap": "with-status" },
+      },
+      spec: {
+        slotMap: "with-status",
+        slotMapUid: uid,
+        shard,
+        assignmentGeneration: generation,
+        drainBarrier: false,
+      },
+    });
+    c.projections.set("checksums-system/with-status.checksums-0", projection("checksums-0", 39));
+    c.projections.set("checksums-system/with-status.checksums-1", projection("checksums-1", 41));
+    // Of another SlotMap instance: ignored, the shard is judged against the table's generation.
+    c.projections.set("checksums-system/with-status.checksums-2", projection("checksums-2", 40, "old-uid"));
+    const r = await run(["get", "with-status"], { client: c });
+    expect(r.code, r.stderr).toBe(0);
+    const ack = (name: string) =>
+      r.stdout
+        .split("\n")
+        .find((l) => l.startsWith(name))!
+        .split(/\s{3,}/)[4];
+    expect(ack("checksums-0")).toBe("42/39");
+    expect(ack("checksums-1")).toBe("41/41");
+    expect(ack("checksums-2")).toBe("40/42 (behind)");
+  });
+
   it("says so when there is no status yet", async () => {
     const r = await run(["get", "minimal"], { client: client() });
     expect(r.code).toBe(0);

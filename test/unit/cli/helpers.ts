@@ -148,6 +148,14 @@ export class FakeClient implements CliClient {
       throw new ApiError(409, "Conflict", "the object has been modified", "PATCH", name);
     }
   }
+  /** SlotMapShard projections by `<namespace>/<name>` (tests add them by hand). */
+  readonly projections = new Map<string, KubeObject>();
+  async listProjections(namespace: string, labelSelector: string): Promise<KubeObject[]> {
+    const [k, v] = labelSelector.split("=");
+    return [...this.projections.values()]
+      .filter((p) => p.metadata?.namespace === namespace && p.metadata?.labels?.[k ?? ""] === v)
+      .map((p) => structuredClone(p));
+  }
   async listLeases(namespace: string, labelSelector: string): Promise<KubeObject[]> {
     if (this.forbidLeases) throw new ApiError(403, "Forbidden", "leases is forbidden", "GET", namespace);
     const [k, v] = labelSelector.split("=");

@@ -92,6 +92,80 @@ describe("CoordinatorDriver", () => {
     expect(api.writes("PUT", "/status")).toHaveLength(2);
   });
 
+  it("projects the accepted status into one SlotMapShard per Lease after the status write, rewrites only what changed, deletes a departed shard's", async () => {
+    const { api, driver } = setup();
+    api.putSlotMap("m", SPEC);
+    api.putLease("ns", "a", "m", holder("a"));
+    api.putLease("other", "stray", "m", holder("stray")); // outside spec.leaseNamespace
+    await driver.start();
+    await vi.waitFor(() =>
+      expect(api.projections.get("ns/m.a")?.spec).toMatchObject({ assignmentGeneration: 1 }),
+    );
+    await vi.waitFor(() => expect(api.projections.get("other/m.stray")).toBeDefined());
+    const uid = api.slotMaps.get("m")!.metadata.uid;
+    const a = api.projections.get("ns/m.a")!;
+    expect(a.spec).toEqual({
+      slotMap: "m",
+      slotMapUid: uid,
+      shard: "a",
+      assignmentGeneration: 1,
+      rulesFingerprint: status(api).rulesFingerprint,
+      drainBarrier: true,
+      entry: { slots: "", holderIdentity: "a-1" },
+      migrations: [],
+    });
+    expect(a.metadata.labels).toEqual({ "slotmap.dev/slotmap": "m" });
+    expect((a.metadata as { ownerReferences?: unknown }).ownerReferences).toEqual([
+      { apiVersion: "slotmap.dev/v1alpha1", kind: "SlotMap", name: "m", uid },
+    ]);
+    expect(api.projections.get("other/m.stray")?.spec).toMatchObject({ shard: "stray", drainBarrier: true });
+    expect(api.projections.get("other/m.stray")?.spec).not.toHaveProperty("entry");
+
+    // Both ack the barrier: a gets everything; both projections change (a's row, the barrier flag).
+    renewAndAck(api, "a");
+    api.putLease("other", "stray", "m", holder("stray"), {
+      "slotmap.dev/observed-generation": "1",
+      "slotmap.dev/slotmap-uid": uid,
+    });
+    await vi.waitFor(() =>
+      expect(api.projections.get("ns/m.a")?.spec).toMatchObject({ assignmentGeneration: 2 }),
+    );
+    await vi.waitFor(() =>
+      expect(api.projections.get("other/m.stray")?.spec).toMatchObject({ drainBarrier: false }),
+    );
+    expect(api.projections.get("ns/m.a")?.spec).toMatchObject({ entry: { slots: "0-16383" } });
+    // Every projection write comes after the status write of the generation it shows.
+    const statusPuts = api.requests.filter((r) => r.method === "PUT" && r.path.endsWith("/status"));
+    const projectionWrites = api.writes(undefined, "/slotmapshards");
+    for (const w of projectionWrites) {
+      const g = (w.body as Obj).spec?.assignmentGeneration;
+      const put = statusPuts.find(
+        (r) => ((r.body as Obj).status as { assignmentGeneration?: number }).assignmentGeneration === g,
+      )!;
+      expect(api.requests.indexOf(w)).toBeGreaterThan(api.requests.indexOf(put));
+    }
+    expect(projectionWrites.map((w) => w.method)).toEqual(["POST", "POST", "PUT", "PUT"]);
+
+    // A renewal changes nothing a shard reads: no write.
+    renewAndAck(api, "a");
+    await sleep(200);
+    expect(api.writes(undefined, "/slotmapshards")).toHaveLength(4);
+
+    // Someone deletes a's projection: it is written again.
+    await api.request("DELETE", `/apis/slotmap.dev/v1alpha1/namespaces/ns/slotmapshards/m.a`);
+    await vi.waitFor(() =>
+      expect(api.projections.get("ns/m.a")?.spec).toMatchObject({ entry: { slots: "0-16383" } }),
+    );
+
+    // The stray Lease is deleted: so is its projection, with preconditions.
+    await api.request("DELETE", "/apis/coordination.k8s.io/v1/namespaces/other/leases/stray");
+    await vi.waitFor(() => expect(api.projections.has("other/m.stray")).toBe(false));
+    const del = api.writes("DELETE", "/namespaces/other/slotmapshards/m.stray")[0]!;
+    expect(del.body).toMatchObject({
+      preconditions: { uid: expect.any(String), resourceVersion: expect.any(String) },
+    });
+  });
+
   it("on 409 re-reads the SlotMap and steps again: the other writer's change is kept, never overwritten", async () => {
     const { api, driver, metrics } = setup();
     api.putSlotMap("m", SPEC);

@@ -13,6 +13,8 @@ import {
 
 const SLOTMAPS = "/apis/slotmap.dev/v1alpha1/slotmaps";
 const ALL_LEASES = "/apis/coordination.k8s.io/v1/leases";
+const ALL_PROJECTIONS = "/apis/slotmap.dev/v1alpha1/slotmapshards";
+const PROJECTION = /^\/apis\/slotmap\.dev\/v1alpha1\/namespaces\/([^/]+)\/slotmapshards(?:\/([^/]+))?$/;
 const LEASE = /^\/apis\/coordination\.k8s\.io\/v1\/namespaces\/([^/]+)\/leases\/([^/]+)$/;
 const EVENTS = /^\/api\/v1\/namespaces\/([^/]+)\/events(?:\/([^/]+))?$/;
 
@@ -51,6 +53,8 @@ export class FakeApi {
   readonly slotMaps = new Map<string, Obj>();
   readonly leases = new Map<string, Obj>();
   readonly events = new Map<string, Obj>();
+  /** SlotMapShard projections by `<namespace>/<name>`. */
+  readonly projections = new Map<string, Obj>();
   readonly requests: Recorded[] = [];
   private readonly history: Array<{ collection: string; event: WatchEvent<Obj> }> = [];
   private readonly watchers = new Set<Watcher>();
@@ -141,7 +145,7 @@ export class FakeApi {
   }
 
   async request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
-    if (method === "GET" && (path === SLOTMAPS || path === ALL_LEASES)) {
+    if (method === "GET" && (path === SLOTMAPS || path === ALL_LEASES || path === ALL_PROJECTIONS)) {
       return (await this.list(path, opts.query)) as T;
     }
     await this.hook?.(method, path, opts.body);
@@ -212,6 +216,8 @@ export class FakeApi {
         return cur;
       }
     }
+    const proj = PROJECTION.exec(path);
+    if (proj) return this.handleProjection(method, path, proj[1]!, proj[2], opts);
     const ev = EVENTS.exec(path);
     if (ev) {
       const ns = ev[1]!;
@@ -231,10 +237,61 @@ export class FakeApi {
     this.fail(405, "MethodNotAllowed", method, path);
   }
 
+  private handleProjection(
+    method: string,
+    path: string,
+    ns: string,
+    name: string | undefined,
+    opts: RequestOptions,
+  ): unknown {
+    const body = opts.body as Obj | undefined;
+    if (method === "POST" && body && name === undefined) {
+      const key = `${ns}/${body.metadata.name}`;
+      if (this.projections.has(key)) this.fail(409, "AlreadyExists", method, path);
+      const obj: Obj = {
+        ...structuredClone(body),
+        metadata: {
+          ...body.metadata,
+          namespace: ns,
+          uid: `proj-uid-${++this.uidSeq}`,
+          resourceVersion: this.nextRv(),
+        },
+      };
+      this.projections.set(key, obj);
+      this.emit(ALL_PROJECTIONS, "ADDED", obj);
+      return obj;
+    }
+    const key = `${ns}/${name}`;
+    const cur = this.projections.get(key);
+    if (!cur) this.fail(404, "NotFound", method, path);
+    if (method === "GET") return cur;
+    if (method === "PUT" && body) {
+      if (body.metadata.resourceVersion !== cur.metadata.resourceVersion)
+        this.fail(409, "Conflict", method, path);
+      const next: Obj = {
+        ...structuredClone(body),
+        metadata: { ...body.metadata, namespace: ns, uid: cur.metadata.uid, resourceVersion: this.nextRv() },
+      };
+      this.projections.set(key, next);
+      this.emit(ALL_PROJECTIONS, "MODIFIED", next);
+      return next;
+    }
+    if (method === "DELETE") {
+      this.projections.delete(key);
+      this.emit(ALL_PROJECTIONS, "DELETED", {
+        ...cur,
+        metadata: { ...cur.metadata, resourceVersion: this.nextRv() },
+      });
+      return cur;
+    }
+    this.fail(405, "MethodNotAllowed", method, path);
+  }
+
   /** A list (the Reflector's), held while {@link gate} names its collection. */
   private async list(path: string, query: Query | undefined): Promise<unknown> {
     if (this.gate?.collection === path) await this.gate.open;
-    const source = path === SLOTMAPS ? this.slotMaps : this.leases;
+    const source =
+      path === SLOTMAPS ? this.slotMaps : path === ALL_PROJECTIONS ? this.projections : this.leases;
     const selector = query?.labelSelector;
     const items = [...source.values()].filter(
       (o) => typeof selector !== "string" || o.metadata.labels?.[selector] !== undefined,

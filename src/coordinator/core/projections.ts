@@ -1,0 +1,116 @@
+/**
+ * Per-shard projections (docs/design-decisions.md "Per-shard projections"): which `SlotMapShard`
+ * objects to write or delete after a step. Pure, like the step.
+ *
+ * The rules that keep the Trust table's promises:
+ * - Only a status the step accepted is projected (it passed the regression checks), and only in a
+ *   step that writes no status: a step that writes one projects it in the next step, once the
+ *   write has succeeded. A projection therefore never shows a table that was not written, and the
+ *   fencing order holds (a new owner's projection is written after the status that grants, which
+ *   is written after the source's ack, which follows the source's releasing projection).
+ * - Every live Lease gets one, in its own namespace (a drain barrier waits for Leases outside
+ *   `spec.leaseNamespace` too), and every shard the table lists (its process may still run).
+ * - A projection is rewritten only when what it tells the shard changed ({@link sameProjection}).
+ */
+import {
+  type ProjectableStatus,
+  type ProjectionSpec,
+  parseProjectionSpec,
+  projectionName,
+  projectStatus,
+  sameProjection,
+} from "../../api/projection.js";
+
+/** A SlotMapShard as the I/O layer observed it (labelled for the SlotMap). */
+export interface ObservedProjection {
+  readonly namespace: string;
+  readonly name: string;
+  readonly uid: string;
+  readonly resourceVersion: string;
+  /** Its raw `spec` (validated here: a malformed one is rewritten). */
+  readonly spec: unknown;
+}
+
+/** A projection to create (no resourceVersion) or replace (at that resourceVersion). */
+export interface WriteProjectionAction {
+  readonly type: "writeProjection";
+  readonly namespace: string;
+  readonly name: string;
+  readonly resourceVersion: string | undefined;
+  readonly spec: ProjectionSpec;
+}
+
+/** A projection no shard needs any more (its Lease is gone and the table does not list it). */
+export interface DeleteProjectionAction {
+  readonly type: "deleteProjection";
+  readonly namespace: string;
+  readonly name: string;
+  readonly uid: string;
+  readonly resourceVersion: string;
+}
+
+export type ProjectionAction = WriteProjectionAction | DeleteProjectionAction;
+
+/** What {@link projectionActions} needs. */
+export interface ProjectionInput {
+  readonly slotMap: { readonly name: string; readonly uid: string };
+  /** The status the step accepted (`StepResult.projectable`); undefined: project nothing. */
+  readonly status: ProjectableStatus | undefined;
+  /** Whether the step's actions write the status (then its projections come in the next step). */
+  readonly writesStatus: boolean;
+  /** `spec.leaseNamespace`: where shards the table lists get theirs. */
+  readonly leaseNamespace: string;
+  /** Every Lease labelled for the SlotMap, in any namespace. */
+  readonly leases: ReadonlyArray<{ readonly namespace: string; readonly name: string }>;
+  readonly observed: readonly ObservedProjection[];
+}
+
+/** The writes and deletes that make the projections match the accepted status. */
+export function projectionActions(input: ProjectionInput): ProjectionAction[] {
+  const { status } = input;
+  if (status === undefined || input.writesStatus) return [];
+  const shards = wantedShards(input, status);
+  const observed = new Map(input.observed.map((p) => [`${p.namespace}/${p.name}`, p]));
+  const out: ProjectionAction[] = [];
+  for (const { namespace, shard } of shards.values()) {
+    const name = projectionName(input.slotMap.name, shard);
+    const want = projectStatus(status, input.slotMap, shard);
+    const have = observed.get(`${namespace}/${name}`);
+    if (have !== undefined) {
+      const parsed = parseProjectionSpec(have.spec);
+      if (parsed.ok && sameProjection(parsed.value, want)) continue;
+    }
+    out.push({
+      type: "writeProjection",
+      namespace,
+      name,
+      resourceVersion: have?.resourceVersion,
+      spec: want,
+    });
+  }
+  for (const [key, p] of observed) {
+    if (shards.has(key)) continue;
+    out.push({
+      type: "deleteProjection",
+      namespace: p.namespace,
+      name: p.name,
+      uid: p.uid,
+      resourceVersion: p.resourceVersion,
+    });
+  }
+  return out;
+}
+
+/** `<namespace>/<projection name>` → the shard each projection is for. */
+function wantedShards(
+  input: ProjectionInput,
+  status: ProjectableStatus,
+): Map<string, { namespace: string; shard: string }> {
+  const wanted = new Map<string, { namespace: string; shard: string }>();
+  const add = (namespace: string, shard: string): void => {
+    wanted.set(`${namespace}/${projectionName(input.slotMap.name, shard)}`, { namespace, shard });
+  };
+  for (const l of input.leases) add(l.namespace, l.name);
+  for (const e of status.shards) add(input.leaseNamespace, e.name);
+  return wanted;
+}

@@ -1,0 +1,91 @@
+import { describe, expect, it } from "vitest";
+import { projectionName, projectStatus } from "../../../src/api/projection.js";
+import { type ObservedProjection, projectionActions } from "../../../src/coordinator/core/projections.js";
+
+const SM = { name: "demo", uid: "uid-1" };
+const STATUS = {
+  assignmentGeneration: 4,
+  shards: [
+    { name: "a", slots: "0-8191", holderIdentity: "a-1" },
+    { name: "b", slots: "8192-16383", holderIdentity: "b-1" },
+  ],
+  migrations: [],
+};
+const LEASES = [
+  { namespace: "ns", name: "a" },
+  { namespace: "ns", name: "b" },
+  { namespace: "other", name: "stray" },
+];
+
+function observed(namespace: string, shard: string, spec: unknown, rv = "10"): ObservedProjection {
+  return { namespace, name: projectionName("demo", shard), uid: `u-${shard}`, resourceVersion: rv, spec };
+}
+
+function input(over: Partial<Parameters<typeof projectionActions>[0]> = {}) {
+  return {
+    slotMap: SM,
+    status: STATUS,
+    writesStatus: false,
+    leaseNamespace: "ns",
+    leases: LEASES,
+    observed: [],
+    ...over,
+  };
+}
+
+describe("projectionActions", () => {
+  it("creates a projection for every Lease, in its own namespace, and for every listed shard", () => {
+    const actions = projectionActions(input({ leases: [LEASES[0]!, LEASES[2]!] }));
+    expect(actions.map((a) => [a.type, a.namespace, a.name])).toEqual([
+      ["writeProjection", "ns", "demo.a"],
+      ["writeProjection", "other", "demo.stray"],
+      ["writeProjection", "ns", "demo.b"], // listed in the table, its Lease gone: its process may run
+    ]);
+    const stray = actions[1]!;
+    expect(stray.type === "writeProjection" && stray.resourceVersion).toBe(undefined);
+    expect(stray.type === "writeProjection" && stray.spec.entry).toBeUndefined();
+  });
+
+  it("projects nothing in a step that writes the status, or without an accepted status", () => {
+    expect(projectionActions(input({ writesStatus: true }))).toEqual([]);
+    expect(projectionActions(input({ status: undefined }))).toEqual([]);
+  });
+
+  it("rewrites only what changed, at the observed resourceVersion, whatever generation it carries", () => {
+    const old = { ...STATUS, assignmentGeneration: 2 };
+    const actions = projectionActions(
+      input({
+        observed: [
+          observed("ns", "a", projectStatus(old, SM, "a")), // same content, older generation: kept
+          observed("ns", "b", projectStatus({ ...old, shards: [STATUS.shards[0]!] }, SM, "b"), "11"),
+          observed("other", "stray", { garbage: true }, "12"), // malformed: rewritten
+        ],
+      }),
+    );
+    expect(
+      actions.map((a) => [a.type, a.name, a.type === "writeProjection" ? a.resourceVersion : ""]),
+    ).toEqual([
+      ["writeProjection", "demo.b", "11"],
+      ["writeProjection", "demo.stray", "12"],
+    ]);
+    const b = actions[0]!;
+    expect(b.type === "writeProjection" && b.spec.assignmentGeneration).toBe(4);
+  });
+
+  it("deletes the projections no shard needs, with uid and resourceVersion preconditions", () => {
+    const actions = projectionActions(
+      input({
+        leases: [LEASES[0]!],
+        observed: [observed("ns", "gone", {}, "13"), observed("ns", "a", {}, "14")],
+      }),
+    );
+    expect(actions).toContainEqual({
+      type: "deleteProjection",
+      namespace: "ns",
+      name: "demo.gone",
+      uid: "u-gone",
+      resourceVersion: "13",
+    });
+    expect(actions.filter((a) => a.type === "deleteProjection")).toHaveLength(1);
+  });
+});
