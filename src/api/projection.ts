@@ -128,6 +128,14 @@ function fnv1a(s: string): string {
   return h.toString(16).padStart(8, "0");
 }
 
+/**
+ * Whether a table assigns nothing: no owner and no migration (the coordinator's drain barrier).
+ * A table whose slots are all migrating has only empty rows but is not a barrier.
+ */
+export function assignsNothing(status: ProjectableStatus): boolean {
+  return status.migrations.length === 0 && !status.shards.some((e) => e.slots !== "");
+}
+
 /** A shard's projection of a status (the status must be one the coordinator's step accepted). */
 export function projectStatus(
   status: ProjectableStatus,
@@ -141,7 +149,7 @@ export function projectStatus(
     shard,
     assignmentGeneration: status.assignmentGeneration,
     ...(status.rulesFingerprint !== undefined ? { rulesFingerprint: status.rulesFingerprint } : {}),
-    drainBarrier: !status.shards.some((e) => e.slots !== ""),
+    drainBarrier: assignsNothing(status),
     ...(row !== undefined
       ? {
           entry: {

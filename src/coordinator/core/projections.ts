@@ -10,7 +10,8 @@
  *   is written after the source's ack, which follows the source's releasing projection).
  * - Every live Lease gets one, in its own namespace (a drain barrier waits for Leases outside
  *   `spec.leaseNamespace` too), and every shard the table lists (its process may still run).
- * - A projection is rewritten only when what it tells the shard changed ({@link sameProjection}).
+ * - A projection is rewritten only when what it tells the shard changed ({@link sameProjection}),
+ *   and at every drain barrier (whose generation every live shard must acknowledge).
  */
 import {
   type ProjectableStatus,
@@ -76,10 +77,7 @@ export function projectionActions(input: ProjectionInput): ProjectionAction[] {
     const name = projectionName(input.slotMap.name, shard);
     const want = projectStatus(status, input.slotMap, shard);
     const have = observed.get(`${namespace}/${name}`);
-    if (have !== undefined) {
-      const parsed = parseProjectionSpec(have.spec);
-      if (parsed.ok && sameProjection(parsed.value, want)) continue;
-    }
+    if (have !== undefined && upToDate(have.spec, want)) continue;
     out.push({
       type: "writeProjection",
       namespace,
@@ -99,6 +97,18 @@ export function projectionActions(input: ProjectionInput): ProjectionAction[] {
     });
   }
   return out;
+}
+
+/**
+ * Whether an observed projection already tells its shard what `want` does. A drain barrier waits
+ * for every live shard's ack of its own generation, so under a barrier the generation must match
+ * too: two barriers in a row have the same content, and a shard can only ack the generation its
+ * projection shows (the simulator found a barrier that never passed without this).
+ */
+function upToDate(observed: unknown, want: ProjectionSpec): boolean {
+  const parsed = parseProjectionSpec(observed);
+  if (!parsed.ok || !sameProjection(parsed.value, want)) return false;
+  return !want.drainBarrier || parsed.value.assignmentGeneration === want.assignmentGeneration;
 }
 
 /** `<namespace>/<projection name>` → the shard each projection is for. */

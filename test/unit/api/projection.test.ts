@@ -61,6 +61,9 @@ describe("projectStatus", () => {
     const empty = { ...STATUS, shards: STATUS.shards.map((s) => ({ ...s, slots: "" })), migrations: [] };
     expect(projectStatus(empty, SM, "a").drainBarrier).toBe(true);
     expect(projectStatus(STATUS, SM, "a").drainBarrier).toBe(false);
+    // Every row empty but slots migrating: a handoff, not a barrier (the coordinator's definition).
+    const migrating = { ...empty, migrations: [{ slots: "0-16383", from: "a", to: "b", generation: 7 }] };
+    expect(projectStatus(migrating, SM, "c").drainBarrier).toBe(false);
   });
 });
 

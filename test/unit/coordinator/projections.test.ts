@@ -72,6 +72,24 @@ describe("projectionActions", () => {
     expect(b.type === "writeProjection" && b.spec.assignmentGeneration).toBe(4);
   });
 
+  it("rewrites every projection at each drain barrier, even one whose content did not change", () => {
+    const barrier = (g: number) => ({
+      assignmentGeneration: g,
+      shards: STATUS.shards.map((e) => ({ name: e.name, slots: "" })),
+      migrations: [],
+    });
+    const at5 = [observed("ns", "a", projectStatus(barrier(5), SM, "a"), "20")];
+    const leases = [LEASES[0]!];
+    // The same barrier: nothing to write. The next one (a reset after a barrier): same content,
+    // but the shard must be able to ack its generation.
+    expect(
+      projectionActions(input({ status: barrier(5), leases, observed: at5 })).map((a) => a.name),
+    ).toEqual(["demo.b"]);
+    const next = projectionActions(input({ status: barrier(6), leases, observed: at5 }));
+    const a = next.find((x) => x.name === "demo.a");
+    expect(a?.type === "writeProjection" && a.spec.assignmentGeneration).toBe(6);
+  });
+
   it("deletes the projections no shard needs, with uid and resourceVersion preconditions", () => {
     const actions = projectionActions(
       input({
