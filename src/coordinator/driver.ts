@@ -104,6 +104,8 @@ interface Worker {
   failures: number;
   /** Consecutive steps that ended in a conflict. */
   conflicts: number;
+  /** What the projections were last made to match (status version, Leases, projections seen). */
+  projected: string | undefined;
   dropped: boolean;
 }
 
@@ -206,6 +208,8 @@ export class CoordinatorDriver {
   /** The shards' SlotMapShard projections, indexed the same way. */
   private readonly projections = new ObjectCache<KubeObject>();
   private readonly projectionIndex = new LabelIndex();
+  /** +1 on every change of the projection cache (a cheap "nothing to re-project" test). */
+  private projectionVersion = 0;
   private readonly workers = new Map<string, Worker>();
   private readonly stopping = new AbortController();
   private readonly events: EventRecorder;
@@ -359,6 +363,7 @@ export class CoordinatorDriver {
   /** A projection changed (ours, or edited, restored or deleted by someone): step its SlotMap. */
   private onProjectionChange(c: CacheChange<KubeObject>): void {
     if (c.before === c.after) return;
+    this.projectionVersion++;
     const { was, is } = this.projectionIndex.update(c);
     if (was !== undefined) this.kick(was);
     if (is !== undefined && is !== was) this.kick(is);
@@ -459,6 +464,7 @@ export class CoordinatorDriver {
         timer: undefined,
         failures: 0,
         conflicts: 0,
+        projected: undefined,
         dropped: false,
       };
       this.workers.set(name, w);
@@ -580,7 +586,7 @@ export class CoordinatorDriver {
     const outcome =
       applied.conflict || applied.failed
         ? applied
-        : await this.project(slotMap, result, [...leaseObjects, ...foreignObjects]);
+        : await this.project(w, slotMap, result, [...leaseObjects, ...foreignObjects]);
     if (this.stopped) return;
     this.opts.metrics.stepDuration.observe((this.now() - started) / 1000);
     w.conflicts = outcome.conflict ? w.conflicts + 1 : 0;
@@ -704,6 +710,7 @@ export class CoordinatorDriver {
    * show a table that was not written.
    */
   private async project(
+    w: Worker,
     slotMap: ObservedSlotMap,
     result: StepResult,
     leaseObjects: readonly KubeObject[],
@@ -713,6 +720,16 @@ export class CoordinatorDriver {
       isRecord(spec) && typeof spec.leaseNamespace === "string" ? spec.leaseNamespace : undefined;
     if (leaseNamespace === undefined || result.projectable === undefined)
       return { conflict: false, failed: false };
+    // Most steps only see renewals: same status, same Leases, same projections, nothing to do.
+    const key = [
+      slotMap.metadata.resourceVersion,
+      this.projectionVersion,
+      leaseNamespace,
+      ...leaseObjects.map((l) => keyOf(l)),
+    ].join("\u0000");
+    if (w.projected === key && !result.actions.some((a) => a.type === "updateStatus")) {
+      return { conflict: false, failed: false };
+    }
     const observed: ObservedProjection[] = [];
     for (const key of this.projectionIndex.of(slotMap.metadata.name)) {
       const o = this.projections.get(key);
@@ -750,6 +767,7 @@ export class CoordinatorDriver {
       }
     };
     await Promise.all(Array.from({ length: Math.min(PROJECTION_WRITE_CONCURRENCY, actions.length) }, worker));
+    w.projected = conflict || failed ? undefined : key;
     return { conflict, failed };
   }
 

@@ -18,9 +18,10 @@ import {
   type ProjectionSpec,
   parseProjectionSpec,
   projectionName,
-  projectStatus,
+  projector,
   sameProjection,
 } from "../../api/projection.js";
+import type { ParseResult } from "../../api/v1alpha1.js";
 
 /** A SlotMapShard as the I/O layer observed it (labelled for the SlotMap). */
 export interface ObservedProjection {
@@ -73,9 +74,10 @@ export function projectionActions(input: ProjectionInput): ProjectionAction[] {
   const shards = wantedShards(input, status);
   const observed = new Map(input.observed.map((p) => [`${p.namespace}/${p.name}`, p]));
   const out: ProjectionAction[] = [];
+  const projectOf = projector(status, input.slotMap);
   for (const { namespace, shard } of shards.values()) {
     const name = projectionName(input.slotMap.name, shard);
-    const want = projectStatus(status, input.slotMap, shard);
+    const want = projectOf(shard);
     const have = observed.get(`${namespace}/${name}`);
     if (have !== undefined && upToDate(have.spec, want)) continue;
     out.push({
@@ -106,9 +108,25 @@ export function projectionActions(input: ProjectionInput): ProjectionAction[] {
  * projection shows (the simulator found a barrier that never passed without this).
  */
 function upToDate(observed: unknown, want: ProjectionSpec): boolean {
-  const parsed = parseProjectionSpec(observed);
+  const parsed = parsedSpec(observed);
   if (!parsed.ok || !sameProjection(parsed.value, want)) return false;
   return !want.drainBarrier || parsed.value.assignmentGeneration === want.assignmentGeneration;
+}
+
+/**
+ * Parses of observed specs, by object: a cached projection object is immutable until replaced, and
+ * a step re-reads all of them (1000 zod parses a step at 1000 shards otherwise).
+ */
+const parsed = new WeakMap<object, ParseResult<ProjectionSpec>>();
+
+function parsedSpec(spec: unknown): ParseResult<ProjectionSpec> {
+  if (typeof spec !== "object" || spec === null) return parseProjectionSpec(spec);
+  let r = parsed.get(spec);
+  if (r === undefined) {
+    r = parseProjectionSpec(spec);
+    parsed.set(spec, r);
+  }
+  return r;
 }
 
 /** `<namespace>/<projection name>` → the shard each projection is for. */
