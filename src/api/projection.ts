@@ -88,21 +88,8 @@ export interface ProjectableStatus {
 }
 
 /** What {@link viewOfProjection} returns: a one-row status view the shard machine applies. */
-export interface ProjectedView {
-  readonly assignmentGeneration: number;
-  readonly rulesFingerprint?: string | undefined;
+export interface ProjectedView extends ProjectableStatus {
   readonly drainBarrier: boolean;
-  readonly shards: ReadonlyArray<{
-    readonly name: string;
-    readonly slots: string;
-    readonly holderIdentity?: string | undefined;
-  }>;
-  readonly migrations: ReadonlyArray<{
-    readonly slots: string;
-    readonly from: string;
-    readonly to: string;
-    readonly generation: number;
-  }>;
 }
 
 const MAX_NAME = 253;
