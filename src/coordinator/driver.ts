@@ -1,7 +1,7 @@
 import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
 import { LABEL_SLOTMAP } from "../api/lease.js";
-import { PROJECTION_KIND, PROJECTION_PLURAL } from "../api/projection.js";
+import { PROJECTION_KIND, PROJECTION_PLURAL, type ProjectableStatus } from "../api/projection.js";
 import { API_VERSION, GROUP, KIND, PLURAL, VERSION } from "../api/v1alpha1.js";
 import { EventRecorder } from "../kube/events.js";
 import { isStatus, type KubeHttp, type KubeObject } from "../kube/http.js";
@@ -106,11 +106,28 @@ interface Worker {
   conflicts: number;
   /** What the projections were last made to match (status version, Leases, projections seen). */
   projected: string | undefined;
+  /** What the projections must show, from the last step that stood by a written status. */
+  projection: ProjectionJob | undefined;
+  /** The projection loop ({@link CoordinatorDriver.projectLoop}) runs / must run again. */
+  projecting: Promise<void> | undefined;
+  projectionPending: boolean;
+  projectionFailures: number;
+  projectionTimer: NodeJS.Timeout | undefined;
   dropped: boolean;
 }
 
 type WriteResult = "ok" | "conflict" | "error" | "forbidden";
 type Written = "slotmaps/status" | "leases" | "slotmapshards";
+
+/** A status to project and the shards to project it for (see {@link CoordinatorDriver.projectLoop}). */
+interface ProjectionJob {
+  readonly slotMap: ObservedSlotMap;
+  readonly status: ProjectableStatus;
+  readonly leaseNamespace: string;
+  readonly leases: ReadonlyArray<{ readonly namespace: string; readonly name: string }>;
+  /** Status version, lease namespace and Leases: with the projection cache's version, the skip key. */
+  readonly key: string;
+}
 
 /** Reason of the Warning Event for a Lease write RBAC refuses (a lease namespace without binding). */
 export const REASON_LEASE_WRITE_FORBIDDEN = "LeaseWriteForbidden";
@@ -336,10 +353,11 @@ export class CoordinatorDriver {
     clearTimeout(this.orphanTimer);
     for (const w of this.workers.values()) {
       clearTimeout(w.timer);
+      clearTimeout(w.projectionTimer);
       this.opts.metrics.forget(w.name);
     }
     await Promise.all(this.reflectors.map((r) => r.stop()));
-    await Promise.all([...this.workers.values()].map((w) => w.running));
+    await Promise.all([...this.workers.values()].flatMap((w) => [w.running, w.projecting]));
     this.workers.clear();
   }
 
@@ -465,6 +483,11 @@ export class CoordinatorDriver {
         failures: 0,
         conflicts: 0,
         projected: undefined,
+        projection: undefined,
+        projecting: undefined,
+        projectionPending: false,
+        projectionFailures: 0,
+        projectionTimer: undefined,
         dropped: false,
       };
       this.workers.set(name, w);
@@ -498,6 +521,7 @@ export class CoordinatorDriver {
   private drop(w: Worker): void {
     w.dropped = true;
     clearTimeout(w.timer);
+    clearTimeout(w.projectionTimer);
     this.workers.delete(w.name);
     this.opts.metrics.forget(w.name);
     this.log.info({ slotmap: w.name, uid: w.uid }, "SlotMap deleted: forgetting it");
@@ -581,13 +605,10 @@ export class CoordinatorDriver {
     this.opts.metrics.publish(result.metrics);
     if (result.metrics.shardsOverLimit > 0) this.overLimit.set(w.name, result.metrics.shardsOverLimit);
     else this.overLimit.delete(w.name);
-    const applied = await this.apply(raw, leaseObjects, result.actions);
+    const outcome = await this.apply(raw, leaseObjects, result.actions);
     if (this.stopped) return;
-    const outcome =
-      applied.conflict || applied.failed
-        ? applied
-        : await this.project(w, slotMap, result, [...leaseObjects, ...foreignObjects]);
-    if (this.stopped) return;
+    if (!outcome.conflict && !outcome.failed)
+      this.setProjection(w, slotMap, result, [...leaseObjects, ...foreignObjects]);
     this.opts.metrics.stepDuration.observe((this.now() - started) / 1000);
     w.conflicts = outcome.conflict ? w.conflicts + 1 : 0;
     if (outcome.conflict && w.conflicts <= IMMEDIATE_CONFLICT_RETRIES) w.pending = true;
@@ -705,33 +726,97 @@ export class CoordinatorDriver {
   }
 
   /**
-   * Writes the shards' projections of the status this step accepted (core/projections.ts decides
-   * which), a few at a time. Only after the step's own writes succeeded: a projection must never
-   * show a table that was not written.
+   * Records what the projections must show after a step whose own writes succeeded, and starts
+   * the projection loop. Only a status the step stood by and did not rewrite
+   * (core/projections.ts): never a table that was not written. A step that stood by none (a reset,
+   * an invalid status) stops the loop until one does.
    */
-  private async project(
+  private setProjection(
     w: Worker,
     slotMap: ObservedSlotMap,
     result: StepResult,
     leaseObjects: readonly KubeObject[],
-  ): Promise<{ conflict: boolean; failed: boolean }> {
+  ): void {
     const spec = slotMap.spec;
     const leaseNamespace =
       isRecord(spec) && typeof spec.leaseNamespace === "string" ? spec.leaseNamespace : undefined;
-    if (leaseNamespace === undefined || result.projectable === undefined)
-      return { conflict: false, failed: false };
-    // Most steps only see renewals: same status, same Leases, same projections, nothing to do.
+    const writesStatus = result.actions.some((a) => a.type === "updateStatus");
+    if (writesStatus) return; // its projection follows in the next step, on the written status
+    if (leaseNamespace === undefined || result.projectable === undefined) {
+      w.projection = undefined;
+      return;
+    }
+    const leases = leaseObjects.flatMap((l) =>
+      l.metadata?.name && l.metadata.namespace
+        ? [{ namespace: l.metadata.namespace, name: l.metadata.name }]
+        : [],
+    );
     const key = [
       slotMap.metadata.resourceVersion,
-      this.projectionVersion,
       leaseNamespace,
-      ...leaseObjects.map((l) => keyOf(l)),
+      ...leases.map((l) => `${l.namespace}/${l.name}`),
     ].join("\u0000");
-    if (w.projected === key && !result.actions.some((a) => a.type === "updateStatus")) {
-      return { conflict: false, failed: false };
+    w.projection = { slotMap, status: result.projectable, leaseNamespace, leases, key };
+    this.kickProjection(w);
+  }
+
+  private kickProjection(w: Worker): void {
+    if (this.stopped || w.dropped) return;
+    w.projectionPending = true;
+    w.projecting ??= this.projectLoop(w).finally(() => {
+      w.projecting = undefined;
+    });
+  }
+
+  /**
+   * Writes the shards' projections, a few at a time, apart from the steps: at 1000 shards a drain
+   * barrier rewrites 1000 of them, and a step waiting for that would leave the Leases unobserved
+   * (the core then takes the gap for a blind period). Runs until the projections match the newest
+   * job; most jobs only repeat the last one (renewals) and are skipped by their key.
+   */
+  private async projectLoop(w: Worker): Promise<void> {
+    await null;
+    while (w.projectionPending && !this.stopped && !w.dropped) {
+      w.projectionPending = false;
+      const job = w.projection;
+      if (job === undefined) return;
+      const key = `${job.key}\u0000${this.projectionVersion}`;
+      if (w.projected === key) continue;
+      const actions = projectionActions({
+        slotMap: { name: job.slotMap.metadata.name, uid: job.slotMap.metadata.uid },
+        status: job.status,
+        writesStatus: false,
+        leaseNamespace: job.leaseNamespace,
+        leases: job.leases,
+        observed: this.observedProjections(job.slotMap.metadata.name),
+      });
+      let failed = false;
+      let next = 0;
+      const writer = async (): Promise<void> => {
+        while (next < actions.length && !this.stopped) {
+          const r = await this.writeProjection(job.slotMap, actions[next++]!);
+          if (r !== "ok" && r !== "conflict") failed = true;
+        }
+      };
+      await Promise.all(
+        Array.from({ length: Math.min(PROJECTION_WRITE_CONCURRENCY, actions.length) }, writer),
+      );
+      // A conflict re-read the projection: the cache changed, so the key differs and the next
+      // round (the change kicked a step, whose job kicks this loop) writes from the new view.
+      w.projected = failed ? undefined : key;
+      if (failed) {
+        clearTimeout(w.projectionTimer);
+        const delay = backoffDelay(w.projectionFailures++, 200, MAX_BACKOFF_MS);
+        w.projectionTimer = setTimeout(() => this.kickProjection(w), delay);
+      } else {
+        w.projectionFailures = 0;
+      }
     }
+  }
+
+  private observedProjections(slotMap: string): ObservedProjection[] {
     const observed: ObservedProjection[] = [];
-    for (const key of this.projectionIndex.of(slotMap.metadata.name)) {
+    for (const key of this.projectionIndex.of(slotMap)) {
       const o = this.projections.get(key);
       const m = o?.metadata;
       if (!m?.name || !m.namespace || !m.uid || !m.resourceVersion) continue;
@@ -743,32 +828,7 @@ export class CoordinatorDriver {
         spec: o?.spec,
       });
     }
-    const actions = projectionActions({
-      slotMap: { name: slotMap.metadata.name, uid: slotMap.metadata.uid },
-      status: result.projectable,
-      writesStatus: result.actions.some((a) => a.type === "updateStatus"),
-      leaseNamespace,
-      leases: leaseObjects.flatMap((l) =>
-        l.metadata?.name && l.metadata.namespace
-          ? [{ namespace: l.metadata.namespace, name: l.metadata.name }]
-          : [],
-      ),
-      observed,
-    });
-    let conflict = false;
-    let failed = false;
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < actions.length && !this.stopped) {
-        const a = actions[next++]!;
-        const r = await this.writeProjection(slotMap, a);
-        if (r === "conflict") conflict = true;
-        else if (r !== "ok") failed = true;
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(PROJECTION_WRITE_CONCURRENCY, actions.length) }, worker));
-    w.projected = conflict || failed ? undefined : key;
-    return { conflict, failed };
+    return observed;
   }
 
   private writeProjection(slotMap: ObservedSlotMap, a: ProjectionAction): Promise<WriteResult> {
@@ -817,12 +877,15 @@ export class CoordinatorDriver {
       "slotmapshards",
       fields,
       async () => {
+        const created = a.resourceVersion === undefined;
         const written = await this.opts.http.request<KubeObject>(
-          a.resourceVersion === undefined ? "POST" : "PUT",
-          a.resourceVersion === undefined ? projectionsPath(namespace) : path,
+          created ? "POST" : "PUT",
+          created ? projectionsPath(namespace) : path,
           { body, signal: this.stopping.signal },
         );
-        this.onProjectionChange(this.projections.refresh(written));
+        // A created object is cached at once: the next step must not create it again before the
+        // watch shows it (one 409 per join in the scale benchmark).
+        this.onProjectionChange(created ? this.projections.put(written) : this.projections.refresh(written));
       },
       reread,
     );
@@ -835,7 +898,8 @@ export class CoordinatorDriver {
         `${projectionsPath(namespace)}/${encodeURIComponent(name)}`,
         { signal: this.stopping.signal },
       );
-      this.onProjectionChange(this.projections.refresh(obj));
+      // put, not refresh: after a 409 on create the object exists but may not be cached yet.
+      this.onProjectionChange(this.projections.put(obj));
     } catch (err) {
       if (!isStatus(err, 404)) throw err;
       this.onProjectionChange(
