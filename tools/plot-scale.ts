@@ -2,8 +2,11 @@
  * `tsx tools/plot-scale.ts [scale-detail.json ...] [--out docs/bench-scale.svg] [--table]`
  *
  * Draws the scale benchmark (bench/support/scale.ts) as an SVG: watch traffic delivered to all
- * watchers per join and per leave, and the sizes of one status and one watch event, against the
- * shard count, next to the figures issue 17 measured on the old status format ("before"). Both
+ * watchers per join and per leave, and the sizes of one status and of each kind of watch event,
+ * against the shard count. Three watch designs: issue 17's measurement on the old status format
+ * ("issue 17"), watchers of the whole compact SlotMap ("whole SlotMap": the comparison windows of
+ * a run, or the main windows of results from before projections), and what a shard watches since
+ * per-shard projections, its own SlotMapShard and the SlotMap's metadata ("projections"). Both
  * axes are logarithmic. Without arguments it reads every non-quick bench/results/scale-detail-*.json
  * and keeps the newest result per shard count. `--table` prints the Markdown table of
  * docs/benchmarks.md.
@@ -11,7 +14,7 @@
 import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { derive, type WindowFigures } from "../bench/support/scale-model.js";
+import { derive, sumWrites, type WatchMode, type WindowFigures } from "../bench/support/scale-model.js";
 import { decades, esc, fmt, marker } from "./plot-rebalance.js";
 
 const REPO = resolve(import.meta.dirname, "..");
@@ -36,43 +39,79 @@ export interface ScaleDetail {
     shards: number;
     join: WindowFigures;
     leave: WindowFigures;
+    wholeJoin?: WindowFigures;
+    wholeLeave?: WindowFigures;
   }>;
 }
 
-/** One plotted shard count. */
+/** One plotted shard count (NaN: not measured). */
 export interface ScalePoint {
   shards: number;
+  /** What the main windows' watchers watched (results from before projections: `slotmap`). */
+  mode: WatchMode;
+  /** Main windows: traffic to all watchers. */
   joinBytes: number;
   leaveBytes: number;
+  /** Watchers of the whole SlotMap (the comparison windows, or the main ones in `slotmap` mode). */
+  wholeJoinBytes: number;
+  wholeLeaveBytes: number;
   statusBytes: number;
-  eventBytes: number;
+  /** One whole-SlotMap watch event: measured when watchers of it ran, else from the object's JSON. */
+  slotMapEventBytes: number;
+  /** slotMapEventBytes ÷ status bytes. */
+  eventOverStatus: number;
+  /** One shard's SlotMap metadata event and projection event (projection mode). */
+  metadataEventBytes: number;
+  projectionEventBytes: number;
   joinWrites: number;
   leaveWrites: number;
   joinGenerations: number;
   leaveGenerations: number;
-  eventOverStatus: number;
+  /** SlotMapShard writes (every verb and code) per join and leave; mean bytes of one written. */
+  joinProjectionWrites: number;
+  leaveProjectionWrites: number;
+  projectionBytes: number;
   apiserverCpuJoin: number;
   apiserverRssMax: number;
   coordinatorCpuJoin: number;
   coordinatorRssMax: number;
 }
 
+const projectionWrites = (w: WindowFigures): number => {
+  if (w.projectionWrites === undefined) return Number.NaN;
+  const s = sumWrites(w.projectionWrites);
+  return s.ok + s.failed;
+};
+
 /** Points of a detail file, by shard count. */
 export function scalePoints(d: ScaleDetail): ScalePoint[] {
   return d.results
-    .map((r) => {
+    .map((r): ScalePoint => {
+      const mode = r.join.mode ?? "slotmap";
       const j = derive(r.join);
+      const whole = mode === "slotmap" ? { join: r.join, leave: r.leave } : undefined;
+      const wj = whole?.join ?? r.wholeJoin;
+      const wl = whole?.leave ?? r.wholeLeave;
+      const dw = wj === undefined ? undefined : derive(wj);
       return {
         shards: r.shards,
+        mode,
         joinBytes: r.join.watch.bytes,
         leaveBytes: r.leave.watch.bytes,
+        wholeJoinBytes: wj?.watch.bytes ?? Number.NaN,
+        wholeLeaveBytes: wl?.watch.bytes ?? Number.NaN,
         statusBytes: r.join.statusBytes,
-        eventBytes: j.eventBytes,
+        slotMapEventBytes: dw?.eventBytes ?? j.slotMapEventBytes,
+        eventOverStatus: dw?.eventOverStatus ?? j.eventOverStatus,
+        metadataEventBytes: mode === "projection" ? j.eventBytes : Number.NaN,
+        projectionEventBytes: j.projectionEventBytes,
         joinWrites: r.join.statusWrites + r.join.statusWritesFailed,
         leaveWrites: r.leave.statusWrites + r.leave.statusWritesFailed,
         joinGenerations: r.join.generations,
         leaveGenerations: r.leave.generations,
-        eventOverStatus: j.eventOverStatus,
+        joinProjectionWrites: projectionWrites(r.join),
+        leaveProjectionWrites: projectionWrites(r.leave),
+        projectionBytes: r.join.projections?.bytesMean ?? Number.NaN,
         apiserverCpuJoin: r.join.apiserverCpuSeconds,
         apiserverRssMax: Math.max(r.join.apiserverRssMaxBytes, r.leave.apiserverRssMaxBytes),
         coordinatorCpuJoin: r.join.coordinatorCpuSeconds,
@@ -82,25 +121,33 @@ export function scalePoints(d: ScaleDetail): ScalePoint[] {
     .sort((a, b) => a.shards - b.shards);
 }
 
-const n0 = (v: number) => v.toLocaleString("en-US", { maximumFractionDigits: 0 });
+const n0 = (v: number) =>
+  Number.isFinite(v) ? v.toLocaleString("en-US", { maximumFractionDigits: 0 }) : "–";
 const mb = (b: number) =>
-  b >= 1e9
-    ? `${(b / 1e9).toFixed(1)} GB`
-    : b >= 1e6
-      ? `${(b / 1e6).toFixed(1)} MB`
-      : `${(b / 1e3).toFixed(0)} KB`;
+  !Number.isFinite(b)
+    ? "–"
+    : b >= 1e9
+      ? `${(b / 1e9).toFixed(1)} GB`
+      : b >= 1e6
+        ? `${(b / 1e6).toFixed(1)} MB`
+        : `${(b / 1e3).toFixed(0)} KB`;
+const ratio = (a: number, b: number) => (Number.isFinite(a / b) ? `×${(a / b).toFixed(3)}` : "–");
 
-/** The Markdown table of docs/benchmarks.md: before (issue 17) and now, side by side. */
+/**
+ * The Markdown table of docs/benchmarks.md: per shard count, the SlotMap's sizes and writes, the
+ * projections, and the watch traffic of the three designs side by side (issue 17, whole SlotMap,
+ * projections), with what a projection watcher receives as a fraction of a whole-SlotMap one.
+ */
 export function scaleTable(points: readonly ScalePoint[]): string {
   const lines = [
-    "| shards | status bytes before → now | event bytes before → now | event ÷ status before → now | status writes per join before → now (generations) | watch traffic per join, all watchers, before → now | leave: status writes (generations), traffic | API server CPU per join, RSS max | coordinator CPU per join, RSS max |",
-    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| shards | status bytes | SlotMap event bytes (÷ status) | status writes per join (generations) | projection writes per join, bytes each | a shard's events: metadata / projection bytes | watch traffic per join, all watchers: issue 17 → whole SlotMap → projections (projections ÷ whole) | leave: status writes (generations), projection writes, traffic whole SlotMap → projections | API server CPU per join, RSS max | coordinator CPU per join, RSS max |",
+    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
   ];
   for (const p of points) {
     const b = BEFORE.find((x) => x.shards === p.shards);
-    const before = (v: number | undefined, f: (x: number) => string) => (v === undefined ? "–" : f(v));
+    const proj = p.mode === "projection";
     lines.push(
-      `| ${n0(p.shards)} | ${before(b?.statusBytes, n0)} → ${n0(p.statusBytes)} | ${before(b?.eventBytes, n0)} → ${n0(p.eventBytes)} | ${before(b && b.eventBytes / b.statusBytes, (x) => x.toFixed(2))} → ${p.eventOverStatus.toFixed(2)} | ${before(b?.writesPerJoin, n0)} → ${p.joinWrites} (${p.joinGenerations}) | ${before(b?.joinBytes, mb)} → ${mb(p.joinBytes)} | ${p.leaveWrites} (${p.leaveGenerations}), ${mb(p.leaveBytes)} | ${p.apiserverCpuJoin.toFixed(2)} s, ${(p.apiserverRssMax / 2 ** 20).toFixed(0)} MiB | ${p.coordinatorCpuJoin.toFixed(2)} s, ${(p.coordinatorRssMax / 2 ** 20).toFixed(0)} MiB |`,
+      `| ${n0(p.shards)} | ${n0(p.statusBytes)} | ${n0(p.slotMapEventBytes)} (${p.eventOverStatus.toFixed(2)}) | ${p.joinWrites} (${p.joinGenerations}) | ${proj ? `${n0(p.joinProjectionWrites)}, ${n0(p.projectionBytes)}` : "–"} | ${proj ? `${n0(p.metadataEventBytes)} / ${n0(p.projectionEventBytes)}` : "–"} | ${b === undefined ? "–" : mb(b.joinBytes)} → ${mb(p.wholeJoinBytes)} → ${proj ? mb(p.joinBytes) : "–"} (${proj ? ratio(p.joinBytes, p.wholeJoinBytes) : "–"}) | ${p.leaveWrites} (${p.leaveGenerations}), ${proj ? n0(p.leaveProjectionWrites) : "–"}, ${mb(p.wholeLeaveBytes)} → ${proj ? mb(p.leaveBytes) : "–"} | ${p.apiserverCpuJoin.toFixed(2)} s, ${(p.apiserverRssMax / 2 ** 20).toFixed(0)} MiB | ${p.coordinatorCpuJoin.toFixed(2)} s, ${(p.coordinatorRssMax / 2 ** 20).toFixed(0)} MiB |`,
     );
   }
   return `${lines.join("\n")}\n`;
@@ -116,7 +163,7 @@ interface Series {
 
 /** One log-log panel at (x0, y0): shard count on x. */
 function panel(
-  series: readonly Series[],
+  allSeries: readonly Series[],
   title: string,
   yLabel: string,
   x0: number,
@@ -124,6 +171,8 @@ function panel(
   w: number,
   h: number,
 ): string {
+  // A series without a measured point (e.g. projections in results from before them) is left out.
+  const series = allSeries.filter((s) => s.points.some(([x, y]) => x > 0 && y > 0));
   const all = series.flatMap((s) => s.points).filter(([x, y]) => x > 0 && y > 0);
   const xTicks = decades(Math.min(...all.map(([x]) => x)), Math.max(...all.map(([x]) => x)));
   const yTicks = decades(Math.min(...all.map(([, y]) => y)), Math.max(...all.map(([, y]) => y)));
@@ -180,34 +229,46 @@ function panel(
 }
 
 const OLD = "#d62728";
+const WHOLE = "#ff7f0e";
 const NEW = "#1f77b4";
 
-/** The figure: traffic per join/leave (left) and status / event size (right), before and now. */
+/**
+ * The figure: traffic per join/leave (left) and the size of a status and of each watch event
+ * (right), for issue 17, watchers of the whole SlotMap, and projections.
+ */
 export function renderScaleSvg(points: readonly ScalePoint[], caption: string): string {
   if (points.length === 0) throw new Error("no scale results to plot");
   const W = 980;
-  const H = 420;
+  const H = 440;
+  const proj = points.filter((p) => p.mode === "projection");
   const traffic: Series[] = [
     {
-      label: "join, before (issue 17)",
+      label: "join, issue 17 (old status)",
       color: OLD,
       dash: "6 4",
       shape: "square",
       points: BEFORE.map((b) => [b.shards, b.joinBytes]),
     },
     {
-      label: "join, now",
+      label: "join, whole SlotMap watched",
+      color: WHOLE,
+      dash: "4 2",
+      shape: "square",
+      points: points.map((p) => [p.shards, p.wholeJoinBytes]),
+    },
+    {
+      label: "join, projection + metadata watched",
       color: NEW,
       dash: "",
       shape: "circle",
-      points: points.map((p) => [p.shards, p.joinBytes]),
+      points: proj.map((p) => [p.shards, p.joinBytes]),
     },
     {
-      label: "leave, now",
+      label: "leave, projection + metadata watched",
       color: NEW,
       dash: "2 3",
       shape: "triangle",
-      points: points.map((p) => [p.shards, p.leaveBytes]),
+      points: proj.map((p) => [p.shards, p.leaveBytes]),
     },
     {
       label: "target at 1000 shards: 200 MB",
@@ -219,40 +280,47 @@ export function renderScaleSvg(points: readonly ScalePoint[], caption: string): 
   ];
   const sizes: Series[] = [
     {
-      label: "watch event, before",
+      label: "SlotMap watch event, issue 17",
       color: OLD,
       dash: "6 4",
       shape: "square",
       points: BEFORE.map((b) => [b.shards, b.eventBytes]),
     },
     {
-      label: "status, before",
-      color: OLD,
-      dash: "2 3",
-      shape: "triangle",
-      points: BEFORE.map((b) => [b.shards, b.statusBytes]),
-    },
-    {
-      label: "watch event, now",
-      color: NEW,
-      dash: "",
-      shape: "circle",
-      points: points.map((p) => [p.shards, p.eventBytes]),
+      label: "SlotMap watch event, now",
+      color: WHOLE,
+      dash: "4 2",
+      shape: "square",
+      points: points.map((p) => [p.shards, p.slotMapEventBytes]),
     },
     {
       label: "status, now",
-      color: NEW,
+      color: WHOLE,
       dash: "2 3",
       shape: "triangle",
       points: points.map((p) => [p.shards, p.statusBytes]),
     },
+    {
+      label: "metadata event (a shard, per status write)",
+      color: NEW,
+      dash: "",
+      shape: "circle",
+      points: proj.map((p) => [p.shards, p.metadataEventBytes]),
+    },
+    {
+      label: "projection event",
+      color: NEW,
+      dash: "2 3",
+      shape: "triangle",
+      points: proj.map((p) => [p.shards, p.projectionEventBytes]),
+    },
   ];
   return `${[
     `<svg xmlns="http://www.w3.org/2000/svg" role="img" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
-    "<title>SlotMap watch traffic per join and leave, and status and event size, against the shard count: before and after the compact status</title>",
+    "<title>SlotMap watch traffic per join and leave, and the size of a status and of each watch event, against the shard count: issue 17, watchers of the whole SlotMap, per-shard projections</title>",
     `<rect width="${W}" height="${H}" fill="white"/>`,
     panel(traffic, "Watch traffic to all watchers per join / leave", "bytes", 0, 0, W / 2, H - 24),
-    panel(sizes, "Size of one status and one watch event", "bytes", W / 2, 0, W / 2, H - 24),
+    panel(sizes, "Size of a status and of one watch event", "bytes", W / 2, 0, W / 2, H - 24),
     `<text x="${W / 2}" y="${H - 8}" text-anchor="middle" fill="#555" font-size="11">${esc(caption)}</text>`,
     "</svg>",
   ].join("\n")}\n`;
@@ -299,7 +367,10 @@ function main(): void {
     return;
   }
   const names = files.map((f) => basename(f)).join(", ");
-  writeFileSync(values.out!, renderScaleSvg(points, `Before: issue 17 (old status format). Now: ${names}`));
+  writeFileSync(
+    values.out!,
+    renderScaleSvg(points, `Issue 17: old status format. Whole SlotMap and projections: ${names}`),
+  );
   process.stdout.write(`wrote ${values.out} (${points.length} shard counts from ${names})\n`);
 }
 

@@ -11,7 +11,14 @@ import {
   LABEL_SLOTMAP,
   microTime,
 } from "../../src/api/lease.js";
-import { parseSamples } from "./apimetrics.js";
+import {
+  type ProjectableStatus,
+  type ProjectionSpec,
+  projectionName,
+  projectStatus,
+  sameProjection,
+} from "../../src/api/projection.js";
+import { parseRequestTotals, parseSamples, WRITE_VERBS } from "./apimetrics.js";
 
 /** The Lease fields the emulated shards read and write. */
 export interface LeaseObject {
@@ -122,6 +129,7 @@ export function holderIdentity(shard: string, salt: string, incarnation = 1): st
 /** The SlotMap status fields the benchmark reads (v0.2 format; older fields are ignored). */
 export interface ScaleStatus {
   assignmentGeneration?: number;
+  rulesFingerprint?: string;
   shards?: Array<{ name: string; slots?: string; holderIdentity?: string; state?: string }>;
   migrations?: Array<{ slots?: string; from?: string; to?: string; generation?: number }>;
   unassignedSlots?: string;
@@ -146,6 +154,53 @@ export function settledOn(status: ScaleStatus | undefined, expected: ReadonlySet
   return true;
 }
 
+/** The status as the coordinator projects it (fields the API server defaults read as their defaults). */
+export function projectableOf(status: ScaleStatus): ProjectableStatus {
+  return {
+    assignmentGeneration: status.assignmentGeneration ?? 0,
+    ...(status.rulesFingerprint !== undefined ? { rulesFingerprint: status.rulesFingerprint } : {}),
+    shards: (status.shards ?? []).map((e) => ({
+      name: e.name,
+      slots: e.slots ?? "",
+      ...(e.holderIdentity !== undefined ? { holderIdentity: e.holderIdentity } : {}),
+    })),
+    migrations: (status.migrations ?? []).map((m) => ({
+      slots: m.slots ?? "",
+      from: m.from ?? "",
+      to: m.to ?? "",
+      generation: m.generation ?? 0,
+    })),
+  };
+}
+
+/**
+ * The shards whose projection does not (yet) tell what `status` tells them: missing, or different
+ * content ({@link sameProjection}: the generation a projection carries is that of its last change,
+ * so it is not compared). The coordinator writes projections after the status write it accepted,
+ * so a window is closed only once this is empty for every held Lease.
+ */
+export function projectionLag(
+  status: ScaleStatus | undefined,
+  slotMap: { readonly name: string; readonly uid: string | undefined },
+  shards: Iterable<{ readonly name: string; readonly projection: ProjectionSpec | undefined }>,
+): string[] {
+  const lagging: string[] = [];
+  if (status === undefined || slotMap.uid === undefined) {
+    for (const s of shards) lagging.push(s.name);
+    return lagging;
+  }
+  const projectable = projectableOf(status);
+  const uid = { name: slotMap.name, uid: slotMap.uid };
+  for (const s of shards) {
+    if (s.projection === undefined || !sameProjection(s.projection, projectStatus(projectable, uid, s.name)))
+      lagging.push(s.name);
+  }
+  return lagging;
+}
+
+/** The object name of shard `shard`'s projection (re-exported for the harness and its watchers). */
+export { projectionName };
+
 /** A condition of the status by type, or undefined. */
 export function conditionOf(
   status: ScaleStatus | undefined,
@@ -157,6 +212,14 @@ export function conditionOf(
 /** UTF-8 byte length of the JSON of a value (what it costs on the wire, without whitespace). */
 export function jsonBytes(value: unknown): number {
   return Buffer.byteLength(JSON.stringify(value ?? null));
+}
+
+/**
+ * Bytes of the watch event that carries `object` to a watcher of the whole object:
+ * `{"type":"MODIFIED","object":…}` and its newline, as the API server frames JSON watch events.
+ */
+export function watchEventBytes(object: unknown): number {
+  return jsonBytes({ type: "MODIFIED", object }) + 1;
 }
 
 /** What one status write looked like, for explaining where a window's writes came from. */
@@ -197,6 +260,60 @@ export function writeCause(prev: StatusWriteRecord | undefined, next: StatusWrit
   if (next.shardsListed !== prev.shardsListed)
     return `shards listed ${prev.shardsListed} → ${next.shardsListed}`;
   return "other (shard state or holder)";
+}
+
+/**
+ * What each emulated shard's watcher watches: its own projection plus the SlotMap's metadata (a
+ * shard since per-shard projections), or the whole SlotMap (a shard before them; kept to compare
+ * both side by side in one run).
+ */
+export type WatchMode = "projection" | "slotmap";
+
+/**
+ * One watcher's streams: `slotmap` the whole SlotMap (slotmap mode); `projection` its
+ * SlotMapShard, `metadata` the SlotMap as PartialObjectMetadata, `spec` the GETs of the whole
+ * SlotMap a shard makes when `metadata.generation` moves (projection mode; events = GETs).
+ */
+export type StreamKind = "slotmap" | "projection" | "metadata" | "spec";
+
+/** Counters of one stream of one watcher. */
+export interface StreamCounters {
+  events: number;
+  bytes: number;
+  reconnects: number;
+}
+
+/** Per-watcher counters of each stream kind a watcher process holds (arrays in watcher order). */
+export type StreamTally = Partial<Record<StreamKind, StreamCounters[]>>;
+
+/** Per watcher, the sum of its streams (what one shard receives). */
+export function combineStreams(tally: StreamTally): StreamCounters[] {
+  const out: StreamCounters[] = [];
+  for (const perWatcher of Object.values(tally)) {
+    perWatcher.forEach((c, i) => {
+      out[i] ??= { events: 0, bytes: 0, reconnects: 0 };
+      const o = out[i]!;
+      o.events += c.events;
+      o.bytes += c.bytes;
+      o.reconnects += c.reconnects;
+    });
+  }
+  return out;
+}
+
+/** `after − before` of two stream tallies of the same watcher process, summed per kind. */
+export function diffStreams(
+  before: StreamTally,
+  after: StreamTally,
+): { total: WatchTotals; byKind: Partial<Record<StreamKind, WatchTotals>> } {
+  const byKind: Partial<Record<StreamKind, WatchTotals>> = {};
+  const diffed: StreamTally = {};
+  for (const [kind, a] of Object.entries(after) as Array<[StreamKind, StreamCounters[]]>) {
+    const d = diffWatchers(before[kind] ?? a.map(() => ({ events: 0, bytes: 0, reconnects: 0 })), a);
+    diffed[kind] = d;
+    byKind[kind] = sumWatchers(d);
+  }
+  return { total: sumWatchers(combineStreams(diffed)), byKind };
 }
 
 /** Watch traffic counted by the watcher process, summed over its watchers. */
@@ -271,6 +388,34 @@ export function apiWatchCounters(
       .filter((s) => s.labels.kind === which.kind || s.labels.resource === which.resource)
       .reduce((n, s) => n + s.value, 0);
   return { events: sum("apiserver_watch_events_total"), bytes: sum("apiserver_watch_events_sizes_sum") };
+}
+
+/**
+ * Write requests to one resource by verb as the API server counts them (`apiserver_request_total`):
+ * `PUT`, `POST`, `DELETE`, …, with the code appended when not 2xx (`PUT 409`).
+ */
+export function writesByVerb(metricsText: string, resource: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const s of parseRequestTotals(metricsText)) {
+    if (s.labels.resource !== resource || (s.labels.subresource ?? "") !== "") continue;
+    const verb = s.labels.verb ?? "";
+    if (!WRITE_VERBS.has(verb)) continue;
+    const code = s.labels.code ?? "";
+    const key = code === "" || code.startsWith("2") ? verb : `${verb} ${code}`;
+    out[key] = (out[key] ?? 0) + s.value;
+  }
+  return out;
+}
+
+/** Sum of a by-verb breakdown, split into answered (2xx) and failed requests. */
+export function sumWrites(byVerb: Readonly<Record<string, number>>): { ok: number; failed: number } {
+  let ok = 0;
+  let failed = 0;
+  for (const [k, v] of Object.entries(byVerb)) {
+    if (k.includes(" ")) failed += v;
+    else ok += v;
+  }
+  return { ok, failed };
 }
 
 /** Value of a gauge (sum over its series matching `labels`), or undefined when absent. */
@@ -371,9 +516,27 @@ export function migrationSources(status: ScaleStatus): Set<string> {
   return new Set((status.migrations ?? []).map((m) => m.from ?? "").filter((n) => n !== ""));
 }
 
+/** Projection writes of a window as the emulator's watch of every SlotMapShard saw them. */
+export interface ProjectionFigures {
+  /** Watch events: one per create, update or delete. */
+  readonly events: number;
+  /** Distinct projections written (shards whose projection changed). */
+  readonly shards: number;
+  /** Mean and largest JSON bytes of the objects written (what one watch event carries). */
+  readonly bytesMean: number;
+  readonly bytesMax: number;
+  /** Mean JSON bytes of every projection at the end of the window, written or not. */
+  readonly settledBytesMean: number;
+}
+
 /** The figures of one join or leave window at one shard count. */
 export interface WindowFigures {
   readonly kind: "join" | "leave";
+  /**
+   * What the watchers watched; absent in results from before projections, which are `slotmap`
+   * (the whole SlotMap, one stream).
+   */
+  readonly mode?: WatchMode;
   /** Shard count before the change. */
   readonly shards: number;
   readonly watchers: number;
@@ -392,10 +555,23 @@ export interface WindowFigures {
   readonly statusBytesMean: number;
   /** JSON bytes of the whole SlotMap (metadata with managedFields, spec, status) at the end. */
   readonly objectBytes: number;
-  /** Watch events and bytes received by the N watchers (client side). */
+  /**
+   * Bytes of one whole-SlotMap watch event at the end ({@link watchEventBytes} of the object):
+   * what a watcher of the whole SlotMap receives per status write (absent in older results).
+   */
+  readonly slotMapEventBytes?: number;
+  /** Watch events and bytes received by the N watchers, all their streams together (client side). */
   readonly watch: WatchTotals;
-  /** The same traffic as the API server counts it, over all SlotMap watchers (N + 2). */
+  /** The same by stream kind (absent in older results: one `slotmap` stream, `watch`). */
+  readonly streams?: Partial<Record<StreamKind, WatchTotals>>;
+  /** SlotMap watch traffic as the API server counts it, over all SlotMap watchers (N + 2). */
   readonly apiWatch: ApiWatchCounters;
+  /** SlotMapShard watch traffic as the API server counts it (N watchers + the emulator's one). */
+  readonly apiWatchProjections?: ApiWatchCounters;
+  /** SlotMapShard writes the API server counted, by verb (`PUT 409`: failed). */
+  readonly projectionWrites?: Readonly<Record<string, number>>;
+  /** The same writes as the emulator's watch saw them, with their sizes. */
+  readonly projections?: ProjectionFigures;
   readonly leaseWrites: number;
   readonly apiserverCpuSeconds: number;
   readonly apiserverRssBytes: number;
@@ -403,30 +579,96 @@ export interface WindowFigures {
   readonly coordinatorCpuSeconds: number;
   readonly coordinatorRssBytes: number;
   readonly coordinatorRssMaxBytes: number;
+  /** The coordinator's own step metrics over the window (absent in older results). */
+  readonly coordinatorSteps?: CoordinatorSteps;
   /** Every status write in the window, in order, with its cause. */
   readonly writes: ReadonlyArray<StatusWriteRecord & { cause: string }>;
   /** Per new generation in the window: how its acks arrived. */
   readonly acks: readonly GenerationAcks[];
 }
 
+/**
+ * The coordinator's steps over a window, from its `/metrics`
+ * (`slotmap_coordinator_step_duration_seconds`, `nodejs_eventloop_lag_max_seconds`).
+ */
+export interface CoordinatorSteps {
+  readonly count: number;
+  /** Sum of the steps' durations (planning and the step's API writes). */
+  readonly seconds: number;
+  /** Steps that took more than 100 ms and more than 1 s. */
+  readonly over100ms: number;
+  readonly over1s: number;
+  /** The event loop's largest delay at the end of the window (prom-client resets it per scrape). */
+  readonly eventLoopLagMaxSeconds: number;
+}
+
+/** The cumulative step counters of one coordinator `/metrics` text. */
+export function coordinatorStepCounters(
+  metricsText: string,
+): Omit<CoordinatorSteps, "eventLoopLagMaxSeconds"> {
+  const name = "slotmap_coordinator_step_duration_seconds";
+  const count = gaugeValue(metricsText, `${name}_count`) ?? 0;
+  const le = (v: string) => gaugeValue(metricsText, `${name}_bucket`, { le: v }) ?? 0;
+  return {
+    count,
+    seconds: gaugeValue(metricsText, `${name}_sum`) ?? 0,
+    over100ms: count - le("0.1"),
+    over1s: count - le("1"),
+  };
+}
+
+/** `after − before` of two coordinator scrapes; the event loop lag is the `after` one's. */
+export function diffCoordinatorSteps(before: string, after: string): CoordinatorSteps {
+  const a = coordinatorStepCounters(before);
+  const b = coordinatorStepCounters(after);
+  return {
+    count: b.count - a.count,
+    seconds: b.seconds - a.seconds,
+    over100ms: b.over100ms - a.over100ms,
+    over1s: b.over1s - a.over1s,
+    eventLoopLagMaxSeconds: gaugeValue(after, "nodejs_eventloop_lag_max_seconds") ?? Number.NaN,
+  };
+}
+
 /** Figures computed from a window: sizes per event, ratios. */
 export interface DerivedFigures {
-  /** Bytes per watch event, client side (NaN when no events). */
+  /**
+   * Bytes one watcher receives per SlotMap watch event: the whole object (slotmap mode) or its
+   * metadata (projection mode); NaN when no events.
+   */
   readonly eventBytes: number;
-  /** eventBytes ÷ statusBytesMean (each event carries one of the window's statuses). */
+  /**
+   * Bytes of one whole-SlotMap watch event: measured in slotmap mode, else from the object at the
+   * end of the window ({@link WindowFigures.slotMapEventBytes}).
+   */
+  readonly slotMapEventBytes: number;
+  /** slotMapEventBytes ÷ statusBytesMean (each event carries one of the window's statuses). */
   readonly eventOverStatus: number;
-  /** Bytes delivered to all N watchers in the window. */
+  /** Bytes per projection watch event, client side (NaN when none: slotmap mode, or none written). */
+  readonly projectionEventBytes: number;
+  /** Bytes delivered to all N watchers in the window, every stream. */
   readonly bytesAllWatchers: number;
-  /** Bytes all N watchers receive for one status write (eventBytes × N). */
+  /** Bytes all N watchers receive in SlotMap events for one status write (eventBytes × N). */
   readonly bytesPerWrite: number;
 }
 
-/** Derives per-event size and ratios from a window's raw figures. */
-export function derive(w: Pick<WindowFigures, "watch" | "statusBytesMean" | "watchers">): DerivedFigures {
-  const eventBytes = w.watch.events > 0 ? w.watch.bytes / w.watch.events : Number.NaN;
+const perEvent = (t: WatchTotals | undefined): number =>
+  t !== undefined && t.events > 0 ? t.bytes / t.events : Number.NaN;
+
+/** Derives per-event sizes and ratios from a window's raw figures. */
+export function derive(
+  w: Pick<WindowFigures, "watch" | "statusBytesMean" | "watchers"> &
+    Partial<Pick<WindowFigures, "mode" | "streams" | "slotMapEventBytes">>,
+): DerivedFigures {
+  const mode = w.mode ?? "slotmap";
+  const slotMapStream = w.streams?.slotmap ?? (w.streams === undefined ? w.watch : undefined);
+  const eventBytes = perEvent(mode === "slotmap" ? slotMapStream : w.streams?.metadata);
+  const slotMapEventBytes = mode === "slotmap" ? eventBytes : (w.slotMapEventBytes ?? Number.NaN);
   return {
     eventBytes,
-    eventOverStatus: w.statusBytesMean > 0 ? eventBytes / w.statusBytesMean : Number.NaN,
+    slotMapEventBytes,
+    eventOverStatus: w.statusBytesMean > 0 ? slotMapEventBytes / w.statusBytesMean : Number.NaN,
+    projectionEventBytes: perEvent(w.streams?.projection),
     bytesAllWatchers: w.watch.bytes,
     bytesPerWrite: eventBytes * w.watchers,
   };

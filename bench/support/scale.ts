@@ -5,30 +5,37 @@
  * Per shard count N, on a fresh local control plane (tools/testenv: kube-apiserver + etcd in one
  * process): the real coordinator (the production entry point, compiled, as a child process);
  * N emulated shards (bench/support/scale-shards.ts: hand-made Leases renewed every 15 s that ack
- * every assignment generation they observe, driven by one shared SlotMap watch); N watchers of
- * the SlotMap (bench/support/scale-watchers.ts, one watch connection each, counting the bytes and
- * events they receive). Once the table is balanced and quiet:
+ * their own projection, a `SlotMapShard` the coordinator writes); N watchers, one per shard
+ * (bench/support/scale-watchers.ts, one watch connection per stream, counting the bytes and events
+ * they receive), each watching what a real shard watches: its own projection, and the SlotMap
+ * metadata-only. Once the table is balanced and quiet:
  * 1. idle: 5 s with nothing changing (background Lease renewals, any status write);
  * 2. join: one more shard's Lease appears; the window ends once the table is settled on N + 1
  *    shards, every Lease acked the last generation and no status write came for 3 s;
  * 3. leave: that shard releases its Lease gracefully (holderIdentity cleared, release marker);
  *    the window ends once the shard is gone from the status (the coordinator deletes the Dead
  *    Lease after `--orphan-after 5` s) and all is quiet as above.
+ * Unless `SLOTMAP_BENCH_SCALE_COMPARE=0`, the same join and leave again (another shard) with the
+ * watchers replaced by N watchers of the whole SlotMap, as shards watched it before projections:
+ * both watch designs side by side in one run, on the same table and coordinator.
+ * "Quiet" also means every projection says what the status says and every held Lease acked its
+ * projection.
  * With `overLimit`, after the leave: the watchers are stopped and 100 more Leases appear (N + 100
  * shards, past the supported 1024); the refusal is observed for 30 s (status writes, coordinator
  * log lines, the Warning Event, the Balanced condition, the metric, /readyz), then one listed
  * shard leaves to show that the existing table keeps working.
  *
  * Writes and watch traffic as the API server counts them come from its `/metrics`
- * (`apiserver_request_total`, `apiserver_watch_events_total`, `apiserver_watch_events_sizes`),
- * the watchers' own counts are the client side, process figures come from /proc.
+ * (`apiserver_request_total`, `apiserver_watch_events_total`, `apiserver_watch_events_sizes`, for
+ * SlotMaps and SlotMapShards), the watchers' own counts are the client side, process figures come
+ * from /proc.
  */
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { type ControlPlane, startControlPlane } from "../../test/support/controlplane.js";
 import type { Row, RunOptions } from "../lib.js";
-import { diffWrites, snapshotFromMetrics, type WritesByResource } from "./apimetrics.js";
+import { diffCounts, diffWrites, snapshotFromMetrics, type WritesByResource } from "./apimetrics.js";
 import { compileEntries } from "./build.js";
 import { Child } from "./children.js";
 import { nowMs } from "./ipc.js";
@@ -41,19 +48,26 @@ import {
   conditionOf,
   derive,
   describeStatus,
-  diffWatchers,
+  diffCoordinatorSteps,
+  diffStreams,
   type GenerationAcks,
   gaugeValue,
   jsonBytes,
   logLinesBetween,
   migrationSources,
+  type ProjectionFigures,
+  projectionName,
   type ScaleStatus,
   type StatusWriteRecord,
   settledOn,
   shardsWithSlots,
-  sumWatchers,
+  sumWrites,
+  type WatchMode,
+  type WatchTotals,
   type WindowFigures,
+  watchEventBytes,
   writeCause,
+  writesByVerb,
 } from "./scale-model.js";
 import { ShardFleet } from "./scale-shards.js";
 import type { WatchersConfig, WatcherTally } from "./scale-watchers.js";
@@ -63,6 +77,7 @@ const RESULTS_DIR = join(REPO, "bench/results");
 const ENTRIES = ["src/coordinator/main.ts", "bench/support/scale-watchers.ts"] as const;
 const SLOTMAP = "scale";
 const SLOTMAP_RESOURCE = { kind: "SlotMap", resource: "slotmaps" } as const;
+const PROJECTION_RESOURCE = { kind: "SlotMapShard", resource: "slotmapshards" } as const;
 const LEASE_NS = "scale-system";
 /** The longest Lease the default policy accepts (`maxLeaseDurationSeconds` 60): the most slack. */
 const LEASE_DURATION_S = 60;
@@ -129,12 +144,16 @@ export interface SizeResult {
     apiserverCpuPerSecond: number;
     coordinatorCpuPerSecond: number;
   };
+  /** With watchers of what a shard watches now: its projection and the SlotMap's metadata. */
   join: WindowFigures;
   leave: WindowFigures;
+  /** The same join and leave (another shard) with N watchers of the whole SlotMap instead. */
+  wholeJoin?: WindowFigures;
+  wholeLeave?: WindowFigures;
   /** Content-encoding of the watch responses (identity unless the API server compressed them). */
   watchEncodings: Record<string, number>;
   watcherErrors: number;
-  fleet: { acks: number; renewals: number; conflicts: number; errors: number };
+  fleet: { acks: number; renewals: number; conflicts: number; errors: number; projectionsIgnored: number };
   /** Coordinator log lines of the whole run by message (takeovers, conflicts, … show here). */
   coordinatorLog: Record<string, number>;
   overLimit?: OverLimitResult;
@@ -181,6 +200,10 @@ interface SizeContext {
   metricsPort: number | undefined;
   probePort: number | undefined;
   watchers: Watchers | undefined;
+  /** What the current watchers watch. */
+  watchMode: WatchMode;
+  /** Index of the next shard name to use for a new Lease. */
+  nextShard: number;
 }
 
 async function metricsText(kube: Kube): Promise<string> {
@@ -204,7 +227,10 @@ async function statusWriteCount(kube: Kube): Promise<number> {
   return s.ok + s.failed;
 }
 
-/** Waits until no status write for QUIET_MS and every Lease acked the latest generation. */
+/**
+ * Waits until no status write for QUIET_MS, every projection says what the status says and every
+ * held Lease acked its projection.
+ */
 async function quiet(ctx: SizeContext, timeoutMs = 600_000): Promise<void> {
   const deadline = performance.now() + timeoutMs;
   let last = await statusWriteCount(ctx.kube);
@@ -215,7 +241,12 @@ async function quiet(ctx: SizeContext, timeoutMs = 600_000): Promise<void> {
     if (c !== last || !ctx.fleet.acksComplete()) since = performance.now();
     last = c;
     if (performance.now() - since >= QUIET_MS) return;
-    if (performance.now() > deadline) throw new Error("status writes or acks did not quiesce");
+    if (performance.now() > deadline) {
+      const lagging = ctx.fleet.lagging();
+      throw new Error(
+        `status writes, projections or acks did not quiesce: ${lagging.length} shards without their projection of the latest status or its ack (${lagging.slice(0, 5).join(", ")}${lagging.length > 5 ? ", …" : ""})`,
+      );
+    }
   }
 }
 
@@ -274,12 +305,14 @@ async function measureWindow(
   if (watchers === undefined) throw new Error("measureWindow: watchers not started");
   const shardsBefore = fleet.liveNames().length;
   const seenFrom = fleet.seen.length;
+  const projectionsFrom = fleet.projectionLog.length;
   fleet.ackLog.splice(0);
   const m0 = await metricsText(kube);
   const w0 = await watchers.tally();
   const a0 = sampleProc(cp.pid);
   const c0 = coordinator.sample();
   const g0 = fleet.status?.assignmentGeneration ?? 0;
+  const k0 = await opsGet(ctx.metricsPort, "/metrics", Number.POSITIVE_INFINITY);
   const stopRss = rssSampler([cp.pid, coordinator.pid ?? -1]);
   const t0 = nowMs();
   await trigger();
@@ -301,6 +334,7 @@ async function measureWindow(
   await quiet(ctx);
   const t1 = nowMs();
   const [aMax, cMax] = stopRss();
+  const k1 = await opsGet(ctx.metricsPort, "/metrics", Number.POSITIVE_INFINITY);
   const m1 = await metricsText(kube);
   const w1 = await watchers.tally();
   const a1 = sampleProc(cp.pid);
@@ -309,12 +343,16 @@ async function measureWindow(
   const sw = statusWritesOf(writes);
   const api0 = apiWatchCounters(m0, SLOTMAP_RESOURCE);
   const api1 = apiWatchCounters(m1, SLOTMAP_RESOURCE);
+  const apiP0 = apiWatchCounters(m0, PROJECTION_RESOURCE);
+  const apiP1 = apiWatchCounters(m1, PROJECTION_RESOURCE);
   const latest = fleet.latest;
   const windowWrites = writesSince(fleet, seenFrom, t0);
+  const streams = diffStreams(w0.streams, w1.streams);
   return {
     kind,
+    mode: ctx.watchMode,
     shards: shardsBefore,
-    watchers: w1.perWatcher.length,
+    watchers: streams.total.watchers,
     durationMs: t1 - t0,
     settledMs: settledAt - t0,
     statusWrites: sw.ok,
@@ -327,8 +365,13 @@ async function measureWindow(
         ? Number.NaN
         : windowWrites.reduce((n, w) => n + w.statusBytes, 0) / windowWrites.length,
     objectBytes: jsonBytes(latest?.object),
-    watch: sumWatchers(diffWatchers(w0.perWatcher, w1.perWatcher)),
+    slotMapEventBytes: watchEventBytes(latest?.object),
+    watch: streams.total,
+    streams: streams.byKind,
     apiWatch: { events: api1.events - api0.events, bytes: api1.bytes - api0.bytes } as ApiWatchCounters,
+    apiWatchProjections: { events: apiP1.events - apiP0.events, bytes: apiP1.bytes - apiP0.bytes },
+    projectionWrites: diffCounts(writesByVerb(m0, "slotmapshards"), writesByVerb(m1, "slotmapshards")),
+    projections: projectionFigures(fleet, projectionsFrom),
     leaseWrites: writes.leases ?? 0,
     apiserverCpuSeconds: a1.cpuSeconds - a0.cpuSeconds,
     apiserverRssBytes: a1.rssBytes,
@@ -336,8 +379,24 @@ async function measureWindow(
     coordinatorCpuSeconds: (c1?.cpuSeconds ?? Number.NaN) - (c0?.cpuSeconds ?? Number.NaN),
     coordinatorRssBytes: c1?.rssBytes ?? Number.NaN,
     coordinatorRssMaxBytes: cMax ?? 0,
+    ...(k0.code === 200 && k1.code === 200
+      ? { coordinatorSteps: diffCoordinatorSteps(k0.body, k1.body) }
+      : {}),
     writes: windowWrites,
     acks: generationAcks(fleet, seenFrom, t0),
+  };
+}
+
+/** The projection writes the fleet's watch saw since index `from`. */
+function projectionFigures(fleet: ShardFleet, from: number): ProjectionFigures {
+  const seen = fleet.projectionLog.slice(from);
+  const written = seen.filter((p) => p.type !== "DELETED");
+  return {
+    events: seen.length,
+    shards: new Set(seen.map((p) => p.shard)).size,
+    bytesMean: written.length === 0 ? Number.NaN : written.reduce((n, p) => n + p.bytes, 0) / written.length,
+    bytesMax: Math.max(0, ...written.map((p) => p.bytes)),
+    settledBytesMean: fleet.projectionBytesMean(),
   };
 }
 
@@ -403,7 +462,7 @@ async function measureOverLimit(
   observeMs: number,
 ): Promise<OverLimitResult> {
   const { kube, fleet } = ctx;
-  const first = ctx.n + 1; // shardName(n) joined and left (its Lease is deleted by now)
+  const first = ctx.nextShard; // the joiners before joined and left (their Leases are deleted by now)
   const names = Array.from({ length: extra }, (_, i) => shardName(first + i));
   const total = fleet.liveNames().length + extra;
   const m0 = await metricsText(kube);
@@ -605,6 +664,8 @@ export async function runSize(
       metricsPort: undefined,
       probePort: undefined,
       watchers: undefined,
+      watchMode: "projection",
+      nextShard: n,
     };
     const m0 = await metricsText(kube);
     const tCreate = nowMs();
@@ -646,13 +707,20 @@ export async function runSize(
     ctx.metricsPort = portFromLog(join(logDir, "coordinator.log"), "metrics server listening");
     ctx.probePort = portFromLog(join(logDir, "coordinator.log"), "health probe server listening");
     fleet.seen.splice(0, Math.max(0, fleet.seen.length - 1)); // keep the latest only
+    fleet.projectionLog.splice(0);
 
-    const rv = fleet.latest?.object.metadata?.resourceVersion ?? "0";
+    // One watcher per shard, watching what the shard watches: its projection and the SlotMap's
+    // metadata.
+    const latest = fleet.latest?.object;
     const watcherConfig: WatchersConfig = {
       kubeconfig: cp.kubeconfig,
       slotMap: SLOTMAP,
+      mode: "projection",
       watchers: n,
-      resourceVersion: rv,
+      resourceVersion: latest?.metadata?.resourceVersion ?? "0",
+      projections: [...all].map((shard) => ({ namespace: LEASE_NS, name: projectionName(SLOTMAP, shard) })),
+      projectionResourceVersion: fleet.projectionResourceVersion ?? "0",
+      specGeneration: (latest?.metadata as { generation?: number } | undefined)?.generation ?? 0,
       acceptGzip: true,
     };
     watcherChild = new Child("watchers", {
@@ -663,32 +731,61 @@ export async function runSize(
     });
     await watcherChild.ready(300_000);
     ctx.watchers = new Watchers(watcherChild);
-    log(`${n} watchers open`);
+    log(`${n} watchers open (projection and SlotMap metadata each)`);
     const idle = await measureIdle(ctx, 5000);
 
-    const joiner = shardName(n);
-    const joinWindow = await measureWindow(
-      ctx,
-      "join",
-      () => fleet.add([joiner]),
-      (s) => settledOn(s, new Set([...all, joiner])),
-    );
-    log(
-      `join: ${joinWindow.statusWrites} status writes, ${joinWindow.generations} generations, ${(joinWindow.watch.bytes / 1e6).toFixed(1)} MB to ${joinWindow.watchers} watchers`,
-    );
-    const leave = await measureWindow(
-      ctx,
-      "leave",
-      () => fleet.release(joiner),
-      (s) => settledOn(s, all),
-      // The window includes the coordinator deleting the Dead Lease and dropping it from the status.
-      (s) => settledOn(s, all) && !(s?.shards ?? []).some((e) => e.name === joiner),
-    );
-    log(
-      `leave: ${leave.statusWrites} status writes, ${leave.generations} generations, ${(leave.watch.bytes / 1e6).toFixed(1)} MB to ${leave.watchers} watchers`,
-    );
+    /** One join of a new shard, then its leave, with the current watchers. */
+    const joinAndLeave = async (): Promise<[WindowFigures, WindowFigures]> => {
+      const joiner = shardName(ctx.nextShard++);
+      const joinWindow = await measureWindow(
+        ctx,
+        "join",
+        () => fleet.add([joiner]),
+        (s) => settledOn(s, new Set([...all, joiner])),
+      );
+      log(`${ctx.watchMode} watchers: ${windowSummary(joinWindow)}`);
+      const leaveWindow = await measureWindow(
+        ctx,
+        "leave",
+        () => fleet.release(joiner),
+        (s) => settledOn(s, all),
+        // The window includes the coordinator deleting the Dead Lease and dropping it from the status.
+        (s) => settledOn(s, all) && !(s?.shards ?? []).some((e) => e.name === joiner),
+      );
+      log(`${ctx.watchMode} watchers: ${windowSummary(leaveWindow)}`);
+      return [joinWindow, leaveWindow];
+    };
+    const [joinWindow, leave] = await joinAndLeave();
     const final = await ctx.watchers.tally();
     fleet.seen.splice(0, Math.max(0, fleet.seen.length - 1));
+    fleet.projectionLog.splice(0);
+
+    // The same with watchers of the whole SlotMap, as shards watched it before projections.
+    let whole: [WindowFigures, WindowFigures] | undefined;
+    if (compareWhole(process.env[COMPARE_ENV])) {
+      await watcherChild.stop();
+      const wholeConfig: WatchersConfig = {
+        kubeconfig: cp.kubeconfig,
+        slotMap: SLOTMAP,
+        mode: "slotmap",
+        watchers: n,
+        resourceVersion: fleet.latest?.object.metadata?.resourceVersion ?? "0",
+        acceptGzip: true,
+      };
+      watcherChild = new Child("watchers-whole", {
+        entry: entry("bench/support/scale-watchers.ts"),
+        config: wholeConfig,
+        logDir,
+        directLog: true,
+      });
+      await watcherChild.ready(300_000);
+      ctx.watchers = new Watchers(watcherChild);
+      ctx.watchMode = "slotmap";
+      log(`${n} watchers of the whole SlotMap open`);
+      whole = await joinAndLeave();
+      fleet.seen.splice(0, Math.max(0, fleet.seen.length - 1));
+      fleet.projectionLog.splice(0);
+    }
 
     let over: OverLimitResult | undefined;
     if (overLimit !== undefined) {
@@ -704,6 +801,7 @@ export async function runSize(
       idle,
       join: joinWindow,
       leave,
+      ...(whole ? { wholeJoin: whole[0], wholeLeave: whole[1] } : {}),
       watchEncodings: final.encodings,
       watcherErrors: final.errors,
       fleet: { ...fleet.stats },
@@ -717,6 +815,22 @@ export async function runSize(
     await kube.close();
     await cp.stop();
   }
+}
+
+/** The coordinator's steps in a window, e.g. `412 steps, 3.1 s (5 over 100 ms, 0 over 1 s), event loop lag max 0.2 s`. */
+function stepsNote(w: WindowFigures): string {
+  const s = w.coordinatorSteps;
+  if (s === undefined) return "steps: –";
+  return `${s.count} steps, ${s.seconds.toFixed(2)} s (${s.over100ms} over 100 ms, ${s.over1s} over 1 s), event loop lag max ${s.eventLoopLagMaxSeconds.toFixed(2)} s`;
+}
+
+/** One line for the log: writes, generations, bytes per stream. */
+function windowSummary(w: WindowFigures): string {
+  const streams = Object.entries(w.streams ?? {})
+    .map(([k, t]) => `${k} ${(t.bytes / 1e6).toFixed(2)} MB in ${t.events} events`)
+    .join(", ");
+  const pw = sumWrites(w.projectionWrites ?? {});
+  return `${w.kind}: ${w.statusWrites} status writes (first +${w.writes[0]?.atMs ?? "–"} ms), ${w.generations} generations, ${pw.ok} projection writes (${pw.failed} failed), ${(w.watch.bytes / 1e6).toFixed(2)} MB to ${w.watchers} watchers (${streams}); coordinator ${w.coordinatorCpuSeconds.toFixed(2)} CPU-s, ${stepsNote(w)}`;
 }
 
 /** How the sources' acks arrived per generation, e.g. `g3: 17 sources acked +120…+2300 ms (all +2900)`. */
@@ -733,6 +847,13 @@ function ackNote(w: WindowFigures): string {
 const MB = 1e6;
 const KiB = 1024;
 
+/** `x MB in n events (min–max per watcher)` of one stream. */
+function streamNote(kind: string, t: WatchTotals | undefined): string {
+  if (t === undefined) return `${kind}: –`;
+  const each = t.events > 0 ? ` (${(t.bytes / t.events).toFixed(0)} B each)` : "";
+  return `${kind} ${(t.bytes / MB).toFixed(3)} MB in ${t.events} events${each}, ${t.minEvents}–${t.maxEvents} per watcher`;
+}
+
 /** Table rows of the results (targets from issue 17 on the 1000-shard figures). */
 export function rowsFor(results: readonly SizeResult[]): Row[] {
   const rows: Row[] = [];
@@ -740,53 +861,87 @@ export function rowsFor(results: readonly SizeResult[]): Row[] {
   const target = (n: number, t: number) => (n === largest && largest >= 1000 ? t : undefined);
   for (const r of results) {
     const n = r.shards;
-    for (const w of [r.join, r.leave]) {
+    const pairs: Array<[WindowFigures, WindowFigures | undefined]> = [
+      [r.join, r.wholeJoin],
+      [r.leave, r.wholeLeave],
+    ];
+    for (const [w, whole] of pairs) {
       const d = derive(w);
       const tag = `${n} shards, ${w.kind}`;
+      const pw = sumWrites(w.projectionWrites ?? {});
+      const p = w.projections;
       rows.push({
         metric: `${tag}: status writes`,
         unit: "writes",
         median: w.statusWrites + w.statusWritesFailed,
         ...(w.kind === "join" ? { target: target(n, 3) } : {}),
-        note: `${w.generations} generations; ${w.writes.map((x) => x.cause).join("; ")}; ${ackNote(w)}`,
+        note: `${w.generations} generations; ${w.writes.map((x) => `${x.cause} @+${x.atMs} ms`).join("; ")}; ${ackNote(w)}`,
       });
       rows.push({
-        metric: `${tag}: watch traffic, all ${w.watchers} watchers`,
+        metric: `${tag}: projection writes`,
+        unit: "writes",
+        median: pw.ok + pw.failed,
+        note: `by verb ${JSON.stringify(w.projectionWrites ?? {})}; seen: ${p?.events ?? 0} events for ${p?.shards ?? 0} shards, ${(p?.bytesMean ?? Number.NaN).toFixed(0)} B each (max ${p?.bytesMax ?? 0}); all projections ${(p?.settledBytesMean ?? Number.NaN).toFixed(0)} B mean`,
+      });
+      rows.push({
+        metric: `${tag}: watch traffic, all ${w.watchers} watchers (projection + SlotMap metadata)`,
         unit: "MB",
         median: w.watch.bytes / MB,
         ...(w.kind === "join" ? { target: target(n, 200) } : {}),
-        note: `${w.watch.events} events (${w.watch.minEvents}–${w.watch.maxEvents} per watcher); API server counted ${(w.apiWatch.bytes / MB).toFixed(1)} MB in ${w.apiWatch.events} events`,
+        ...(whole !== undefined && whole.watch.bytes > 0
+          ? {
+              ratio: w.watch.bytes / whole.watch.bytes,
+              baseline: `${whole.watchers} watchers of the whole SlotMap, the same ${w.kind} (another shard) in this run`,
+            }
+          : {}),
+        note: `${streamNote("projection", w.streams?.projection)}; ${streamNote("metadata", w.streams?.metadata)}; spec GETs ${w.streams?.spec?.events ?? 0} (${((w.streams?.spec?.bytes ?? 0) / MB).toFixed(3)} MB); API server counted SlotMap ${(w.apiWatch.bytes / MB).toFixed(3)} MB in ${w.apiWatch.events} events, SlotMapShard ${((w.apiWatchProjections?.bytes ?? 0) / MB).toFixed(3)} MB in ${w.apiWatchProjections?.events ?? 0}`,
       });
       rows.push({
-        metric: `${tag}: watch event ÷ status size`,
+        metric: `${tag}: SlotMap watch event ÷ status size`,
         unit: "ratio",
-        median: d.eventOverStatus,
+        median: whole !== undefined ? derive(whole).eventOverStatus : d.eventOverStatus,
         target: target(n, 1.2),
-        note: `event ${(d.eventBytes / KiB).toFixed(1)} KiB, status ${(w.statusBytesMean / KiB).toFixed(1)} KiB (mean of the window's writes; ${(w.statusBytes / KiB).toFixed(1)} KiB settled), object ${(w.objectBytes / KiB).toFixed(1)} KiB`,
+        note: `${whole !== undefined ? "measured by the whole-SlotMap watchers" : "from the object's JSON"}: event ${((whole !== undefined ? derive(whole).eventBytes : d.slotMapEventBytes) / KiB).toFixed(1)} KiB, status ${(w.statusBytesMean / KiB).toFixed(1)} KiB (mean of the window's writes; ${(w.statusBytes / KiB).toFixed(1)} KiB settled), object ${(w.objectBytes / KiB).toFixed(1)} KiB; a shard's metadata event ${d.eventBytes.toFixed(0)} B, projection event ${d.projectionEventBytes.toFixed(0)} B`,
       });
       rows.push({
         metric: `${tag}: API server CPU`,
         unit: "s",
         median: w.apiserverCpuSeconds,
+        ...(whole !== undefined
+          ? { ratio: w.apiserverCpuSeconds / whole.apiserverCpuSeconds, baseline: "whole-SlotMap watchers" }
+          : {}),
         note: `${(w.durationMs / 1000).toFixed(1)} s window (idle ${r.idle.apiserverCpuPerSecond.toFixed(2)} CPU-s/s); RSS ${(w.apiserverRssBytes / MB).toFixed(0)} MB, max ${(w.apiserverRssMaxBytes / MB).toFixed(0)} MB; ${w.leaseWrites} Lease writes`,
       });
       rows.push({
         metric: `${tag}: coordinator CPU`,
         unit: "s",
         median: w.coordinatorCpuSeconds,
-        note: `RSS ${(w.coordinatorRssBytes / MB).toFixed(0)} MB, max ${(w.coordinatorRssMaxBytes / MB).toFixed(0)} MB; settled after ${w.settledMs.toFixed(0)} ms`,
+        note: `RSS ${(w.coordinatorRssBytes / MB).toFixed(0)} MB, max ${(w.coordinatorRssMaxBytes / MB).toFixed(0)} MB; settled after ${w.settledMs.toFixed(0)} ms; ${stepsNote(w)}`,
       });
+      if (whole !== undefined) {
+        const dw = derive(whole);
+        rows.push({
+          metric: `${tag}, whole-SlotMap watchers: watch traffic, all ${whole.watchers} watchers`,
+          unit: "MB",
+          median: whole.watch.bytes / MB,
+          note: `${whole.watch.events} events of ${dw.eventBytes.toFixed(0)} B (${whole.watch.minEvents}–${whole.watch.maxEvents} per watcher); ${whole.statusWrites + whole.statusWritesFailed} status writes, ${sumWrites(whole.projectionWrites ?? {}).ok} projection writes; API server CPU ${whole.apiserverCpuSeconds.toFixed(2)} s, RSS max ${(whole.apiserverRssMaxBytes / MB).toFixed(0)} MB`,
+        });
+      }
     }
   }
   if (results.length >= 2) {
     const first = results[0]!;
     const last = results[results.length - 1]!;
+    const wholeGrowth =
+      first.wholeJoin !== undefined && last.wholeJoin !== undefined
+        ? `; whole-SlotMap watchers ×${(last.wholeJoin.watch.bytes / first.wholeJoin.watch.bytes).toFixed(1)}`
+        : "";
     rows.push({
       metric: `join watch traffic growth ${first.shards}→${last.shards} shards`,
       unit: "×",
       median: last.join.watch.bytes / first.join.watch.bytes,
       ...(first.shards <= 100 && last.shards >= 1000 ? { target: 15 } : {}),
-      note: `shard count ×${(last.shards / first.shards).toFixed(0)}; linear = ×${(last.shards / first.shards).toFixed(0)}, quadratic = ×${((last.shards / first.shards) ** 2).toFixed(0)}`,
+      note: `shard count ×${(last.shards / first.shards).toFixed(0)}; linear = ×${(last.shards / first.shards).toFixed(0)}, quadratic = ×${((last.shards / first.shards) ** 2).toFixed(0)}${wholeGrowth}`,
     });
   }
   for (const r of results) {
@@ -820,6 +975,20 @@ export function rowsFor(results: readonly SizeResult[]): Row[] {
     });
   }
   return rows;
+}
+
+/**
+ * Environment variable: `0` skips the second join and leave with watchers of the whole SlotMap
+ * (the watch design before projections), which otherwise runs at every shard count.
+ */
+export const COMPARE_ENV = "SLOTMAP_BENCH_SCALE_COMPARE";
+
+/** Whether to run the whole-SlotMap comparison (`SLOTMAP_BENCH_SCALE_COMPARE`, default on). */
+export function compareWhole(env: string | undefined): boolean {
+  const v = (env ?? "").trim().toLowerCase();
+  if (v === "" || v === "1" || v === "true" || v === "yes") return true;
+  if (v === "0" || v === "false" || v === "no") return false;
+  throw new Error(`${COMPARE_ENV}=${JSON.stringify(env)}: must be 0 or 1`);
 }
 
 /** Environment variable: comma-separated shard counts to run instead of the defaults. */

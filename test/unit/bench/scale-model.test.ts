@@ -2,9 +2,13 @@ import { describe, expect, it } from "vitest";
 import {
   acksOfGeneration,
   apiWatchCounters,
+  combineStreams,
   conditionOf,
+  coordinatorStepCounters,
   derive,
   describeStatus,
+  diffCoordinatorSteps,
+  diffStreams,
   diffWatchers,
   gaugeValue,
   growth,
@@ -14,15 +18,21 @@ import {
   logLinesBetween,
   migrationSources,
   newLease,
+  projectableOf,
+  projectionLag,
   releasedLease,
   renewedLease,
   type ScaleStatus,
   settledOn,
   shardsWithSlots,
   sumWatchers,
+  sumWrites,
+  watchEventBytes,
   writeCause,
+  writesByVerb,
 } from "../../../bench/support/scale-model.js";
 import { parseShardLeaseAnnotations } from "../../../src/api/lease.js";
+import { projectionName, projectStatus } from "../../../src/api/projection.js";
 
 const T0 = Date.UTC(2026, 0, 2, 3, 4, 5, 678);
 
@@ -112,6 +122,61 @@ describe("status reading", () => {
   it("counts UTF-8 bytes, not characters", () => {
     expect(jsonBytes({ a: "→" })).toBe(JSON.stringify({ a: "→" }).length + 2);
   });
+
+  it("a whole-object watch event is the object framed as {type, object} and a newline", () => {
+    const obj = { metadata: { name: "scale" }, status: STATUS };
+    expect(watchEventBytes(obj)).toBe(`{"type":"MODIFIED","object":${JSON.stringify(obj)}}\n`.length);
+  });
+});
+
+describe("projections", () => {
+  const slotMap = { name: "scale", uid: "uid-1" };
+  const moving: ScaleStatus = {
+    ...STATUS,
+    assignmentGeneration: 6,
+    shards: [
+      { name: "a", slots: "0-4095", holderIdentity: "a-x-1" },
+      { name: "b", slots: "8192-16383", holderIdentity: "b-x-1" },
+      { name: "c", holderIdentity: "c-x-1" },
+    ],
+    migrations: [{ slots: "4096-8191", from: "a", to: "c", generation: 6 }],
+  };
+
+  it("reads a status as the coordinator projects it, defaults filled in", () => {
+    const p = projectableOf(moving);
+    expect(p.shards[2]).toEqual({ name: "c", slots: "", holderIdentity: "c-x-1" });
+    expect(p.migrations).toEqual([{ slots: "4096-8191", from: "a", to: "c", generation: 6 }]);
+    expect(projectableOf({}).assignmentGeneration).toBe(0);
+  });
+
+  it("a shard lags until its projection says what the status says, whatever generation it carries", () => {
+    const before = projectableOf(STATUS);
+    const after = projectableOf(moving);
+    // The coordinator rewrote a and c (their content changed); b's projection still carries g5.
+    const seen = {
+      a: projectStatus(after, slotMap, "a"),
+      b: projectStatus(before, slotMap, "b"),
+      c: projectStatus(before, slotMap, "c"),
+    };
+    const shards = Object.entries(seen).map(([name, projection]) => ({ name, projection }));
+    expect(projectionLag(moving, slotMap, shards)).toEqual(["c"]);
+    expect(projectionLag(moving, slotMap, [...shards, { name: "d", projection: undefined }])).toEqual([
+      "c",
+      "d",
+    ]);
+    seen.c = projectStatus(after, slotMap, "c");
+    expect(
+      projectionLag(
+        moving,
+        slotMap,
+        Object.entries(seen).map(([name, projection]) => ({ name, projection })),
+      ),
+    ).toEqual([]);
+    // Another SlotMap instance, or none seen yet: every shard lags.
+    expect(projectionLag(moving, { name: "scale", uid: "uid-2" }, shards)).toHaveLength(3);
+    expect(projectionLag(undefined, slotMap, shards)).toHaveLength(3);
+    expect(projectionName("scale", "scale-7")).toBe("scale.scale-7");
+  });
 });
 
 describe("acks of a generation", () => {
@@ -179,6 +244,62 @@ describe("watch figures", () => {
     expect(derive({ watch: sumWatchers([]), statusBytesMean: 1, watchers: 0 }).eventBytes).toBeNaN();
   });
 
+  it("diffs and sums each stream of a watcher process, and what each watcher received in all", () => {
+    const b = {
+      projection: [
+        { events: 0, bytes: 0, reconnects: 0 },
+        { events: 1, bytes: 900, reconnects: 0 },
+      ],
+      metadata: before,
+    };
+    const a = {
+      projection: [
+        { events: 0, bytes: 0, reconnects: 0 },
+        { events: 3, bytes: 3300, reconnects: 0 },
+      ],
+      metadata: after,
+      spec: [
+        { events: 1, bytes: 5000, reconnects: 0 },
+        { events: 0, bytes: 0, reconnects: 0 },
+      ],
+    };
+    expect(combineStreams(a)).toEqual([
+      { events: 4, bytes: 7100, reconnects: 0 },
+      { events: 7, bytes: 6400, reconnects: 1 },
+    ]);
+    const d = diffStreams(b, a);
+    expect(d.byKind.projection).toMatchObject({ events: 2, bytes: 2400, minEvents: 0, maxEvents: 2 });
+    expect(d.byKind.metadata).toMatchObject({ events: 5, bytes: 5000 });
+    // A stream kind that appears only after (the spec GETs) counts from zero.
+    expect(d.byKind.spec).toMatchObject({ events: 1, bytes: 5000 });
+    expect(d.total).toEqual({
+      events: 8,
+      bytes: 12_400,
+      minEvents: 3,
+      maxEvents: 5,
+      reconnects: 1,
+      watchers: 2,
+    });
+  });
+
+  it("in projection mode the SlotMap event a shard receives is its metadata; the whole event comes from the object", () => {
+    const projection = { events: 2, bytes: 2400, minEvents: 0, maxEvents: 2, reconnects: 0, watchers: 2 };
+    const metadata = { events: 4, bytes: 3600, minEvents: 2, maxEvents: 2, reconnects: 0, watchers: 2 };
+    const d = derive({
+      mode: "projection",
+      watch: sumWatchers([]),
+      streams: { projection, metadata },
+      slotMapEventBytes: 1000,
+      statusBytesMean: 800,
+      watchers: 2,
+    });
+    expect(d.eventBytes).toBe(900);
+    expect(d.projectionEventBytes).toBe(1200);
+    expect(d.slotMapEventBytes).toBe(1000);
+    expect(d.eventOverStatus).toBe(1.25);
+    expect(d.bytesPerWrite).toBe(1800);
+  });
+
   it("growth is the largest shard count's figure over the smallest's", () => {
     expect(
       growth(
@@ -203,7 +324,52 @@ apiserver_watch_events_sizes_count{group="slotmap.dev",kind="SlotMap",version="v
 apiserver_watch_events_sizes_sum{group="coordination.k8s.io",kind="Lease",version="v1"} 50000
 `;
 
+const REQUEST_METRICS = `# TYPE apiserver_request_total counter
+apiserver_request_total{code="201",component="apiserver",group="slotmap.dev",resource="slotmapshards",scope="namespace",subresource="",verb="POST",version="v1alpha1"} 3
+apiserver_request_total{code="200",component="apiserver",group="slotmap.dev",resource="slotmapshards",scope="namespace",subresource="",verb="PUT",version="v1alpha1"} 40
+apiserver_request_total{code="409",component="apiserver",group="slotmap.dev",resource="slotmapshards",scope="namespace",subresource="",verb="PUT",version="v1alpha1"} 2
+apiserver_request_total{code="200",component="apiserver",group="slotmap.dev",resource="slotmapshards",scope="namespace",subresource="",verb="DELETE",version="v1alpha1"} 1
+apiserver_request_total{code="200",component="apiserver",group="slotmap.dev",resource="slotmapshards",scope="namespace",subresource="",verb="WATCH",version="v1alpha1"} 9
+apiserver_request_total{code="200",component="apiserver",group="slotmap.dev",resource="slotmaps",scope="cluster",subresource="status",verb="PUT",version="v1alpha1"} 5
+`;
+
+const STEPS = (
+  count: number,
+  sum: number,
+  le01: number,
+  le1: number,
+  lag: number,
+) => `# TYPE slotmap_coordinator_step_duration_seconds histogram
+slotmap_coordinator_step_duration_seconds_bucket{le="0.05"} ${le01 - 1}
+slotmap_coordinator_step_duration_seconds_bucket{le="0.1"} ${le01}
+slotmap_coordinator_step_duration_seconds_bucket{le="1"} ${le1}
+slotmap_coordinator_step_duration_seconds_bucket{le="+Inf"} ${count}
+slotmap_coordinator_step_duration_seconds_sum ${sum}
+slotmap_coordinator_step_duration_seconds_count ${count}
+nodejs_eventloop_lag_max_seconds ${lag}
+`;
+
 describe("metrics and logs", () => {
+  it("reads the coordinator's steps, slow ones apart, and diffs two scrapes", () => {
+    expect(coordinatorStepCounters(STEPS(10, 2.5, 7, 9, 0.1))).toEqual({
+      count: 10,
+      seconds: 2.5,
+      over100ms: 3,
+      over1s: 1,
+    });
+    const d = diffCoordinatorSteps(STEPS(10, 2.5, 7, 9, 0.1), STEPS(30, 4, 20, 28, 1.5));
+    expect(d).toMatchObject({ count: 20, over100ms: 7, over1s: 1, eventLoopLagMaxSeconds: 1.5 });
+    expect(d.seconds).toBeCloseTo(1.5, 9);
+    expect(coordinatorStepCounters("")).toEqual({ count: 0, seconds: 0, over100ms: 0, over1s: 0 });
+  });
+
+  it("counts one resource's writes by verb, failed ones apart", () => {
+    const w = writesByVerb(REQUEST_METRICS, "slotmapshards");
+    expect(w).toEqual({ POST: 3, PUT: 40, "PUT 409": 2, DELETE: 1 });
+    expect(sumWrites(w)).toEqual({ ok: 44, failed: 2 });
+    expect(writesByVerb(REQUEST_METRICS, "slotmaps")).toEqual({});
+  });
+
   it("reads the API server's watch counters of one kind", () => {
     const slotmaps = { kind: "SlotMap", resource: "slotmaps" };
     expect(apiWatchCounters(API_METRICS, slotmaps)).toEqual({ events: 2002, bytes: 1.2e8 });
