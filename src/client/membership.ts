@@ -832,8 +832,11 @@ export class ShardMember {
   #onSlotMap(obj: KubeObject): void {
     const uid = obj.metadata?.uid;
     if (typeof uid !== "string" || uid === "") return;
-    if (this.#slotMapUid !== undefined && this.#slotMapUid !== uid) this.#onSlotMapDeleted(undefined);
+    const changed = this.#slotMapUid !== uid;
+    if (this.#slotMapUid !== undefined && changed) this.#onSlotMapDeleted(undefined);
     this.#slotMapUid = uid;
+    // Projections are read only for the current instance: the one cached may have come first.
+    if (changed) this.#refeedProjection();
     const generation = obj.metadata?.generation;
     if (this.#specOf?.uid !== uid || this.#specOf.generation !== generation) {
       this.#specOf = { uid, generation };
@@ -878,9 +881,13 @@ export class ShardMember {
     this.#handoffTimeoutSeconds = spec.value.policy.handoffTimeoutSeconds;
     this.#applySpec(spec.value);
     // The projection already applied, again, for its handoff timeout (a stale repeat otherwise).
+    this.#refeedProjection();
+    this.#maybeReady();
+  }
+
+  #refeedProjection(): void {
     const projection = this.#projectionStore.values().next().value;
     if (projection !== undefined) this.#onProjection(projection);
-    this.#maybeReady();
   }
 
   /** Watches this shard's SlotMapShard projection in the lease namespace. */
@@ -921,6 +928,7 @@ export class ShardMember {
         now: performance.now(),
         slotMap: this.slotMap,
         shard: this.shard,
+        slotMapUid: this.#slotMapUid,
         handoffTimeoutSeconds: this.#handoffTimeoutSeconds,
       },
     );

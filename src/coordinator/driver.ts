@@ -1,6 +1,12 @@
 import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
-import { LABEL_SLOTMAP } from "../api/lease.js";
+import {
+  ANNOTATION_OBSERVED_GENERATION,
+  ANNOTATION_SLOTMAP_UID,
+  ackedGeneration,
+  LABEL_SLOTMAP,
+  parseShardLeaseAnnotations,
+} from "../api/lease.js";
 import { PROJECTION_KIND, PROJECTION_PLURAL, type ProjectableStatus } from "../api/projection.js";
 import { API_VERSION, GROUP, KIND, PLURAL, VERSION } from "../api/v1alpha1.js";
 import { EventRecorder } from "../kube/events.js";
@@ -124,7 +130,12 @@ interface ProjectionJob {
   readonly slotMap: ObservedSlotMap;
   readonly status: ProjectableStatus;
   readonly leaseNamespace: string;
-  readonly leases: ReadonlyArray<{ readonly namespace: string; readonly name: string }>;
+  readonly leases: ReadonlyArray<{
+    readonly namespace: string;
+    readonly name: string;
+    /** Read for the ack only when the projections are computed (not on every step). */
+    readonly annotations: Readonly<Record<string, string>> | undefined;
+  }>;
   /** Status version, lease namespace and Leases: with the projection cache's version, the skip key. */
   readonly key: string;
 }
@@ -746,16 +757,20 @@ export class CoordinatorDriver {
       w.projection = undefined;
       return;
     }
-    const leases = leaseObjects.flatMap((l) =>
-      l.metadata?.name && l.metadata.namespace
-        ? [{ namespace: l.metadata.namespace, name: l.metadata.name }]
-        : [],
-    );
-    const key = [
-      slotMap.metadata.resourceVersion,
-      leaseNamespace,
-      ...leases.map((l) => `${l.namespace}/${l.name}`),
-    ].join("\u0000");
+    const leases: ProjectionJob["leases"][number][] = [];
+    const parts: string[] = [slotMap.metadata.resourceVersion, leaseNamespace];
+    for (const l of leaseObjects) {
+      const m = l.metadata;
+      if (!m?.name || !m.namespace) continue;
+      // The ack tells a projection set back below it (core/projections.ts). Its raw annotations
+      // go into the key: a renewal changes neither, an ack does.
+      const a = m.annotations;
+      leases.push({ namespace: m.namespace, name: m.name, annotations: a });
+      parts.push(
+        `${m.namespace}/${m.name}/${a?.[ANNOTATION_OBSERVED_GENERATION] ?? ""}/${a?.[ANNOTATION_SLOTMAP_UID] ?? ""}`,
+      );
+    }
+    const key = parts.join("\u0000");
     w.projection = { slotMap, status: result.projectable, leaseNamespace, leases, key };
     this.kickProjection(w);
   }
@@ -787,7 +802,11 @@ export class CoordinatorDriver {
         status: job.status,
         writesStatus: false,
         leaseNamespace: job.leaseNamespace,
-        leases: job.leases,
+        leases: job.leases.map((l) => ({
+          namespace: l.namespace,
+          name: l.name,
+          ack: ackedGeneration(parseShardLeaseAnnotations(l.annotations), job.slotMap.metadata.uid),
+        })),
         observed: this.observedProjections(job.slotMap.metadata.name),
       });
       let failed = false;

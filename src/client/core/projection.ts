@@ -21,7 +21,7 @@ export type ProjectionReading =
   | { readonly ok: false; readonly reason: string };
 
 /**
- * Reads an observed projection. A malformed one, or one for another SlotMap or shard, is ignored
+ * Reads an observed projection. A malformed one, or one for another SlotMap, instance or shard, is ignored
  * (keeping the table applied is safe: slots leave a live shard only after its ack). Its
  * `resourceVersion` is what tells the machine a projection that went down (restored from a
  * backup) from a stale one, and what fencing tokens are built on.
@@ -32,6 +32,12 @@ export function readProjection(
     readonly now: number;
     readonly slotMap: string;
     readonly shard: string;
+    /**
+     * `metadata.uid` of the SlotMap as its own watch shows it now (undefined: not seen yet, or
+     * deleted). A projection of another instance is ignored: its uid is data a backup can put
+     * back, and the machine would take it for a re-creation and retire the current instance.
+     */
+    readonly slotMapUid: string | undefined;
     readonly handoffTimeoutSeconds?: number | undefined;
   },
 ): ProjectionReading {
@@ -42,6 +48,15 @@ export function readProjection(
     return {
       ok: false,
       reason: `projection for SlotMap ${spec.slotMap} shard ${spec.shard}, not ${at.slotMap} shard ${at.shard}`,
+    };
+  }
+  if (spec.slotMapUid !== at.slotMapUid) {
+    return {
+      ok: false,
+      reason:
+        at.slotMapUid === undefined
+          ? `projection of SlotMap uid ${spec.slotMapUid}, and the SlotMap is not seen (yet, or deleted)`
+          : `projection of SlotMap uid ${spec.slotMapUid}, not of the current instance ${at.slotMapUid} (restored from a backup?)`,
     };
   }
   const view = viewOfProjection(spec);

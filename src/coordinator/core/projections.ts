@@ -62,8 +62,15 @@ export interface ProjectionInput {
   readonly writesStatus: boolean;
   /** `spec.leaseNamespace`: where shards the table lists get theirs. */
   readonly leaseNamespace: string;
-  /** Every Lease labelled for the SlotMap, in any namespace. */
-  readonly leases: ReadonlyArray<{ readonly namespace: string; readonly name: string }>;
+  /**
+   * Every Lease labelled for the SlotMap, in any namespace, with the generation it acknowledges
+   * for this SlotMap instance (`ackedGeneration`; 0 or absent when none).
+   */
+  readonly leases: ReadonlyArray<{
+    readonly namespace: string;
+    readonly name: string;
+    readonly ack?: number;
+  }>;
   readonly observed: readonly ObservedProjection[];
 }
 
@@ -75,11 +82,11 @@ export function projectionActions(input: ProjectionInput): ProjectionAction[] {
   const observed = new Map(input.observed.map((p) => [`${p.namespace}/${p.name}`, p]));
   const out: ProjectionAction[] = [];
   const projectOf = projector(status, input.slotMap);
-  for (const { namespace, shard } of shards.values()) {
+  for (const { namespace, shard, ack } of shards.values()) {
     const name = projectionName(input.slotMap.name, shard);
     const want = projectOf(shard);
     const have = observed.get(`${namespace}/${name}`);
-    if (have !== undefined && upToDate(have.spec, want)) continue;
+    if (have !== undefined && upToDate(have.spec, want, ack)) continue;
     out.push({
       type: "writeProjection",
       namespace,
@@ -107,9 +114,12 @@ export function projectionActions(input: ProjectionInput): ProjectionAction[] {
  * too: two barriers in a row have the same content, and a shard can only ack the generation its
  * projection shows (the simulator found a barrier that never passed without this).
  */
-function upToDate(observed: unknown, want: ProjectionSpec): boolean {
+function upToDate(observed: unknown, want: ProjectionSpec, ack: number): boolean {
   const parsed = parsedSpec(observed);
   if (!parsed.ok || !sameProjection(parsed.value, want)) return false;
+  // Below what the shard acknowledged: set back (a backup restored), and the shard refuses it.
+  // The content may be right (the same table came back), so only the generation tells.
+  if (parsed.value.assignmentGeneration < ack) return false;
   return !want.drainBarrier || parsed.value.assignmentGeneration === want.assignmentGeneration;
 }
 
@@ -133,12 +143,13 @@ function parsedSpec(spec: unknown): ParseResult<ProjectionSpec> {
 function wantedShards(
   input: ProjectionInput,
   status: ProjectableStatus,
-): Map<string, { namespace: string; shard: string }> {
-  const wanted = new Map<string, { namespace: string; shard: string }>();
-  const add = (namespace: string, shard: string): void => {
-    wanted.set(`${namespace}/${projectionName(input.slotMap.name, shard)}`, { namespace, shard });
+): Map<string, { namespace: string; shard: string; ack: number }> {
+  const wanted = new Map<string, { namespace: string; shard: string; ack: number }>();
+  const add = (namespace: string, shard: string, ack: number): void => {
+    const key = `${namespace}/${projectionName(input.slotMap.name, shard)}`;
+    wanted.set(key, { namespace, shard, ack: Math.max(ack, wanted.get(key)?.ack ?? 0) });
   };
-  for (const l of input.leases) add(l.namespace, l.name);
-  for (const e of status.shards) add(input.leaseNamespace, e.name);
+  for (const l of input.leases) add(l.namespace, l.name, l.ack ?? 0);
+  for (const e of status.shards) add(input.leaseNamespace, e.name, 0);
   return wanted;
 }

@@ -90,6 +90,29 @@ describe("projectionActions", () => {
     expect(a?.type === "writeProjection" && a.spec.assignmentGeneration).toBe(6);
   });
 
+  it("rewrites a projection set back below its shard's ack, even when its content is right", () => {
+    // A backup of a.'s projection from before a drain barrier: the same table came back since.
+    const restored = observed(
+      "ns",
+      "a",
+      projectStatus({ ...STATUS, assignmentGeneration: 2 }, SM, "a"),
+      "30",
+    );
+    const leases = [{ ...LEASES[0]!, ack: 3 }];
+    const actions = projectionActions(input({ leases, observed: [restored] }));
+    const a = actions.find((x) => x.name === "demo.a");
+    expect(a?.type === "writeProjection" && [a.resourceVersion, a.spec.assignmentGeneration]).toEqual([
+      "30",
+      4,
+    ]);
+    // At or above the ack: kept.
+    expect(
+      projectionActions(input({ leases: [{ ...LEASES[0]!, ack: 2 }], observed: [restored] })).find(
+        (x) => x.name === "demo.a",
+      ),
+    ).toBeUndefined();
+  });
+
   it("deletes the projections no shard needs, with uid and resourceVersion preconditions", () => {
     const actions = projectionActions(
       input({

@@ -11,7 +11,7 @@ const SPEC = projectStatus(
   { name: "demo", uid: "uid-1" },
   "a",
 );
-const AT = { now: 1, slotMap: "demo", shard: "a", handoffTimeoutSeconds: 30 };
+const AT = { now: 1, slotMap: "demo", shard: "a", slotMapUid: "uid-1", handoffTimeoutSeconds: 30 };
 
 describe("readProjection", () => {
   it("makes the machine's slotMapObserved input and the importing slots", () => {
@@ -38,6 +38,16 @@ describe("readProjection", () => {
     const r = readProjection({ spec: { ...SPEC, assignmentGeneration: "x" }, resourceVersion: "1" }, AT);
     expect(r).toMatchObject({ ok: false });
     expect(!r.ok && r.reason).toMatch(/spec\.assignmentGeneration/);
+  });
+
+  it("ignores a projection of another instance of the SlotMap, or while the SlotMap is not seen", () => {
+    // A backup can put an old instance's projection back: taken for a re-creation, it would make
+    // the machine retire the current instance.
+    const old = readProjection({ spec: SPEC, resourceVersion: "1" }, { ...AT, slotMapUid: "uid-2" });
+    expect(!old.ok && old.reason).toMatch(/not of the current instance uid-2/);
+    expect(readProjection({ spec: SPEC, resourceVersion: "1" }, { ...AT, slotMapUid: undefined }).ok).toBe(
+      false,
+    );
   });
 
   it("ignores a projection of another SlotMap or shard", () => {
