@@ -1,5 +1,6 @@
 /**
- * The slotmap API types: the `SlotMap` custom resource (v1alpha1) and the shard Lease conventions.
+ * The slotmap API types: the `SlotMap` custom resource (v1alpha1), its per-shard `SlotMapShard`
+ * projection, and the shard Lease conventions.
  */
 export {
   type FieldError,
@@ -29,6 +30,22 @@ export {
   parseShardLeaseAnnotations,
   type ShardLeaseAnnotations,
 } from "./lease.js";
+export {
+  assignsNothing,
+  PROJECTION_CRD_NAME,
+  PROJECTION_KIND,
+  PROJECTION_PLURAL,
+  type ProjectableStatus,
+  type ProjectedView,
+  type ProjectionSpec,
+  ProjectionSpecSchema,
+  parseProjectionSpec,
+  projectionName,
+  projector,
+  projectStatus,
+  sameProjection,
+  viewOfProjection,
+} from "./projection.js";
 export { selectorIsEmpty, selectorMatches } from "./selector.js";
 export {
   API_VERSION,
