@@ -289,6 +289,8 @@ export class ShardMember {
   readonly #rulesSource: RulesSource;
 
   #slotMapUid: string | undefined;
+  /** The last SlotMap uids seen deleted or replaced (bounded): their late events are ignored. */
+  #goneUids: readonly string[] = [];
   /** uid and metadata.generation of the SlotMap whose spec was last read (or is being read). */
   #specOf: { uid: string; generation: number | undefined } | undefined;
   #specFailures = 0;
@@ -832,6 +834,9 @@ export class ShardMember {
   #onSlotMap(obj: KubeObject): void {
     const uid = obj.metadata?.uid;
     if (typeof uid !== "string" || uid === "") return;
+    // A uid that went away never comes back: a late event of it (a lagging re-list, a replay)
+    // must not retire the current instance (found by the simulator).
+    if (this.#goneUids.includes(uid)) return;
     const changed = this.#slotMapUid !== uid;
     if (this.#slotMapUid !== undefined && changed) this.#onSlotMapDeleted(undefined);
     this.#slotMapUid = uid;
@@ -953,6 +958,7 @@ export class ShardMember {
   #onSlotMapDeleted(obj: KubeObject | undefined): void {
     const uid = obj?.metadata?.uid ?? this.#slotMapUid;
     if (uid === undefined) return;
+    if (!this.#goneUids.includes(uid)) this.#goneUids = [...this.#goneUids.slice(-15), uid];
     if (uid === this.#slotMapUid) this.#slotMapUid = undefined;
     if (this.#specOf?.uid === uid) this.#specOf = undefined;
     this.#feed({ type: "slotMapDeleted", uid });

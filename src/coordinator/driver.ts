@@ -238,6 +238,19 @@ export class CoordinatorDriver {
   private readonly projectionIndex = new LabelIndex();
   /** +1 on every change of the projection cache (a cheap "nothing to re-project" test). */
   private projectionVersion = 0;
+  /**
+   * uids of projections seen deleted (bounded): a late answer about one (our create, a re-read)
+   * must not bring it back into the cache, where it would hide that the shard has none.
+   */
+  private deletedProjections: readonly string[] = [];
+
+  /** Caches a projection from an answer (not from the watch) unless it was seen deleted since. */
+  private putAnswered(obj: KubeObject): CacheChange<KubeObject> {
+    const uid = obj.metadata?.uid;
+    if (uid !== undefined && this.deletedProjections.includes(uid))
+      return { before: undefined, after: undefined };
+    return this.projections.put(obj);
+  }
   private readonly workers = new Map<string, Worker>();
   private readonly stopping = new AbortController();
   private readonly events: EventRecorder;
@@ -393,6 +406,8 @@ export class CoordinatorDriver {
   private onProjectionChange(c: CacheChange<KubeObject>): void {
     if (c.before === c.after) return;
     this.projectionVersion++;
+    const goneUid = c.after === undefined ? c.before?.metadata?.uid : undefined;
+    if (goneUid !== undefined) this.deletedProjections = [...this.deletedProjections.slice(-1023), goneUid];
     const { was, is } = this.projectionIndex.update(c);
     if (was !== undefined) this.kick(was);
     if (is !== undefined && is !== was) this.kick(is);
@@ -904,7 +919,7 @@ export class CoordinatorDriver {
         );
         // A created object is cached at once: the next step must not create it again before the
         // watch shows it (one 409 per join in the scale benchmark).
-        this.onProjectionChange(created ? this.projections.put(written) : this.projections.refresh(written));
+        this.onProjectionChange(created ? this.putAnswered(written) : this.projections.refresh(written));
       },
       reread,
     );
@@ -918,7 +933,7 @@ export class CoordinatorDriver {
         { signal: this.stopping.signal },
       );
       // put, not refresh: after a 409 on create the object exists but may not be cached yet.
-      this.onProjectionChange(this.projections.put(obj));
+      this.onProjectionChange(this.putAnswered(obj));
     } catch (err) {
       if (!isStatus(err, 404)) throw err;
       this.onProjectionChange(

@@ -82,11 +82,12 @@ export function projectionActions(input: ProjectionInput): ProjectionAction[] {
   const observed = new Map(input.observed.map((p) => [`${p.namespace}/${p.name}`, p]));
   const out: ProjectionAction[] = [];
   const projectOf = projector(status, input.slotMap);
+  const awaited = awaitedAcks(status);
   for (const { namespace, shard, ack } of shards.values()) {
     const name = projectionName(input.slotMap.name, shard);
     const want = projectOf(shard);
     const have = observed.get(`${namespace}/${name}`);
-    if (have !== undefined && upToDate(have.spec, want, ack)) continue;
+    if (have !== undefined && upToDate(have.spec, want, ack, awaited.get(shard) ?? 0)) continue;
     out.push({
       type: "writeProjection",
       namespace,
@@ -114,13 +115,24 @@ export function projectionActions(input: ProjectionInput): ProjectionAction[] {
  * too: two barriers in a row have the same content, and a shard can only ack the generation its
  * projection shows (the simulator found a barrier that never passed without this).
  */
-function upToDate(observed: unknown, want: ProjectionSpec, ack: number): boolean {
+function upToDate(observed: unknown, want: ProjectionSpec, ack: number, awaited: number): boolean {
   const parsed = parsedSpec(observed);
   if (!parsed.ok || !sameProjection(parsed.value, want)) return false;
+  // A migration from the shard waits for its ack of the migration's generation: the projection
+  // must show at least that one, even when the shard's row came back to what it was (gains and
+  // losses that cancel out across generations never projected; found by the simulator).
+  if (parsed.value.assignmentGeneration < awaited) return false;
   // Below what the shard acknowledged: set back (a backup restored), and the shard refuses it.
   // The content may be right (the same table came back), so only the generation tells.
   if (parsed.value.assignmentGeneration < ack) return false;
   return !want.drainBarrier || parsed.value.assignmentGeneration === want.assignmentGeneration;
+}
+
+/** Per source shard, the highest generation a migration from it waits for its ack of. */
+function awaitedAcks(status: ProjectableStatus): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const m of status.migrations) out.set(m.from, Math.max(m.generation, out.get(m.from) ?? 0));
+  return out;
 }
 
 /**

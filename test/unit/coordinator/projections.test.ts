@@ -113,6 +113,19 @@ describe("projectionActions", () => {
     ).toBeUndefined();
   });
 
+  it("rewrites a source's projection below its migration's generation, even when its row came back", () => {
+    // a gained 100-199 and gave it away again between projections: its row is as at generation 2.
+    const now = {
+      ...STATUS,
+      assignmentGeneration: 5,
+      migrations: [{ slots: "100-199", from: "a", to: "b", generation: 5 }],
+    };
+    const old = observed("ns", "a", projectStatus({ ...STATUS, assignmentGeneration: 2 }, SM, "a"), "40");
+    const actions = projectionActions(input({ status: now, leases: [LEASES[0]!], observed: [old] }));
+    const a = actions.find((x) => x.name === "demo.a");
+    expect(a?.type === "writeProjection" && a.spec.assignmentGeneration).toBe(5);
+  });
+
   it("deletes the projections no shard needs, with uid and resourceVersion preconditions", () => {
     const actions = projectionActions(
       input({
