@@ -24,6 +24,9 @@ describe("handoff protocol under faults (simulated cluster, real cores)", () => 
       // The threats of issue 12 are produced: people's writes, resets of a regressed status.
       expect(counters.personWrites).toBeGreaterThan(20);
       expect(counters.resets).toBeGreaterThan(0);
+      // Shards learn their slots only from their projections, which people delete and restore.
+      expect(counters.projectionWrites).toBeGreaterThan(500);
+      expect(counters.projectionRegressions).toBeGreaterThan(0);
     }
   }, 300_000);
 

@@ -4,9 +4,10 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { projectionName, projectStatus } from "../src/api/projection.js";
 import type { SlotMapStatus } from "../src/api/v1alpha1.js";
 import type { LeaseObject, WriteLeaseEffect } from "../src/client/core/types.js";
-import { ApiServer, LEASE_PREFIX, NS, SM_KEY } from "./sim/apiserver.js";
+import { ApiServer, LEASE_PREFIX, NS, PROJ_PREFIX, projKey, SM_KEY } from "./sim/apiserver.js";
 import { ProcessClock } from "./sim/clock.js";
 import { command, commandsArb, kindOf } from "./sim/commands.js";
 import {
@@ -144,6 +145,100 @@ describe("API server model", () => {
     expect(() => {
       (sm.spec.policy as { maxMigratingSlots: number }).maxMigratingSlots = 1;
     }).toThrow(TypeError);
+  });
+});
+
+describe("API server model: SlotMapShard projections", () => {
+  const STATUS = {
+    assignmentGeneration: 1,
+    shards: [{ name: "s0", slots: "0-16383", holderIdentity: "p1" }],
+    migrations: [],
+    unassignedSlots: "",
+    conditions: [],
+  } as unknown as SlotMapStatus;
+  const NAME = projectionName("sim", "s0");
+
+  /** A server with a SlotMap whose status (generation 1) the coordinator wrote. */
+  function withStatus(): { s: ApiServer; uid: string } {
+    const s = new ApiServer();
+    const sm = s.createSlotMap(SPEC);
+    const target = {
+      name: sm.metadata.name,
+      uid: sm.metadata.uid,
+      resourceVersion: sm.metadata.resourceVersion,
+    };
+    expect(s.coordinatorWrite({ type: "updateStatus", slotMap: target, status: STATUS }, new Map())).toBe(
+      "ok",
+    );
+    return { s, uid: sm.metadata.uid };
+  }
+
+  it("creates once (AlreadyExists), replaces only at the current resourceVersion, deletes with preconditions", () => {
+    const { s, uid } = withStatus();
+    const spec = projectStatus(STATUS, { name: "sim", uid }, "s0");
+    const write = (resourceVersion: string | undefined) =>
+      s.coordinatorWrite(
+        { type: "writeProjection", namespace: NS, name: NAME, resourceVersion, spec },
+        new Map(),
+      );
+    expect(write("5")).toBe("conflict"); // replace of an absent object: 404
+    expect(write(undefined)).toBe("ok");
+    expect(write(undefined)).toBe("conflict"); // AlreadyExists
+    const first = s.projection(NAME)!;
+    expect(write("1")).toBe("conflict"); // stale resourceVersion
+    expect(write(first.metadata.resourceVersion)).toBe("ok");
+    const second = s.projection(NAME)!;
+    expect(second.metadata.uid).toBe(first.metadata.uid);
+    expect(Number(second.metadata.resourceVersion)).toBeGreaterThan(Number(first.metadata.resourceVersion));
+    const del = (u: string, rv: string) =>
+      s.coordinatorWrite(
+        { type: "deleteProjection", namespace: NS, name: NAME, uid: u, resourceVersion: rv },
+        new Map(),
+      );
+    expect(del(first.metadata.uid, first.metadata.resourceVersion)).toBe("conflict");
+    expect(del("other", second.metadata.resourceVersion)).toBe("conflict");
+    expect(del(second.metadata.uid, second.metadata.resourceVersion)).toBe("ok");
+    expect(s.projection(NAME)).toBeNull();
+    expect(del(second.metadata.uid, second.metadata.resourceVersion)).toBe("ok"); // 404 is success
+    expect(s.versions(projKey("s0")).map((v) => v.obj === null)).toEqual([false, false, true]);
+    expect(s.projectionKeys()).toEqual([PROJ_PREFIX + NAME]);
+    expect(s.projectionWrites).toBe(3);
+  });
+
+  it("hands out frozen projections; people delete and restore them with new resourceVersions", () => {
+    const { s, uid } = withStatus();
+    const spec = projectStatus(STATUS, { name: "sim", uid }, "s0");
+    expect(s.personWriteProjection(NAME, null)).toBe(false); // nothing to delete
+    expect(s.personWriteProjection(NAME, spec)).toBe(true); // a restore creates it
+    const p = s.projection(NAME)!;
+    expect(Object.isFrozen(p.spec)).toBe(true);
+    expect(() => {
+      (p.spec as { assignmentGeneration: number }).assignmentGeneration = 7;
+    }).toThrow(TypeError);
+    expect(s.personWriteProjection(NAME, { ...spec, assignmentGeneration: 0 })).toBe(true);
+    expect(s.projection(NAME)!.metadata.uid).toBe(p.metadata.uid);
+    expect(s.personWriteProjection(NAME, null)).toBe(true);
+    expect(s.personWrites).toBe(3);
+  });
+
+  it("projection invariant: the coordinator may project only a status already written", () => {
+    const { s, uid } = withStatus();
+    const written = projectStatus(STATUS, { name: "sim", uid }, "s0");
+    const unwritten = projectStatus({ ...STATUS, assignmentGeneration: 2 }, { name: "sim", uid }, "s0");
+    const write = (spec: typeof written) =>
+      s.coordinatorWrite(
+        {
+          type: "writeProjection",
+          namespace: NS,
+          name: NAME,
+          resourceVersion: s.projection(NAME)?.metadata.resourceVersion,
+          spec,
+        },
+        new Map(),
+      );
+    expect(write(written)).toBe("ok");
+    expect(() => write(unwritten)).toThrow(/a table no status of that SlotMap has shown/);
+    expect(() => write({ ...written, slotMapUid: "another" })).toThrow(Violation);
   });
 });
 

@@ -1,7 +1,8 @@
 /**
- * A model of the Kubernetes API server for the simulator: one SlotMap (with status subresource)
- * and the shard Leases, a global resourceVersion (etcd revision), optimistic concurrency (409 on a
- * stale resourceVersion, AlreadyExists, 404), and the full version history of every object, from
+ * A model of the Kubernetes API server for the simulator: one SlotMap (with status subresource),
+ * the shard Leases and the shards' `SlotMapShard` projections (src/api/projection.ts), a global
+ * resourceVersion (etcd revision), optimistic concurrency (409 on a stale resourceVersion,
+ * AlreadyExists, 404, delete preconditions), and the full version history of every object, from
  * which watch streams are served (simulation.ts decides what each client sees and when).
  *
  * Objects are deeply frozen: clients receive them by reference, so a core that mutated its input
@@ -10,8 +11,10 @@
  * Every applied write goes through the invariant checks (invariants.ts).
  */
 import { freeze } from "immer";
+import { type ProjectionSpec, projectionName, projectStatus } from "../../src/api/projection.js";
 import type { SlotMapStatus } from "../../src/api/v1alpha1.js";
 import type { LeaseObject, LeaseWriteResult, WriteLeaseEffect } from "../../src/client/core/types.js";
+import type { ProjectionAction } from "../../src/coordinator/core/projections.js";
 import { type CoordinatorAction, TAKEOVER_HOLDER } from "../../src/coordinator/core/types.js";
 import {
   ackOf,
@@ -19,6 +22,7 @@ import {
   type ObservedAcks,
   StatusWriteChecks,
   type TakeoverRecord,
+  Violation,
 } from "./invariants.js";
 
 export type { ObservedAcks };
@@ -27,9 +31,29 @@ export type { ObservedAcks };
 export const NS = "sim-system";
 /** Name of the simulated SlotMap. */
 export const SLOTMAP_NAME = "sim";
-/** Watch key of the SlotMap; Leases are watched under their name prefixed by {@link LEASE_PREFIX}. */
+/**
+ * Watch key of the SlotMap; Leases are watched under their name prefixed by {@link LEASE_PREFIX},
+ * projections (SlotMapShard objects) under their object name prefixed by {@link PROJ_PREFIX}.
+ */
 export const SM_KEY = "sm";
 export const LEASE_PREFIX = "lease/";
+export const PROJ_PREFIX = "proj/";
+
+/** Watch key of shard `shard`'s projection. */
+export function projKey(shard: string): string {
+  return PROJ_PREFIX + projectionName(SLOTMAP_NAME, shard);
+}
+
+/** A SlotMapShard projection as stored (frozen); `spec` is what its writer sent (unvalidated). */
+export interface SimProjection {
+  readonly metadata: {
+    readonly name: string;
+    readonly namespace: string;
+    readonly uid: string;
+    readonly resourceVersion: string;
+  };
+  readonly spec: unknown;
+}
 
 /** A shard Lease as stored (frozen). */
 export interface SimLease {
@@ -85,6 +109,9 @@ export interface Version<T> {
   readonly obj: T | null;
 }
 
+/** Any stored object. */
+export type SimObject = SimSlotMap | SimLease | SimProjection;
+
 /** Outcome of a coordinator write as its I/O layer sees it. */
 export type WriteOutcome = "ok" | "conflict";
 
@@ -108,11 +135,30 @@ const deepFreeze = <T>(v: T): T => freeze(v, true);
 /** Lease versions written by people or tools (not by a shard process or the coordinator). */
 const byPerson = new WeakSet<object>();
 
+/** Each written status's projections, by shard (JSON), computed once. */
+const projectedOf = new WeakMap<object, Map<string, string>>();
+
+function projectionJson(sm: SimSlotMap, status: SlotMapStatus, shard: string): string {
+  let m = projectedOf.get(status);
+  if (m === undefined) {
+    m = new Map();
+    projectedOf.set(status, m);
+  }
+  let j = m.get(shard);
+  if (j === undefined) {
+    j = JSON.stringify(projectStatus(status, { name: sm.metadata.name, uid: sm.metadata.uid }, shard));
+    m.set(shard, j);
+  }
+  return j;
+}
+
 export class ApiServer {
   #rv = 1000;
   #uidSeq = 0;
   readonly #slotMap: Version<SimSlotMap>[] = [];
   readonly #leases = new Map<string, Version<SimLease>[]>();
+  /** Projection histories, by object name (all in {@link NS}). */
+  readonly #projections = new Map<string, Version<SimProjection>[]>();
   /** Acks people wrote into Leases (`<name>\0<uid>@<generation>`). */
   readonly #forged = new Set<string>();
   /** Takeovers applied, by Lease name (for the "dead" invariant). */
@@ -124,6 +170,10 @@ export class ApiServer {
   conflicts = 0;
   /** Writes by people and tools (statistics). */
   personWrites = 0;
+  /** Projection writes and deletes applied for the coordinator (statistics). */
+  projectionWrites = 0;
+  /** Check the projection invariant on every coordinator projection write (see #checkProjection). */
+  checkProjections = true;
   /** Spec edits the API server rejected (a changed leaseNamespace; statistics). */
   rejectedSpecEdits = 0;
 
@@ -137,15 +187,29 @@ export class ApiServer {
     return this.#rv;
   }
 
-  /** Version history of a watch key ({@link SM_KEY} or `lease/<name>`); empty if never created. */
-  versions(key: string): ReadonlyArray<Version<SimSlotMap | SimLease>> {
+  /**
+   * Version history of a watch key ({@link SM_KEY}, `lease/<name>` or `proj/<name>`); empty if
+   * never created.
+   */
+  versions(key: string): ReadonlyArray<Version<SimObject>> {
     if (key === SM_KEY) return this.#slotMap;
+    if (key.startsWith(PROJ_PREFIX)) return this.#projections.get(key.slice(PROJ_PREFIX.length)) ?? [];
     return this.#leases.get(key.slice(LEASE_PREFIX.length)) ?? [];
   }
 
   /** Watch keys of every Lease that ever existed. */
   leaseKeys(): string[] {
     return [...this.#leases.keys()].map((n) => LEASE_PREFIX + n);
+  }
+
+  /** Watch keys of every projection that ever existed. */
+  projectionKeys(): string[] {
+    return [...this.#projections.keys()].map((n) => PROJ_PREFIX + n);
+  }
+
+  /** The current projection named `name` (the object name), or null. */
+  projection(name: string): SimProjection | null {
+    return this.#projections.get(name)?.at(-1)?.obj ?? null;
   }
 
   slotMap(): SimSlotMap | null {
@@ -316,6 +380,99 @@ export class ApiServer {
     return { outcome: "conflict", current: cur === null ? null : (structuredClone(cur) as LeaseObject) };
   }
 
+  // ------------------------------------------------------------------ projections
+
+  #pushProjection(name: string, spec: unknown, uid: string | undefined): number {
+    let h = this.#projections.get(name);
+    if (h === undefined) {
+      h = [];
+      this.#projections.set(name, h);
+    }
+    if (uid === undefined) {
+      this.#uidSeq += 1;
+      uid = `proj-uid-${this.#uidSeq}`;
+    }
+    const rv = this.#nextRv();
+    const obj = deepFreeze<SimProjection>({
+      metadata: { name, namespace: NS, uid, resourceVersion: String(rv) },
+      spec: structuredClone(spec),
+    });
+    h.push({ rv, uid, obj });
+    return rv;
+  }
+
+  #deleteProjection(name: string, cur: SimProjection): void {
+    this.#projections.get(name)!.push({ rv: this.#nextRv(), uid: cur.metadata.uid, obj: null });
+  }
+
+  /**
+   * A coordinator's projection write: create (AlreadyExists when it exists), replace at a
+   * resourceVersion (409 when stale, 404 when absent), delete with uid and resourceVersion
+   * preconditions (404 is success). Another namespace than {@link NS} is a simulator bug (every
+   * Lease lives there).
+   */
+  #projectionWrite(a: ProjectionAction): WriteOutcome {
+    if (a.namespace !== NS) throw new Error(`simulator: projection ${a.name} written in ${a.namespace}`);
+    const cur = this.projection(a.name);
+    if (a.type === "deleteProjection") {
+      if (cur === null) return "ok";
+      if (cur.metadata.uid !== a.uid || cur.metadata.resourceVersion !== a.resourceVersion) {
+        this.conflicts += 1;
+        return "conflict";
+      }
+      this.#deleteProjection(a.name, cur);
+      this.projectionWrites += 1;
+      return "ok";
+    }
+    if (
+      a.resourceVersion === undefined ? cur !== null : cur?.metadata.resourceVersion !== a.resourceVersion
+    ) {
+      this.conflicts += 1;
+      return "conflict";
+    }
+    if (this.checkProjections) this.#checkProjection(a.spec);
+    this.#pushProjection(a.name, a.spec, cur?.metadata.uid);
+    this.projectionWrites += 1;
+    return "ok";
+  }
+
+  /**
+   * The projection invariant: a projection the coordinator writes is the projection of a status
+   * already written for its SlotMap instance (by anyone), never of one not (yet) written.
+   */
+  #checkProjection(spec: ProjectionSpec): void {
+    const want = JSON.stringify(spec);
+    for (let i = this.#slotMap.length - 1; i >= 0; i--) {
+      const sm = this.#slotMap[i]!.obj;
+      if (sm === null || sm.metadata.uid !== spec.slotMapUid || sm.status === undefined) continue;
+      if (projectionJson(sm, sm.status, spec.shard) === want) return;
+    }
+    throw new Violation(
+      "projection",
+      `projection of ${spec.shard} written with generation ${spec.assignmentGeneration} of ${spec.slotMapUid}, a table no status of that SlotMap has shown: ${want}`,
+    );
+  }
+
+  /** The garbage collector deletes a projection (its owner, a SlotMap instance, was deleted). */
+  collectProjection(name: string): void {
+    const cur = this.projection(name);
+    if (cur !== null) this.#deleteProjection(name, cur);
+  }
+
+  /**
+   * A person or a tool writes a projection: `spec` null deletes it (nothing when absent); else it
+   * is written as is with a new resourceVersion (a restore from a backup: created when absent).
+   */
+  personWriteProjection(name: string, spec: ProjectionSpec | null): boolean {
+    const cur = this.projection(name);
+    if (spec === null) {
+      if (cur === null) return false;
+      this.#deleteProjection(name, cur);
+    } else this.#pushProjection(name, spec, cur?.metadata.uid);
+    this.personWrites += 1;
+    return true;
+  }
+
   // ------------------------------------------------------------------ coordinator writes
 
   /** Takeovers of the Lease instances (uids) the writer observed. */
@@ -341,11 +498,14 @@ export class ApiServer {
    *   "generation" invariant: no plan on a status below an acknowledged generation).
    */
   coordinatorWrite(
-    a: CoordinatorAction,
+    a: CoordinatorAction | ProjectionAction,
     observedLeaseRvs: ReadonlyMap<string, number>,
     observedAck: ObservedAcks = { all: 0, confirmed: 0 },
   ): WriteOutcome {
     switch (a.type) {
+      case "writeProjection":
+      case "deleteProjection":
+        return this.#projectionWrite(a);
       case "updateStatus": {
         const cur = this.slotMap();
         if (

@@ -95,6 +95,14 @@ export const COMMAND_WEIGHTS = {
   specEdit: 1,
   /** The coordinator's Lease watches stall for 2..39 s while its SlotMap watch flows. */
   leaseLag: 1,
+  /**
+   * A person or a tool writes the shards' SlotMapShard projections (`b % 5`): 0 deletes one (`a`
+   * picks it among those that exist); 1-2 restores an older version of one from a backup (`a`
+   * picks the projection, `b / 5` the version, most often the newest older one): its old spec
+   * with a new resourceVersion; 3 deletes them all; 4 restores them all from a backup taken at a
+   * past moment (`a` picks it among the last 30 projection writes).
+   */
+  projectionEdit: 1,
 } as const;
 
 export type CommandKind = keyof typeof COMMAND_WEIGHTS;
@@ -121,6 +129,7 @@ export const FAULT_KINDS: ReadonlySet<CommandKind> = new Set<CommandKind>([
   "statusEdit",
   "specEdit",
   "leaseLag",
+  "projectionEdit",
 ]);
 
 const TABLE: readonly CommandKind[] = Object.entries(COMMAND_WEIGHTS).flatMap(([k, w]) =>

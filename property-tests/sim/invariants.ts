@@ -18,6 +18,8 @@
  * - cache: a reconcile starts with every controlled object of its root cached (the runtime holds a
  *   gained root until its controlled objects are listed; checked where reconciles start, in
  *   simulation.ts);
+ * - projection: every SlotMapShard projection the coordinator writes shows a status that was
+ *   already written (for that SlotMap instance): never a table the status does not have yet;
  * - liveness: checked by the settle phase (simulation.ts).
  */
 import { ANNOTATION_OBSERVED_GENERATION, ANNOTATION_SLOTMAP_UID } from "../../src/api/lease.js";
@@ -37,6 +39,7 @@ export type InvariantName =
   | "status"
   | "fence"
   | "cache"
+  | "projection"
   | "core";
 
 /** An invariant failed: the simulation stops and fast-check shrinks the command list. */

@@ -4,12 +4,15 @@
  * production code: a coordinator mutation replaces one of the step's guards
  * (src/coordinator/core/guards.ts) with a broken variant; a shard mutation is a subclass of the
  * shard machine overriding one of its guard methods; a runtime mutation (./runtime.ts) a subclass
- * of the runtime core.
+ * of the runtime core; a projection mutation changes what the simulated coordinator I/O layer
+ * hands `projectionActions` (src/coordinator/core/projections.ts), the rule it must follow.
  */
 import { ANNOTATION_SLOTMAP_UID, leaseFingerprint } from "../../src/api/lease.js";
+import type { ProjectableStatus } from "../../src/api/projection.js";
 import type { ShardMachineOptions, ShardMachineState } from "../../src/client/core/index.js";
 import { ShardMachine } from "../../src/client/core/shard-machine.js";
 import { COORDINATOR_GUARDS, type CoordinatorGuards } from "../../src/coordinator/core/guards.js";
+import type { StepResult } from "../../src/coordinator/core/types.js";
 import { RUNTIME_MUTATIONS, type RuntimeMutation } from "./runtime.js";
 
 /** One coordinator bug: the guards it breaks. */
@@ -222,13 +225,49 @@ export function shardMachineClass(mutations: readonly ShardMutation[]): MachineC
   return cls;
 }
 
+/**
+ * Mutations of the coordinator I/O layer's projection rule: project only the status the step
+ * accepted (`StepResult.projectable`), and only in a step that writes no status.
+ */
+export const PROJECTION_MUTATIONS = ["projectBeforeWrite", "projectUnaccepted"] as const;
+/** A projection mutation. */
+export type ProjectionMutation = (typeof PROJECTION_MUTATIONS)[number];
+
+/** Why each projection mutation is a bug. */
+export const PROJECTION_BUGS: Record<ProjectionMutation, string> = {
+  projectBeforeWrite:
+    "the status a step writes is projected with the write, not after it succeeded (a 409 leaves the projections showing a table never written)",
+  projectUnaccepted:
+    "a status the step refused (set back, restored, refused by a shard) is projected while the step resets it",
+};
+
+/**
+ * The status the mutated I/O layer projects in place of the rule's (`projectable`, and nothing in
+ * a step that writes a status), regardless of the status write; undefined: the rule's.
+ *
+ * @param observed - the status the step read (valid), if any
+ */
+export function projectedStatus(
+  mutations: readonly ProjectionMutation[],
+  r: StepResult,
+  observed: ProjectableStatus | undefined,
+): ProjectableStatus | undefined {
+  if (mutations.includes("projectBeforeWrite")) {
+    const write = r.actions.find((a) => a.type === "updateStatus");
+    if (write !== undefined) return write.status;
+  }
+  if (mutations.includes("projectUnaccepted") && r.projectable === undefined) return observed;
+  return undefined;
+}
+
 /** A protocol mutation of any core. */
-export type Mutation = CoordinatorMutation | ShardMutation | RuntimeMutation;
+export type Mutation = CoordinatorMutation | ShardMutation | RuntimeMutation | ProjectionMutation;
 /** Every mutation, coordinator ones first. */
 export const MUTATIONS: readonly Mutation[] = [
   ...COORDINATOR_MUTATIONS,
   ...SHARD_MUTATIONS,
   ...RUNTIME_MUTATIONS,
+  ...PROJECTION_MUTATIONS,
 ];
 
 /** The mutations of each core among `mutations`. */
@@ -236,10 +275,12 @@ export function splitMutations(mutations: readonly Mutation[]): {
   coordinator: CoordinatorMutation[];
   shard: ShardMutation[];
   runtime: RuntimeMutation[];
+  projection: ProjectionMutation[];
 } {
   return {
     coordinator: COORDINATOR_MUTATIONS.filter((m) => mutations.includes(m)),
     shard: SHARD_MUTATIONS.filter((m) => mutations.includes(m)),
     runtime: RUNTIME_MUTATIONS.filter((m) => mutations.includes(m)),
+    projection: PROJECTION_MUTATIONS.filter((m) => mutations.includes(m)),
   };
 }

@@ -34,6 +34,10 @@ export interface Counters {
   escalations: number;
   /** Writes by people and tools (threats). */
   personWrites: number;
+  /** Projection writes and deletes the coordinator applied. */
+  projectionWrites: number;
+  /** Projections shards refused as set back below a generation they applied. */
+  projectionRegressions: number;
   /** Commands executed up to and including the first failure (undefined while none failed). */
   stepsToFailure: number | undefined;
 }
@@ -50,6 +54,8 @@ export function newCounters(): Counters {
     resets: 0,
     escalations: 0,
     personWrites: 0,
+    projectionWrites: 0,
+    projectionRegressions: 0,
     stepsToFailure: undefined,
   };
 }
@@ -101,6 +107,8 @@ function add(c: Counters, s: SimStats): void {
   c.resets += s.resets;
   c.escalations += s.escalations;
   c.personWrites += s.personWrites;
+  c.projectionWrites += s.projectionWrites;
+  c.projectionRegressions += s.projectionRegressions;
 }
 
 /** The simulation as a property over (scenario, commands). */

@@ -21,18 +21,26 @@ import {
   LABEL_SLOTMAP,
   parseShardLeaseAnnotations,
 } from "../../src/api/lease.js";
-import { LIMITS, type SlotMapStatus } from "../../src/api/v1alpha1.js";
-import { importingSlots } from "../../src/client/core/runtime.js";
+import {
+  type ProjectableStatus,
+  type ProjectionSpec,
+  parseProjectionSpec,
+  projectionName,
+  projectStatus,
+  sameProjection,
+} from "../../src/api/projection.js";
+import { LIMITS, parseSlotMapStatus, type SlotMapStatus } from "../../src/api/v1alpha1.js";
+import { readProjection } from "../../src/client/core/projection.js";
 import type { ShardMachine } from "../../src/client/core/shard-machine.js";
 import type {
   LeaseObject,
   LeaseWriteResult,
   ShardEffect,
   ShardInput,
-  ShardStatusView,
   WriteLeaseEffect,
 } from "../../src/client/core/types.js";
 import type { CoordinatorGuards } from "../../src/coordinator/core/guards.js";
+import { type ProjectionAction, projectionActions } from "../../src/coordinator/core/projections.js";
 import { step } from "../../src/coordinator/core/step.js";
 import type {
   CoordinatorAction,
@@ -47,7 +55,11 @@ import {
   LEASE_PREFIX,
   NS,
   type ObservedAcks,
+  PROJ_PREFIX,
+  projKey,
   type SimLease,
+  type SimObject,
+  type SimProjection,
   type SimSlotMap,
   type SimSpec,
   SLOTMAP_NAME,
@@ -73,7 +85,14 @@ import {
   summary,
   Violation,
 } from "./invariants.js";
-import { coordinatorGuards, type Mutation, shardMachineClass, splitMutations } from "./mutations.js";
+import {
+  coordinatorGuards,
+  type Mutation,
+  type ProjectionMutation,
+  projectedStatus,
+  shardMachineClass,
+  splitMutations,
+} from "./mutations.js";
 import { Rng } from "./rng.js";
 import {
   inScope,
@@ -154,6 +173,11 @@ export interface SimOptions extends ScenarioSeed {
   without: readonly CommandKind[];
   /** Re-run every coordinator step on unfrozen copies and require the same result (memo check). */
   checkMemo: boolean;
+  /**
+   * Check the projection invariant (every projection the coordinator writes shows a status
+   * already written). Off only to see what else catches a projection mutation.
+   */
+  checkProjections: boolean;
   /** Keep the last lines of a trace for failure reports. */
   trace: boolean;
 }
@@ -185,6 +209,7 @@ export function simOptions(seed: ScenarioSeed, extra: Partial<SimOptions> = {}):
     stuckIgnoresFence: false,
     without: [],
     checkMemo: false,
+    checkProjections: true,
     trace: false,
     ...extra,
   };
@@ -249,6 +274,12 @@ interface ShardProc extends Proc {
   rules: SimRules | undefined;
   /** Rules being resolved (discovery), applied at `at` real time. */
   resolving: { readonly rules: SimRules; readonly at: number } | undefined;
+  /** The SlotMap uid its SlotMap watch (metadata only) shows now; undefined: not seen, or deleted. */
+  smUid: string | undefined;
+  /** The SlotMap (uid, metadata.generation) whose spec it read last. */
+  specOf: { readonly uid: string; readonly generation: number } | undefined;
+  /** `spec.policy.handoffTimeoutSeconds` of the spec read last (fed with every projection). */
+  handoffTimeoutSeconds: number | undefined;
 }
 
 interface CoordProc extends Proc {
@@ -259,8 +290,31 @@ interface CoordProc extends Proc {
   dirtyAt: number | undefined;
   sm: SimSlotMap | null;
   readonly leases: Map<string, SimLease>;
-  /** Request id → timeout (local clock). */
+  /** The SlotMapShard projections it observes (watch, and its own writes), by object name. */
+  readonly projections: Map<string, SimProjection>;
+  /** Request id → timeout (local clock): the step's writes (the next step waits for them). */
   readonly pending: Map<number, number>;
+  /** What the projections must show (driver.ts `setProjection`); undefined: nothing. */
+  job: ProjectionJob | undefined;
+  /** The job of the step whose writes are in flight: set once they all succeeded. */
+  stepJob: { readonly job: ProjectionJob | undefined; failed: boolean } | undefined;
+  /** The projection loop's writes in flight (id → timeout, local clock); steps do not wait for them. */
+  readonly projecting: Map<number, number>;
+  /** A write of the loop's round failed (then it retries after a backoff). */
+  roundFailed: boolean;
+  /** The loop was kicked during its round: it runs again after it. */
+  projectionKicked: boolean;
+  /** Real time of the loop's next round (a kick: now; a failure: the backoff). */
+  projectAt: number | undefined;
+  projectionFailures: number;
+}
+
+/** What the projections must show (driver.ts `ProjectionJob`): the step's view, not the loop's. */
+interface ProjectionJob {
+  readonly slotMap: { readonly name: string; readonly uid: string };
+  readonly status: ProjectableStatus;
+  readonly leaseNamespace: string;
+  readonly leases: ReadonlyArray<{ readonly namespace: string; readonly name: string; readonly ack: number }>;
 }
 
 /** A write on its way to the API server; applied at `dueAt` unless a command intervenes. */
@@ -275,9 +329,11 @@ type Request = { dueAt: number } & (
       readonly id: number;
       readonly kind: "coord";
       readonly from: CoordProc;
-      readonly action: CoordinatorAction;
+      readonly action: CoordinatorAction | ProjectionAction;
       readonly observed: ReadonlyMap<string, number>;
       readonly observedAck: ObservedAcks;
+      /** A write of the projection loop (not of a step). */
+      readonly loop: boolean;
     }
 );
 
@@ -289,7 +345,15 @@ type Reply = { dueAt: number } & (
       readonly writeId: number;
       readonly result: LeaseWriteResult;
     }
-  | { readonly kind: "coord"; readonly to: CoordProc; readonly reqId: number; readonly outcome: WriteOutcome }
+  | {
+      readonly kind: "coord";
+      readonly to: CoordProc;
+      readonly reqId: number;
+      /** "error": a 5xx or a connection reset (the write may or may not have landed). */
+      readonly outcome: WriteOutcome | "error";
+      /** A projection loop's write: the projection written (null: deleted), on success. */
+      readonly loop?: { readonly name: string; readonly written: SimProjection | null | undefined };
+    }
 );
 
 /** Counters of one run. */
@@ -313,6 +377,10 @@ export interface SimStats {
   personWrites: number;
   /** Coordinator writes that reset a regressed status (a generation jump assigning nothing). */
   resets: number;
+  /** Projection writes and deletes the coordinator applied. */
+  projectionWrites: number;
+  /** Projections shards refused as set back below what they applied (restored, or stale writes). */
+  projectionRegressions: number;
   /** Rogue Leases the operator deleted in a settle because they held a drain barrier. */
   rogueRemovals: number;
   failovers: number;
@@ -363,6 +431,8 @@ export class Simulation {
     stuck: 0,
     personWrites: 0,
     resets: 0,
+    projectionWrites: 0,
+    projectionRegressions: 0,
     rogueRemovals: 0,
     failovers: 0,
     takeovers: 0,
@@ -380,19 +450,24 @@ export class Simulation {
   readonly #Machine: ReturnType<typeof shardMachineClass>;
   readonly #guards: CoordinatorGuards;
   readonly #runtimeMutations: RuntimeMutation[];
+  readonly #projectionMutations: ProjectionMutation[];
   #sameFire = 0;
   /** Leases a tool keeps touching (labels), and when it touches next. */
   readonly #touched = new Set<string>();
   #touchAt: number | undefined;
+  /** Garbage collections due: the projections owned by a deleted SlotMap instance (ownerReferences). */
+  #gc: Array<{ readonly uid: string; readonly at: number }> = [];
   #personSeq = 0;
 
   constructor(opts: SimOptions) {
     this.opts = opts;
+    this.server.checkProjections = opts.checkProjections;
     this.rng = new Rng(opts.seed);
     const mutations = splitMutations(opts.mutations);
     this.#Machine = shardMachineClass(mutations.shard);
     this.#guards = coordinatorGuards(mutations.coordinator);
     this.#runtimeMutations = mutations.runtime;
+    this.#projectionMutations = mutations.projection;
     this.keySlots = [...new Set([...BOUNDARY_SLOTS, ...opts.keySlots])].sort((a, b) => a - b);
     this.names = Array.from({ length: opts.shardPool }, (_, i) => `s${i}`);
     this.safety = new SafetyTracker((id) => this.#describe(id));
@@ -468,7 +543,15 @@ export class Simulation {
       dirtyAt: this.now,
       sm: null,
       leases: new Map(),
+      projections: new Map(),
       pending: new Map(),
+      job: undefined,
+      stepJob: undefined,
+      projecting: new Map(),
+      roundFailed: false,
+      projectionKicked: false,
+      projectAt: undefined,
+      projectionFailures: 0,
     };
     this.#coordinatorRelist(c);
     return c;
@@ -517,17 +600,22 @@ export class Simulation {
       acked: new Map(),
       rules: undefined,
       resolving: undefined,
+      smUid: undefined,
+      specOf: undefined,
+      handoffTimeoutSeconds: undefined,
     };
     this.shards.push(p);
     this.log(`join ${name}#${id} weight=${weight ?? "-"}${p.runtime.cachesAllSlots ? " cache=all" : ""}`);
-    // Initial GET of the Lease (404 → null) and of the SlotMap.
+    // Initial GET of the Lease (404 → null), of the SlotMap and of its projection (404: nothing yet).
     const lv = this.server.versions(LEASE_PREFIX + name);
     this.#setCursor(p, LEASE_PREFIX + name, lv.length - 1);
     this.#handle(p, { type: "leaseObserved", now: this.#local(p), lease: this.#leaseObj(lv.at(-1)) });
-    const sv = this.server.versions(SM_KEY);
-    this.#setCursor(p, SM_KEY, sv.length - 1);
-    const sm = sv.at(-1);
-    if (sm?.obj) this.#deliverShard(p, SM_KEY, sm);
+    for (const key of [SM_KEY, projKey(name)]) {
+      const h = this.server.versions(key);
+      this.#setCursor(p, key, h.length - 1);
+      const v = h.at(-1);
+      if (v?.obj) this.#deliverShard(p, key, v);
+    }
     return p;
   }
 
@@ -535,7 +623,7 @@ export class Simulation {
     return p.clock.local(this.now);
   }
 
-  #leaseObj(v: Version<SimSlotMap | SimLease> | undefined): LeaseObject | null {
+  #leaseObj(v: Version<SimObject> | undefined): LeaseObject | null {
     return (v?.obj ?? null) as LeaseObject | null;
   }
 
@@ -638,31 +726,91 @@ export class Simulation {
         this.log(`${p.name}#${p.id} unfenced`);
         return;
       case "log":
+        if (e.msg.startsWith("SlotMap status went back")) {
+          this.stats.projectionRegressions += 1;
+          this.log(`${p.name}#${p.id} refuses a regressed projection ${JSON.stringify(e.fields)}`);
+        }
         return;
     }
   }
 
-  #deliverShard(p: ShardProc, key: string, v: Version<SimSlotMap | SimLease>): void {
-    const now = this.#local(p);
-    if (key === SM_KEY) {
-      const sm = v.obj as SimSlotMap | null;
-      if (sm === null) this.#handle(p, { type: "slotMapDeleted", now, uid: v.uid });
-      else
-        this.#handle(p, {
-          type: "slotMapObserved",
-          now,
-          uid: sm.metadata.uid,
-          status: sm.status as ShardStatusView | undefined,
-          resourceVersion: sm.metadata.resourceVersion,
-          handoffTimeoutSeconds: sm.spec.policy.handoffTimeoutSeconds,
-        });
-      // As membership.ts: after the machine's gains of this status, the slots still migrating here.
-      if (p.alive && p.runtime.importing(sm?.status ? importingSlots(sm.status, p.name) : []))
-        p.gainAt ??= this.#listDue();
-      if (sm !== null) this.#observeRules(p, sm.spec);
-    } else {
-      this.#handle(p, { type: "leaseObserved", now, lease: this.#leaseObj(v) });
+  #deliverShard(p: ShardProc, key: string, v: Version<SimObject>): void {
+    if (key === SM_KEY) this.#shardSlotMap(p, v as Version<SimSlotMap>);
+    else if (key.startsWith(PROJ_PREFIX)) this.#shardProjection(p, v as Version<SimProjection>);
+    else this.#handle(p, { type: "leaseObserved", now: this.#local(p), lease: this.#leaseObj(v) });
+  }
+
+  /**
+   * The shard's SlotMap watch, as membership.ts handles it: metadata only (the status is not
+   * read). A deletion, or another uid than the one it shows (a new instance), deletes that
+   * instance for the machine; a new (uid, generation) reads the spec (a GET of the current object,
+   * here without latency) for the rules and the handoff timeout. The projection it has is fed
+   * again on a new uid (a projection of the new instance may have come first and been ignored)
+   * and after a spec read (for the timeout).
+   */
+  #shardSlotMap(p: ShardProc, v: Version<SimSlotMap>): void {
+    const sm = v.obj;
+    if (sm === null) {
+      this.#shardSlotMapDeleted(p, v.uid);
+      return;
     }
+    const uid = sm.metadata.uid;
+    const changed = p.smUid !== uid;
+    if (p.smUid !== undefined && changed) this.#shardSlotMapDeleted(p, undefined);
+    p.smUid = uid;
+    if (changed) this.#refeedProjection(p);
+    if (p.specOf?.uid === uid && p.specOf.generation === sm.metadata.generation) return;
+    p.specOf = { uid, generation: sm.metadata.generation };
+    const current = this.server.slotMap();
+    if (current === null || current.metadata.uid !== uid || p.smUid !== uid || !p.alive) return;
+    p.handoffTimeoutSeconds = current.spec.policy.handoffTimeoutSeconds;
+    this.#observeRules(p, current.spec);
+    this.#refeedProjection(p);
+  }
+
+  /** membership.ts `#onSlotMapDeleted`: instance `uid` (default: the one seen) is gone. */
+  #shardSlotMapDeleted(p: ShardProc, deleted: string | undefined): void {
+    const uid = deleted ?? p.smUid;
+    if (uid === undefined) return;
+    if (uid === p.smUid) p.smUid = undefined;
+    if (p.specOf?.uid === uid) p.specOf = undefined;
+    this.log(`${p.name}#${p.id} SlotMap ${uid} deleted${deleted === undefined ? " (another uid seen)" : ""}`);
+    this.#handle(p, { type: "slotMapDeleted", now: this.#local(p), uid });
+    if (p.alive) p.runtime.importing([]);
+  }
+
+  /** The projection the shard's watch delivered last, read again. */
+  #refeedProjection(p: ShardProc): void {
+    const cursor = p.cursors.get(projKey(p.name)) ?? -1;
+    const last = cursor >= 0 ? this.server.versions(projKey(p.name))[cursor] : undefined;
+    if (last?.obj) this.#shardProjection(p, last as Version<SimProjection>);
+  }
+
+  /**
+   * The shard's own projection, read as membership.ts reads it (`readProjection`, for the SlotMap
+   * instance its SlotMap watch shows): fed to the machine, then the slots migrating towards it
+   * reported to the runtime. A deleted projection carries nothing: the shard keeps what it applied.
+   */
+  #shardProjection(p: ShardProc, v: Version<SimProjection>): void {
+    const obj = v.obj;
+    if (obj === null || !p.alive) return;
+    const reading = readProjection(
+      { spec: obj.spec, resourceVersion: obj.metadata.resourceVersion },
+      {
+        now: this.#local(p),
+        slotMap: SLOTMAP_NAME,
+        shard: p.name,
+        slotMapUid: p.smUid,
+        handoffTimeoutSeconds: p.handoffTimeoutSeconds,
+      },
+    );
+    if (!reading.ok) {
+      this.log(`${p.name}#${p.id} ignores projection rv ${obj.metadata.resourceVersion}: ${reading.reason}`);
+      return;
+    }
+    this.#handle(p, reading.input);
+    // As membership.ts: after the machine's gains of this projection, the slots still migrating here.
+    if (p.alive && p.runtime.importing(reading.importing)) p.gainAt ??= this.#listDue();
   }
 
   /**
@@ -786,21 +934,27 @@ export class Simulation {
     const sv = this.server.versions(SM_KEY);
     this.#setCursor(c, SM_KEY, sv.length - 1);
     this.#deliverCoordinator(c, SM_KEY, sv.at(-1));
-    for (const key of this.server.leaseKeys()) {
+    for (const key of [...this.server.leaseKeys(), ...this.server.projectionKeys()]) {
       const lv = this.server.versions(key);
       this.#setCursor(c, key, lv.length - 1);
       this.#deliverCoordinator(c, key, lv.at(-1));
     }
   }
 
-  #deliverCoordinator(c: CoordProc, key: string, v: Version<SimSlotMap | SimLease> | undefined): void {
-    if (key === SM_KEY) {
+  #deliverCoordinator(c: CoordProc, key: string, v: Version<SimObject> | undefined): void {
+    if (key.startsWith(PROJ_PREFIX)) {
+      if (v !== undefined)
+        this.#cacheProjection(c, key.slice(PROJ_PREFIX.length), v.obj as SimProjection | null, v.uid);
+    } else if (key === SM_KEY) {
       const sm = (v?.obj ?? null) as SimSlotMap | null;
       if (sm === null || (c.sm !== null && c.sm.metadata.uid !== sm.metadata.uid)) {
         // Deleted (or replaced): the I/O layer drops the memory of that SlotMap.
         c.memory = undefined;
         c.nextStepAt = undefined;
       }
+      // Deleted: its worker goes, and its projection loop with it (the garbage collector deletes
+      // the projections; the next instance's coordinator writes its own).
+      if (sm === null) c.job = undefined;
       c.sm = sm;
     } else {
       const name = key.slice(LEASE_PREFIX.length);
@@ -809,6 +963,23 @@ export class Simulation {
       else c.leases.set(name, l);
     }
     c.dirtyAt ??= this.now;
+  }
+
+  /**
+   * The coordinator's projection cache, as driver.ts keeps it (`ObjectCache`): an object replaces
+   * the cached one only if newer (a late event, a late write answer or a duplicate never takes it
+   * back); a deletion removes only the instance (uid) it names.
+   */
+  #cacheProjection(c: CoordProc, name: string, obj: SimProjection | null, uid: string): void {
+    const cur = c.projections.get(name);
+    if (obj === null) {
+      if (cur !== undefined && cur.metadata.uid === uid) c.projections.delete(name);
+    } else if (
+      cur === undefined ||
+      Number(obj.metadata.resourceVersion) > Number(cur.metadata.resourceVersion)
+    ) {
+      c.projections.set(name, obj);
+    }
   }
 
   /** Steps the coordinator when its observation changed or a deadline passed (and it may). */
@@ -878,21 +1049,159 @@ export class Simulation {
     }
     for (const a of r.actions) {
       if (a.type === "event") continue;
-      const id = ++this.#reqSeq;
-      this.requests.push({
-        id,
-        kind: "coord",
-        from: c,
-        action: a,
-        observed,
-        observedAck,
-        dueAt: this.#due(),
-      });
+      const id = this.#send(c, a, observed, observedAck, false);
       c.pending.set(id, now + this.opts.coordinatorWriteTimeoutMs);
+    }
+    this.#afterStep(c, r);
+  }
+
+  #send(
+    c: CoordProc,
+    a: Exclude<CoordinatorAction, { type: "event" }> | ProjectionAction,
+    observed: ReadonlyMap<string, number>,
+    observedAck: ObservedAcks,
+    loop: boolean,
+  ): number {
+    const id = ++this.#reqSeq;
+    this.requests.push({
+      id,
+      kind: "coord",
+      from: c,
+      action: a,
+      observed,
+      observedAck,
+      loop,
+      dueAt: this.#due(),
+    });
+    this.log(
+      `coordinator#${c.id} r${id} ${a.type}${a.type === "updateStatus" ? ` g=${a.status.assignmentGeneration}` : a.type === "writeProjection" ? ` ${a.name} g=${a.spec.assignmentGeneration}${a.resourceVersion === undefined ? " (create)" : ` at rv ${a.resourceVersion}`}` : ` ${a.name}`}`,
+    );
+    return id;
+  }
+
+  /**
+   * driver.ts `setProjection` after a step: a step that writes a status leaves the job as it is
+   * (its projections follow in the next step, on the written status); one that stood by no status
+   * stops the loop; otherwise the status it stood by is the new job, once every write of the step
+   * succeeded (a conflict or a failure drops it: the next step decides again).
+   */
+  #afterStep(c: CoordProc, r: StepResult): void {
+    const sm = c.sm!;
+    const writesStatus = r.actions.some((a) => a.type === "updateStatus");
+    const job = (status: ProjectableStatus): ProjectionJob => ({
+      slotMap: { name: sm.metadata.name, uid: sm.metadata.uid },
+      status,
+      leaseNamespace: sm.spec.leaseNamespace,
+      leases: [...c.leases.values()].map((l) => ({
+        namespace: l.metadata.namespace,
+        name: l.metadata.name,
+        ack: ackedGeneration(parseShardLeaseAnnotations(l.metadata.annotations), sm.metadata.uid),
+      })),
+    });
+    if (this.#projectionMutations.length > 0) {
+      // A mutated I/O layer: it projects at once, whatever the step writes.
+      const observed = parseSlotMapStatus(sm.status);
+      const m = projectedStatus(this.#projectionMutations, r, observed.ok ? observed.value : undefined);
+      if (m !== undefined) {
+        this.#setJob(c, job(m));
+        return;
+      }
+    }
+    if (writesStatus) return;
+    const next = r.projectable === undefined ? undefined : job(r.projectable);
+    if (c.pending.size === 0) this.#setJob(c, next);
+    else c.stepJob = { job: next, failed: false };
+  }
+
+  #setJob(c: CoordProc, job: ProjectionJob | undefined): void {
+    c.job = job;
+    if (job === undefined) return;
+    if (c.projecting.size > 0) c.projectionKicked = true;
+    else c.projectAt ??= this.now;
+  }
+
+  /** A step's write came back (or timed out): the step's job is set when all of them succeeded. */
+  #stepWriteDone(c: CoordProc, ok: boolean): void {
+    const s = c.stepJob;
+    if (s === undefined) return;
+    if (!ok) s.failed = true;
+    if (c.pending.size > 0) return;
+    c.stepJob = undefined;
+    if (!s.failed) this.#setJob(c, s.job);
+  }
+
+  /**
+   * One round of driver.ts `projectLoop`: the writes and deletes that make the projections the
+   * coordinator observes match the job (`projectionActions`), all sent at once; the next round
+   * runs when they all came back, if the loop was kicked meanwhile or a write failed (backoff).
+   */
+  #projectRound(c: CoordProc): void {
+    c.projectAt = undefined;
+    const job = c.job;
+    if (!c.alive || c.paused || c.projecting.size > 0 || job === undefined) return;
+    if (process.env.SIMDEBUG) {
+      const seen = [...c.projections.values()].map(
+        (p) =>
+          `${p.metadata.name}@${p.metadata.resourceVersion}:g${(p.spec as ProjectionSpec).assignmentGeneration}`,
+      );
       this.log(
-        `coordinator#${c.id} ${a.type}${a.type === "updateStatus" ? ` g=${a.status.assignmentGeneration}` : ` ${a.name}`}`,
+        `DEBUG coordinator#${c.id} projects g${job.status.assignmentGeneration} over ${seen.join(" ")}`,
       );
     }
+    const actions = projectionActions({
+      ...job,
+      writesStatus: false,
+      observed: [...c.projections.values()].map((p) => ({
+        namespace: p.metadata.namespace,
+        name: p.metadata.name,
+        uid: p.metadata.uid,
+        resourceVersion: p.metadata.resourceVersion,
+        spec: p.spec,
+      })),
+    });
+    c.roundFailed = false;
+    const timeout = this.#local(c) + this.opts.coordinatorWriteTimeoutMs;
+    for (const a of actions)
+      c.projecting.set(this.#send(c, a, new Map(), { all: 0, confirmed: 0 }, true), timeout);
+  }
+
+  /** A write of the loop came back (undefined: timed out). */
+  #projectionDone(c: CoordProc, id: number, reply: Extract<Reply, { kind: "coord" }> | undefined): void {
+    if (!c.projecting.delete(id)) return;
+    if (reply?.loop !== undefined) {
+      const { name, written } = reply.loop;
+      if (reply.outcome === "ok") {
+        // driver.ts caches its own write at once (a create must not be sent twice).
+        if (written === null) {
+          const cur = c.projections.get(name);
+          if (cur !== undefined) this.#cacheProjection(c, name, null, cur.metadata.uid);
+        } else if (written !== undefined) {
+          if (process.env.SIMDEBUG && !c.projections.has(name) && this.server.projection(name) === null)
+            this.log(
+              `DEBUG coordinator#${c.id} caches its write of ${name} (rv ${written.metadata.resourceVersion}), deleted since`,
+            );
+          this.#cacheProjection(c, name, written, written.metadata.uid);
+        }
+      } else {
+        // 409 (or an error): the object is re-read (a change, which steps the coordinator).
+        // (A 404 removes whatever is cached: driver.ts removes by name, whatever the instance.)
+        const current = this.server.projection(name);
+        if (current === null) c.projections.delete(name);
+        else this.#cacheProjection(c, name, current, current.metadata.uid);
+        c.roundFailed = c.roundFailed || reply.outcome !== "conflict";
+      }
+      c.dirtyAt ??= this.now;
+    } else c.roundFailed = true;
+    if (c.projecting.size > 0) return;
+    if (c.roundFailed) {
+      const delay = Math.min(30_000, 200 * 2 ** Math.min(c.projectionFailures, 8));
+      c.projectionFailures += 1;
+      c.projectAt = this.now + delay;
+    } else {
+      c.projectionFailures = 0;
+      if (c.projectionKicked) c.projectAt ??= this.now;
+    }
+    c.projectionKicked = false;
   }
 
   // ================================================================== network
@@ -914,6 +1223,17 @@ export class Simulation {
     } else {
       const before = this.server.slotMap()?.status?.assignmentGeneration ?? 0;
       const outcome = this.server.coordinatorWrite(req.action, req.observed, req.observedAck);
+      let loop: { name: string; written: SimProjection | null | undefined } | undefined;
+      if (req.action.type === "writeProjection" || req.action.type === "deleteProjection") {
+        this.log(
+          `apply coordinator#${req.from.id} r${req.id} ${req.action.type} ${req.action.name} -> ${outcome}`,
+        );
+        if (outcome === "ok") this.stats.projectionWrites += 1;
+        const ok = outcome === "ok" && reply !== "error";
+        const written =
+          req.action.type === "deleteProjection" ? null : this.server.projection(req.action.name);
+        loop = { name: req.action.name, written: ok ? written : undefined };
+      }
       if (
         req.action.type === "updateStatus" &&
         outcome === "ok" &&
@@ -929,7 +1249,8 @@ export class Simulation {
         kind: "coord",
         to: req.from,
         reqId: req.id,
-        outcome: reply === "error" ? "conflict" : outcome,
+        outcome: reply === "error" ? "error" : outcome,
+        ...(loop !== undefined ? { loop } : {}),
         dueAt: this.#due(),
       };
     }
@@ -948,11 +1269,17 @@ export class Simulation {
         dueAt: this.#due(),
       });
     } else {
+      const a = req.action;
+      const loop =
+        a.type === "writeProjection" || a.type === "deleteProjection"
+          ? { name: a.name, written: undefined }
+          : undefined;
       this.replies.push({
         kind: "coord",
         to: req.from,
         reqId: req.id,
-        outcome: "conflict",
+        outcome: "error",
+        ...(loop !== undefined ? { loop } : {}),
         dueAt: this.#due(),
       });
     }
@@ -976,13 +1303,15 @@ export class Simulation {
    */
   #unblockedAt(p: Proc, watchKey?: string): number {
     const watch = watchKey === undefined ? 0 : p.watchStallUntil;
-    const lease = watchKey === undefined || watchKey === SM_KEY ? 0 : p.leaseStallUntil;
+    const lease = watchKey?.startsWith(LEASE_PREFIX) ? p.leaseStallUntil : 0;
     return Math.max(this.now, p.resumeAt ?? this.now, p.cutUntil, watch, lease);
   }
 
   /** Watch keys of a process. */
   #watchKeys(p: ShardProc | CoordProc): string[] {
-    return p.kind === "coordinator" ? [SM_KEY, ...this.server.leaseKeys()] : [SM_KEY, LEASE_PREFIX + p.name];
+    return p.kind === "coordinator"
+      ? [SM_KEY, ...this.server.leaseKeys(), ...this.server.projectionKeys()]
+      : [SM_KEY, LEASE_PREFIX + p.name, projKey(p.name)];
   }
 
   /** Gives every stream with undelivered versions a delivery time. */
@@ -1041,7 +1370,7 @@ export class Simulation {
       !p.paused &&
       this.now >= p.cutUntil &&
       this.now >= p.watchStallUntil &&
-      (key === undefined || key === SM_KEY || this.now >= p.leaseStallUntil)
+      (key === undefined || !key.startsWith(LEASE_PREFIX) || this.now >= p.leaseStallUntil)
     );
   }
 
@@ -1066,11 +1395,16 @@ export class Simulation {
       });
     } else {
       const c = r.to;
+      if (r.loop !== undefined) {
+        this.#projectionDone(c, r.reqId, r);
+        return;
+      }
       if (!c.pending.delete(r.reqId)) return; // timed out already
-      if (r.outcome === "conflict") {
+      if (r.outcome !== "ok") {
         // 409 (or an error): re-read everything and step again.
         this.#coordinatorRelist(c);
       }
+      this.#stepWriteDone(c, r.outcome === "ok");
     }
   }
 
@@ -1114,7 +1448,7 @@ export class Simulation {
       this.#coordinatorRelist(p);
       return;
     }
-    for (const key of [SM_KEY, LEASE_PREFIX + p.name]) {
+    for (const key of [SM_KEY, LEASE_PREFIX + p.name, projKey(p.name)]) {
       const h = this.server.versions(key);
       if (h.length === 0) continue;
       this.#deliverWatch(p, key, h.length - 1, true);
@@ -1186,6 +1520,7 @@ export class Simulation {
     }
     if (this.#touchAt !== undefined)
       out.push({ at: this.#touchAt, id: "touch", fire: () => this.#touchTool() });
+    for (const g of this.#gc) out.push({ at: g.at, id: `gc${g.uid}`, fire: () => this.#collect(g) });
     const c = this.coordinator;
     if (c.alive) {
       if (c.paused) {
@@ -1201,6 +1536,7 @@ export class Simulation {
           fire: () => {
             c.pending.delete(id);
             c.dirtyAt ??= this.now;
+            this.#stepWriteDone(c, false);
           },
         });
       } else if (c.sm !== null) {
@@ -1214,6 +1550,21 @@ export class Simulation {
             fire: () => this.#coordinatorStep(),
           });
         }
+      }
+      if (!c.paused) {
+        // The projection loop runs beside the steps.
+        let first: [number, number] | undefined;
+        for (const [id, at] of c.projecting) if (first === undefined || at < first[1]) first = [id, at];
+        if (first !== undefined) {
+          const [id, at] = first;
+          out.push({
+            at: c.clock.realAt(at),
+            id: `ptimeout${id}`,
+            fire: () => this.#projectionDone(c, id, undefined),
+          });
+        }
+        if (c.projectAt !== undefined)
+          out.push({ at: c.projectAt, id: "project", fire: () => this.#projectRound(c) });
       }
     }
     return out;
@@ -1305,7 +1656,13 @@ export class Simulation {
         // `staleReads` any older version (a lagging API server cache).
         const [p, key, cursor] = s;
         const lowest = this.opts.staleReads ? 0 : (p.firstSeen.get(key) ?? cursor);
-        this.#deliverWatch(p, key, Math.max(lowest, cursor - (b % 3)), false);
+        const index = Math.max(lowest, cursor - (b % 3));
+        this.#deliverWatch(p, key, index, false);
+        // An informer whose cache went back (a re-list served by a lagging cache) watches on from
+        // there, so the newer versions come again: a projection or a SlotMap (deleted and
+        // re-created) may change no more. (A Lease view that went back is put right by the next
+        // renewal; replaying its versions would show renewals nobody made.)
+        if (!key.startsWith(LEASE_PREFIX)) p.cursors.set(key, index);
         return;
       }
       case "relist": {
@@ -1477,7 +1834,10 @@ export class Simulation {
           this.server.createSlotMap(this.#spec);
           this.log("SlotMap created");
         } else if (a % 8 === 0) {
+          const uid = this.server.slotMap()!.metadata.uid;
           this.server.deleteSlotMap();
+          // The garbage collector deletes its projections (their ownerReference) a moment later.
+          this.#gc.push({ uid, at: this.now + 500 + (b % 10) * 500 });
           this.log("SlotMap deleted");
         }
         return;
@@ -1512,6 +1872,9 @@ export class Simulation {
         this.log(`coordinator Lease watches stall for ${ms}ms (SlotMap watch flows)`);
         return;
       }
+      case "projectionEdit":
+        this.#projectionEdit(a, b);
+        return;
     }
   }
 
@@ -1583,6 +1946,23 @@ export class Simulation {
     this.log(`person: Lease ${name} ${what}`);
   }
 
+  /**
+   * The garbage collector deletes the projections a deleted SlotMap instance owned (their
+   * ownerReference names it: the spec's slotMapUid here, restored copies included).
+   */
+  #collect(g: { readonly uid: string; readonly at: number }): void {
+    this.#gc = this.#gc.filter((x) => x !== g);
+    const gone: string[] = [];
+    for (const key of this.server.projectionKeys()) {
+      const name = key.slice(PROJ_PREFIX.length);
+      const p = this.server.projection(name);
+      if ((p?.spec as ProjectionSpec | undefined)?.slotMapUid !== g.uid) continue;
+      this.server.collectProjection(name);
+      gone.push(name);
+    }
+    if (gone.length > 0) this.log(`garbage collector: projections of ${g.uid} deleted (${gone.join(", ")})`);
+  }
+
   /** A tool touches every Lease it keeps touching (labels only: no renewal). */
   #touchTool(): void {
     for (const name of this.#touched) {
@@ -1634,6 +2014,62 @@ export class Simulation {
     // Renewed by a process that reconciles nothing.
     this.server.personWriteLease(ROGUE, () => ({ ...cur, spec: { ...cur.spec, renewTime: wall } }));
     this.log("person: rogue Lease renewed");
+  }
+
+  /** A person or a tool deletes or restores projections (see the `projectionEdit` command). */
+  #projectionEdit(a: number, b: number): void {
+    const names = this.server.projectionKeys().map((k) => k.slice(PROJ_PREFIX.length));
+    const existing = names.filter((n) => this.server.projection(n) !== null);
+    const specOf = (v: Version<SimObject>): ProjectionSpec => (v.obj as SimProjection).spec as ProjectionSpec;
+    switch (b % 5) {
+      case 0: {
+        const name = this.#pick(existing, a);
+        if (name === undefined) return;
+        this.server.personWriteProjection(name, null);
+        this.log(`person: projection ${name} deleted`);
+        return;
+      }
+      case 1:
+      case 2: {
+        const name = this.#pick(names, a);
+        if (name === undefined) return;
+        const h = this.server.versions(PROJ_PREFIX + name);
+        const current = h.at(-1)?.obj ?? null;
+        const older = h.filter((v) => v.obj !== null && v.obj !== current).slice(-30);
+        const v = older[older.length - 1 - (Math.floor(b / 5) % Math.max(1, older.length))];
+        if (v === undefined) return;
+        this.server.personWriteProjection(name, specOf(v));
+        this.log(
+          `person: projection ${name} restored from a backup (rv ${v.rv}, generation ${specOf(v).assignmentGeneration}, uid ${specOf(v).slotMapUid})`,
+        );
+        return;
+      }
+      case 3: {
+        for (const name of existing) this.server.personWriteProjection(name, null);
+        if (existing.length > 0) this.log(`person: every projection deleted (${existing.join(", ")})`);
+        return;
+      }
+      default: {
+        // A backup of the namespace taken just after one of the last 30 projection writes.
+        const rvs = names
+          .flatMap((n) => this.server.versions(PROJ_PREFIX + n).map((v) => v.rv))
+          .sort((x, y) => x - y)
+          .slice(-30);
+        const at = rvs[rvs.length - 1 - (a % Math.max(1, rvs.length))];
+        if (at === undefined) return;
+        const restored: string[] = [];
+        for (const name of names) {
+          const v = this.server
+            .versions(PROJ_PREFIX + name)
+            .filter((x) => x.rv <= at)
+            .at(-1);
+          if (v?.obj == null) continue;
+          this.server.personWriteProjection(name, specOf(v));
+          restored.push(`${name}@g${specOf(v).assignmentGeneration}`);
+        }
+        this.log(`person: projections restored from a backup at rv ${at}: ${restored.join(" ")}`);
+      }
+    }
   }
 
   /** A person sets the status generation back, or restores an older status (see `statusEdit`). */
@@ -1723,6 +2159,8 @@ export class Simulation {
     if (listing !== undefined) return `${this.#describe(listing.id)} is still listing gained slots`;
     const counts = ownedCounts(table);
     const ready = status.shards.filter((e) => stateOf(e) === "Ready");
+    const projected = this.#projectionsOff(sm, status);
+    if (typeof projected === "string") return projected;
     for (const [name, n] of counts) {
       if (n === 0) continue;
       const e = status.shards.find((x) => x.name === name);
@@ -1734,8 +2172,12 @@ export class Simulation {
       const p = this.#liveShards().find((x) => x.name === name && x.machine.identity() === e.holderIdentity);
       if (p === undefined) return `${name}: no live process holds identity ${e.holderIdentity}`;
       if (p.machine.phase() !== "active") return `${name}: process is ${p.machine.phase()}`;
-      if (p.machine.ownership.generation !== table.generation)
-        return `${name}: has not applied ${table.generation}`;
+      // Its projection's generation: that of the status where what it reads last changed.
+      const g = projected.get(name)!;
+      if (p.machine.ownership.uid !== sm.metadata.uid || p.machine.ownership.generation !== g)
+        return `${name}: has not applied its projection (generation ${g} of ${sm.metadata.uid})`;
+      if (p.machine.snapshot().regressedAt !== undefined)
+        return `${name}: owns nothing under a projection set back (generation ${g})`;
       if (status.rulesFingerprint !== undefined && p.rules?.fingerprint !== status.rulesFingerprint)
         return `${name}: applies rules ${p.rules?.fingerprint ?? "none"}, the table ${status.rulesFingerprint}`;
     }
@@ -1768,6 +2210,36 @@ export class Simulation {
         return `unbalanced: ${name} has ${have} slots, target ${want.toFixed(2)}`;
     }
     return undefined;
+  }
+
+  /**
+   * Liveness of the projections: every shard the table lists and every live Lease has its
+   * projection, showing the final status (`sameProjection`, for this SlotMap instance), and no
+   * other projection is left. Returns why not, or each shard's projected generation.
+   */
+  #projectionsOff(sm: SimSlotMap, status: SlotMapStatus): string | Map<string, number> {
+    const shards = new Set(status.shards.map((e) => e.name));
+    for (const key of this.server.leaseKeys()) {
+      const name = key.slice(LEASE_PREFIX.length);
+      if (this.server.lease(name) !== null) shards.add(name);
+    }
+    const slotMap = { name: sm.metadata.name, uid: sm.metadata.uid };
+    const out = new Map<string, number>();
+    for (const shard of shards) {
+      const obj = this.server.projection(projectionName(SLOTMAP_NAME, shard));
+      if (obj === null) return `no projection for ${shard}`;
+      const parsed = parseProjectionSpec(obj.spec);
+      if (!parsed.ok || !sameProjection(parsed.value, projectStatus(status, slotMap, shard)))
+        return `the projection of ${shard} does not show the status`;
+      out.set(shard, parsed.value.assignmentGeneration);
+    }
+    const wanted = new Set([...shards].map((n) => projectionName(SLOTMAP_NAME, n)));
+    for (const key of this.server.projectionKeys()) {
+      const name = key.slice(PROJ_PREFIX.length);
+      if (!wanted.has(name) && this.server.projection(name) !== null)
+        return `projection ${name} left over (no Lease, not listed)`;
+    }
+    return out;
   }
 
   /** Expensive final check: each owner's machine owns exactly its slots of the table. */
