@@ -276,6 +276,8 @@ interface ShardProc extends Proc {
   resolving: { readonly rules: SimRules; readonly at: number } | undefined;
   /** The SlotMap uid its SlotMap watch (metadata only) shows now; undefined: not seen, or deleted. */
   smUid: string | undefined;
+  /** membership.ts `#goneUids`: the last 16 SlotMap uids seen deleted or replaced, ignored after. */
+  goneUids: readonly string[];
   /** The SlotMap (uid, metadata.generation) whose spec it read last. */
   specOf: { readonly uid: string; readonly generation: number } | undefined;
   /** `spec.policy.handoffTimeoutSeconds` of the spec read last (fed with every projection). */
@@ -292,6 +294,8 @@ interface CoordProc extends Proc {
   readonly leases: Map<string, SimLease>;
   /** The SlotMapShard projections it observes (watch, and its own writes), by object name. */
   readonly projections: Map<string, SimProjection>;
+  /** driver.ts `deletedProjections`: uids its cache saw deleted; an answer about one is not cached. */
+  deletedProjections: readonly string[];
   /** Request id → timeout (local clock): the step's writes (the next step waits for them). */
   readonly pending: Map<number, number>;
   /** What the projections must show (driver.ts `setProjection`); undefined: nothing. */
@@ -543,6 +547,7 @@ export class Simulation {
       dirtyAt: this.now,
       sm: null,
       leases: new Map(),
+      deletedProjections: [],
       projections: new Map(),
       pending: new Map(),
       job: undefined,
@@ -601,6 +606,7 @@ export class Simulation {
       rules: undefined,
       resolving: undefined,
       smUid: undefined,
+      goneUids: [],
       specOf: undefined,
       handoffTimeoutSeconds: undefined,
     };
@@ -755,6 +761,7 @@ export class Simulation {
       return;
     }
     const uid = sm.metadata.uid;
+    if (p.goneUids.includes(uid)) return;
     const changed = p.smUid !== uid;
     if (p.smUid !== undefined && changed) this.#shardSlotMapDeleted(p, undefined);
     p.smUid = uid;
@@ -772,6 +779,7 @@ export class Simulation {
   #shardSlotMapDeleted(p: ShardProc, deleted: string | undefined): void {
     const uid = deleted ?? p.smUid;
     if (uid === undefined) return;
+    if (!p.goneUids.includes(uid)) p.goneUids = [...p.goneUids.slice(-15), uid];
     if (uid === p.smUid) p.smUid = undefined;
     if (p.specOf?.uid === uid) p.specOf = undefined;
     this.log(`${p.name}#${p.id} SlotMap ${uid} deleted${deleted === undefined ? " (another uid seen)" : ""}`);
@@ -973,7 +981,10 @@ export class Simulation {
   #cacheProjection(c: CoordProc, name: string, obj: SimProjection | null, uid: string): void {
     const cur = c.projections.get(name);
     if (obj === null) {
-      if (cur !== undefined && cur.metadata.uid === uid) c.projections.delete(name);
+      if (cur !== undefined && cur.metadata.uid === uid) {
+        c.projections.delete(name);
+        c.deletedProjections = [...c.deletedProjections.slice(-1023), uid];
+      }
     } else if (
       cur === undefined ||
       Number(obj.metadata.resourceVersion) > Number(cur.metadata.resourceVersion)
@@ -1180,7 +1191,9 @@ export class Simulation {
             this.log(
               `DEBUG coordinator#${c.id} caches its write of ${name} (rv ${written.metadata.resourceVersion}), deleted since`,
             );
-          this.#cacheProjection(c, name, written, written.metadata.uid);
+          // driver.ts putAnswered: not an instance its watch showed deleted meanwhile.
+          if (!c.deletedProjections.includes(written.metadata.uid))
+            this.#cacheProjection(c, name, written, written.metadata.uid);
         }
       } else {
         // 409 (or an error): the object is re-read (a change, which steps the coordinator).
