@@ -20,6 +20,7 @@ import {
   effectiveWeight,
   LABEL_SLOTMAP,
   parseShardLeaseAnnotations,
+  refusedGeneration,
 } from "../../src/api/lease.js";
 import {
   type ProjectableStatus,
@@ -318,7 +319,12 @@ interface ProjectionJob {
   readonly slotMap: { readonly name: string; readonly uid: string };
   readonly status: ProjectableStatus;
   readonly leaseNamespace: string;
-  readonly leases: ReadonlyArray<{ readonly namespace: string; readonly name: string; readonly ack: number }>;
+  readonly leases: ReadonlyArray<{
+    readonly namespace: string;
+    readonly name: string;
+    readonly ack: number;
+    readonly refused: number;
+  }>;
 }
 
 /** A write on its way to the API server; applied at `dueAt` unless a command intervenes. */
@@ -1106,7 +1112,7 @@ export class Simulation {
       leases: [...c.leases.values()].map((l) => ({
         namespace: l.metadata.namespace,
         name: l.metadata.name,
-        ack: ackedGeneration(parseShardLeaseAnnotations(l.metadata.annotations), sm.metadata.uid),
+        ...ackAndRefusal(l.metadata.annotations, sm.metadata.uid),
       })),
     });
     if (this.#projectionMutations.length > 0) {
@@ -2461,4 +2467,13 @@ export function runScenario(opts: SimOptions, commands: readonly Command[]): Sim
     throw e;
   }
   return sim.result();
+}
+
+/** What the projection loop reads from a Lease: its ack and its refusal, for one SlotMap instance. */
+function ackAndRefusal(
+  annotations: Readonly<Record<string, string>> | undefined,
+  uid: string,
+): { ack: number; refused: number } {
+  const parsed = parseShardLeaseAnnotations(annotations);
+  return { ack: ackedGeneration(parsed, uid), refused: refusedGeneration(parsed, uid) };
 }

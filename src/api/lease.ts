@@ -143,6 +143,19 @@ export function ackedGeneration(
 }
 
 /**
+ * The generation a shard refuses for one SlotMap instance (it had applied another table at that
+ * generation: a status restored from a backup), else 0. Like {@link ackedGeneration}, a refusal of
+ * another instance does not count.
+ */
+export function refusedGeneration(
+  parsed: Pick<ShardLeaseAnnotations, "refusedGeneration" | "slotmapUid">,
+  slotmapUid: string | undefined,
+): number {
+  if (slotmapUid === undefined || parsed.slotmapUid !== slotmapUid) return 0;
+  return parsed.refusedGeneration ?? 0;
+}
+
+/**
  * The weight the planner uses for a shard: `spec.weights[shardName]` when set (it survives pod
  * restarts, which is how `kubectl slotmap drain` declares a drain), else the Lease's weight.
  */

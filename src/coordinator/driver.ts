@@ -2,10 +2,12 @@ import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
 import {
   ANNOTATION_OBSERVED_GENERATION,
+  ANNOTATION_REFUSED_GENERATION,
   ANNOTATION_SLOTMAP_UID,
   ackedGeneration,
   LABEL_SLOTMAP,
   parseShardLeaseAnnotations,
+  refusedGeneration,
 } from "../api/lease.js";
 import { PROJECTION_KIND, PROJECTION_PLURAL, type ProjectableStatus } from "../api/projection.js";
 import { API_VERSION, GROUP, KIND, PLURAL, VERSION } from "../api/v1alpha1.js";
@@ -777,12 +779,12 @@ export class CoordinatorDriver {
     for (const l of leaseObjects) {
       const m = l.metadata;
       if (!m?.name || !m.namespace) continue;
-      // The ack tells a projection set back below it (core/projections.ts). Its raw annotations
-      // go into the key: a renewal changes neither, an ack does.
+      // The ack tells a projection set back below it, the refusal one the shard will not take
+      // (core/projections.ts). Their raw annotations go into the key: a renewal changes neither.
       const a = m.annotations;
       leases.push({ namespace: m.namespace, name: m.name, annotations: a });
       parts.push(
-        `${m.namespace}/${m.name}/${a?.[ANNOTATION_OBSERVED_GENERATION] ?? ""}/${a?.[ANNOTATION_SLOTMAP_UID] ?? ""}`,
+        `${m.namespace}/${m.name}/${a?.[ANNOTATION_OBSERVED_GENERATION] ?? ""}/${a?.[ANNOTATION_REFUSED_GENERATION] ?? ""}/${a?.[ANNOTATION_SLOTMAP_UID] ?? ""}`,
       );
     }
     const key = parts.join("\u0000");
@@ -817,11 +819,16 @@ export class CoordinatorDriver {
         status: job.status,
         writesStatus: false,
         leaseNamespace: job.leaseNamespace,
-        leases: job.leases.map((l) => ({
-          namespace: l.namespace,
-          name: l.name,
-          ack: ackedGeneration(parseShardLeaseAnnotations(l.annotations), job.slotMap.metadata.uid),
-        })),
+        leases: job.leases.map((l) => {
+          const parsed = parseShardLeaseAnnotations(l.annotations);
+          const uid = job.slotMap.metadata.uid;
+          return {
+            namespace: l.namespace,
+            name: l.name,
+            ack: ackedGeneration(parsed, uid),
+            refused: refusedGeneration(parsed, uid),
+          };
+        }),
         observed: this.observedProjections(job.slotMap.metadata.name),
       });
       let failed = false;

@@ -27,6 +27,7 @@ import {
   leaseDurationMs,
   leaseHolder,
   parseShardLeaseAnnotations,
+  refusedGeneration,
 } from "../../api/lease.js";
 import type { ShardState } from "../../slots/types.js";
 import type { CoordinatorGuards } from "./guards.js";
@@ -151,8 +152,16 @@ function grantClockOf(
   if (seen !== undefined) return seen;
   if (pm?.holder === grant)
     return { holder: grant, renewedAt: pm.lastChangeAt, durationMs: pm.leaseDurationMs };
-  // Never seen it renew: wait from now, for the longest duration we know of (this Lease's).
-  return { holder: grant, renewedAt: now, durationMs };
+  // Never seen it renew: wait from now, for the longest duration we know of (this Lease's), but
+  // never longer than the cap: the grant was given to a duration within it, and a successor
+  // declaring more (a rogue's hour) must not hold its slots for that long. The memory that knew the
+  // granted duration is lost after a failed write or a failover (P6 of docs/verification.md).
+  const cap = input.maxLeaseDurationMs;
+  return {
+    holder: grant,
+    renewedAt: now,
+    durationMs: cap === undefined ? durationMs : Math.min(durationMs, cap),
+  };
 }
 
 /**
@@ -308,7 +317,7 @@ function observeLease(
       statusGeneration: input.statusGeneration,
     }),
     rawAck,
-    refusedGeneration: parsed.slotmapUid === input.slotMapUid ? (parsed.refusedGeneration ?? 0) : 0,
+    refusedGeneration: refusedGeneration(parsed, input.slotMapUid),
     leaseWeight: parsed.weight,
     annotationErrors: parsed.errors,
     refusedDurationMs: refused ? durationMs : undefined,

@@ -70,6 +70,8 @@ export interface ProjectionInput {
     readonly namespace: string;
     readonly name: string;
     readonly ack?: number;
+    /** The generation it refuses for this SlotMap instance (`refusedGeneration`; 0 or absent: none). */
+    readonly refused?: number;
   }>;
   readonly observed: readonly ObservedProjection[];
 }
@@ -83,11 +85,12 @@ export function projectionActions(input: ProjectionInput): ProjectionAction[] {
   const out: ProjectionAction[] = [];
   const projectOf = projector(status, input.slotMap);
   const awaited = awaitedAcks(status);
-  for (const { namespace, shard, ack } of shards.values()) {
+  for (const { namespace, shard, ack, refused } of shards.values()) {
     const name = projectionName(input.slotMap.name, shard);
     const want = projectOf(shard);
     const have = observed.get(`${namespace}/${name}`);
-    if (have !== undefined && upToDate(have.spec, want, ack, awaited.get(shard) ?? 0)) continue;
+    const shardState = { ack, refused, awaited: awaited.get(shard) ?? 0 };
+    if (have !== undefined && upToDate(have.spec, want, shardState)) continue;
     out.push({
       type: "writeProjection",
       namespace,
@@ -115,7 +118,12 @@ export function projectionActions(input: ProjectionInput): ProjectionAction[] {
  * too: two barriers in a row have the same content, and a shard can only ack the generation its
  * projection shows (the simulator found a barrier that never passed without this).
  */
-function upToDate(observed: unknown, want: ProjectionSpec, ack: number, awaited: number): boolean {
+function upToDate(
+  observed: unknown,
+  want: ProjectionSpec,
+  shard: { readonly ack: number; readonly refused: number; readonly awaited: number },
+): boolean {
+  const { ack, refused, awaited } = shard;
   const parsed = parsedSpec(observed);
   if (!parsed.ok || !sameProjection(parsed.value, want)) return false;
   // A migration from the shard waits for its ack of the migration's generation: the projection
@@ -125,6 +133,12 @@ function upToDate(observed: unknown, want: ProjectionSpec, ack: number, awaited:
   // Below what the shard acknowledged: set back (a backup restored), and the shard refuses it.
   // The content may be right (the same table came back), so only the generation tells.
   if (parsed.value.assignmentGeneration < ack) return false;
+  // The shard refuses this generation (it applied another table at it, then saw a backup): only a
+  // higher one brings it back. The step resets the table when the status has none higher; when it
+  // has, the same content at the status's generation does (P8: the status moved on for other
+  // shards, and this one owned nothing for ever).
+  if (refused > 0 && refused >= parsed.value.assignmentGeneration && want.assignmentGeneration > refused)
+    return false;
   return !want.drainBarrier || parsed.value.assignmentGeneration === want.assignmentGeneration;
 }
 
@@ -151,17 +165,27 @@ function parsedSpec(spec: unknown): ParseResult<ProjectionSpec> {
   return r;
 }
 
+interface WantedShard {
+  readonly namespace: string;
+  readonly shard: string;
+  readonly ack: number;
+  readonly refused: number;
+}
+
 /** `<namespace>/<projection name>` → the shard each projection is for. */
-function wantedShards(
-  input: ProjectionInput,
-  status: ProjectableStatus,
-): Map<string, { namespace: string; shard: string; ack: number }> {
-  const wanted = new Map<string, { namespace: string; shard: string; ack: number }>();
-  const add = (namespace: string, shard: string, ack: number): void => {
+function wantedShards(input: ProjectionInput, status: ProjectableStatus): Map<string, WantedShard> {
+  const wanted = new Map<string, WantedShard>();
+  const add = (namespace: string, shard: string, ack: number, refused: number): void => {
     const key = `${namespace}/${projectionName(input.slotMap.name, shard)}`;
-    wanted.set(key, { namespace, shard, ack: Math.max(ack, wanted.get(key)?.ack ?? 0) });
+    const was = wanted.get(key);
+    wanted.set(key, {
+      namespace,
+      shard,
+      ack: Math.max(ack, was?.ack ?? 0),
+      refused: Math.max(refused, was?.refused ?? 0),
+    });
   };
-  for (const l of input.leases) add(l.namespace, l.name, l.ack ?? 0);
-  for (const e of status.shards) add(input.leaseNamespace, e.name, 0);
+  for (const l of input.leases) add(l.namespace, l.name, l.ack ?? 0, l.refused ?? 0);
+  for (const e of status.shards) add(input.leaseNamespace, e.name, 0, 0);
   return wanted;
 }

@@ -113,6 +113,29 @@ describe("projectionActions", () => {
     ).toBeUndefined();
   });
 
+  it("rewrites a projection its shard refuses when the status has a higher generation to offer", () => {
+    // a refused generation 3 (it had applied another table at 3, then saw a backup); the status
+    // moved on to 4 for b only, so a's content is the same as at 3 (P8 of docs/verification.md).
+    const refusedOne = observed(
+      "ns",
+      "a",
+      projectStatus({ ...STATUS, assignmentGeneration: 3 }, SM, "a"),
+      "50",
+    );
+    const a = (refused: number, status = STATUS) =>
+      projectionActions(
+        input({ status, leases: [{ ...LEASES[0]!, ack: 3, refused }], observed: [refusedOne] }),
+      ).find((x) => x.name === "demo.a");
+    const written = a(3);
+    expect(
+      written?.type === "writeProjection" && [written.resourceVersion, written.spec.assignmentGeneration],
+    ).toEqual(["50", 4]);
+    // A refusal below the projection's generation is an old one: nothing to do.
+    expect(a(2)).toBeUndefined();
+    // No higher generation to offer: the step resets the table instead (refusalResets).
+    expect(a(3, { ...STATUS, assignmentGeneration: 3 })).toBeUndefined();
+  });
+
   it("rewrites a source's projection below its migration's generation, even when its row came back", () => {
     // a gained 100-199 and gave it away again between projections: its row is as at generation 2.
     const now = {

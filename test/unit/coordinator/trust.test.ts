@@ -546,6 +546,27 @@ describe("rule 8: the lease-duration cap", () => {
     }
   });
 
+  it("a new leader waits for a grant's stopped incarnation at most the cap, not a successor's refused hour", () => {
+    // Simulator finding P6: the memory that knew b-1's 10 s is lost (a failover, or a failed
+    // fencing write); b's Lease now declares a rogue's hour. The wait must end at the 60 s cap.
+    const w = new World(defaultSpec({ policy: { maxLeaseDurationSeconds: 60 } }));
+    w.join("a");
+    w.join("b");
+    w.settle({ ack: true });
+    // b-1 stops renewing (gone after its 10 s), and at once someone takes b's Lease for an hour.
+    w.lease("b").spec.leaseDurationSeconds = 3600;
+    w.reacquire("b", "rogue");
+    w.memory = undefined; // a new leader
+    w.step();
+    expect(w.shardStatus("b")?.holderIdentity).toBe("b-1");
+    w.elapse(59_000, ["a", "b"]);
+    expect(w.shardStatus("b")?.holderIdentity, "still within the cap").toBe("b-1");
+    w.elapse(2_000, ["a", "b"]);
+    expect(w.shardStatus("b")?.holderIdentity, "waited out after the cap").not.toBe("b-1");
+    w.settle({ ack: true });
+    expect(w.counts()).toEqual({ a: SLOT_COUNT, b: 0 });
+  });
+
   it("teeth: uncappedLeaseDuration gives it slots", () => {
     const w = mutated(new World(), "uncappedLeaseDuration");
     w.join("a");
