@@ -31,6 +31,7 @@ import {
 } from "../../api/lease.js";
 import type { ShardState } from "../../slots/types.js";
 import type { CoordinatorGuards } from "./guards.js";
+import { memoByObject } from "./memo.js";
 import { type ObservedLease, type ShardMemory, TAKEOVER_HOLDER } from "./types.js";
 
 /** What the status says about a shard, used when a Lease is first observed or absent. */
@@ -110,19 +111,15 @@ export interface ObserveShardsInput {
   readonly guards: CoordinatorGuards;
 }
 
-// Parsed annotations by annotations object: an informer hands the same object until the Lease
-// changes, so a step over 1000 renewing Leases parses only the ones that changed.
-const annotationMemo = new WeakMap<object, ReturnType<typeof parseShardLeaseAnnotations>>();
+// Parsed annotations by annotations object (a step over 1000 renewing Leases parses only the
+// ones whose annotations changed).
+const parsedAnnotations = memoByObject((a: Readonly<Record<string, string>>) =>
+  parseShardLeaseAnnotations(a),
+);
 
 function annotationsOf(lease: ObservedLease): ReturnType<typeof parseShardLeaseAnnotations> {
   const a = lease.metadata.annotations;
-  if (a === undefined || a === null) return parseShardLeaseAnnotations(a);
-  let parsed = annotationMemo.get(a);
-  if (parsed === undefined) {
-    parsed = parseShardLeaseAnnotations(a);
-    annotationMemo.set(a, parsed);
-  }
-  return parsed;
+  return a === undefined || a === null ? parseShardLeaseAnnotations(a) : parsedAnnotations(a);
 }
 
 /**

@@ -22,6 +22,7 @@ import {
   sameProjection,
 } from "../../api/projection.js";
 import type { ParseResult } from "../../api/v1alpha1.js";
+import { memoByObject } from "./memo.js";
 
 /** A SlotMapShard as the I/O layer observed it (labelled for the SlotMap). */
 export interface ObservedProjection {
@@ -153,16 +154,10 @@ function awaitedAcks(status: ProjectableStatus): Map<string, number> {
  * Parses of observed specs, by object: a cached projection object is immutable until replaced, and
  * a step re-reads all of them (1000 zod parses a step at 1000 shards otherwise).
  */
-const parsed = new WeakMap<object, ParseResult<ProjectionSpec>>();
+const parsedObject = memoByObject(parseProjectionSpec);
 
 function parsedSpec(spec: unknown): ParseResult<ProjectionSpec> {
-  if (typeof spec !== "object" || spec === null) return parseProjectionSpec(spec);
-  let r = parsed.get(spec);
-  if (r === undefined) {
-    r = parseProjectionSpec(spec);
-    parsed.set(spec, r);
-  }
-  return r;
+  return typeof spec === "object" && spec !== null ? parsedObject(spec) : parseProjectionSpec(spec);
 }
 
 interface WantedShard {
