@@ -185,39 +185,10 @@ export class FakeApi {
       }
     }
     const lease = LEASE.exec(path);
-    if (lease) {
-      const key = `${lease[1]}/${lease[2]}`;
-      const cur = this.leases.get(key);
-      if (!cur) this.fail(404, "NotFound", method, path);
-      if (method === "GET") return cur;
-      if (method === "PUT" && body) {
-        if (body.metadata.resourceVersion !== cur.metadata.resourceVersion)
-          this.fail(409, "Conflict", method, path);
-        const next: Obj = {
-          ...structuredClone(body),
-          metadata: { ...body.metadata, resourceVersion: this.nextRv() },
-        };
-        this.leases.set(key, next);
-        this.emit(ALL_LEASES, "MODIFIED", next);
-        return next;
-      }
-      if (method === "DELETE") {
-        const pre = (opts.body as { preconditions?: { uid?: string; resourceVersion?: string } } | undefined)
-          ?.preconditions;
-        if (pre?.uid !== undefined && pre.uid !== cur.metadata.uid) this.fail(409, "Conflict", method, path);
-        if (pre?.resourceVersion !== undefined && pre.resourceVersion !== cur.metadata.resourceVersion) {
-          this.fail(409, "Conflict", method, path);
-        }
-        this.leases.delete(key);
-        this.emit(ALL_LEASES, "DELETED", {
-          ...cur,
-          metadata: { ...cur.metadata, resourceVersion: this.nextRv() },
-        });
-        return cur;
-      }
-    }
+    if (lease) return this.handleNamespaced(this.leases, ALL_LEASES, method, path, lease[1]!, lease[2], opts);
     const proj = PROJECTION.exec(path);
-    if (proj) return this.handleProjection(method, path, proj[1]!, proj[2], opts);
+    if (proj)
+      return this.handleNamespaced(this.projections, ALL_PROJECTIONS, method, path, proj[1]!, proj[2], opts);
     const ev = EVENTS.exec(path);
     if (ev) {
       const ns = ev[1]!;
@@ -237,7 +208,10 @@ export class FakeApi {
     this.fail(405, "MethodNotAllowed", method, path);
   }
 
-  private handleProjection(
+  /** Create, read, replace and delete (with preconditions) of a namespaced collection's objects. */
+  private handleNamespaced(
+    store: Map<string, Obj>,
+    collection: string,
     method: string,
     path: string,
     ns: string,
@@ -247,22 +221,22 @@ export class FakeApi {
     const body = opts.body as Obj | undefined;
     if (method === "POST" && body && name === undefined) {
       const key = `${ns}/${body.metadata.name}`;
-      if (this.projections.has(key)) this.fail(409, "AlreadyExists", method, path);
+      if (store.has(key)) this.fail(409, "AlreadyExists", method, path);
       const obj: Obj = {
         ...structuredClone(body),
         metadata: {
           ...body.metadata,
           namespace: ns,
-          uid: `proj-uid-${++this.uidSeq}`,
+          uid: `uid-${++this.uidSeq}`,
           resourceVersion: this.nextRv(),
         },
       };
-      this.projections.set(key, obj);
-      this.emit(ALL_PROJECTIONS, "ADDED", obj);
+      store.set(key, obj);
+      this.emit(collection, "ADDED", obj);
       return obj;
     }
     const key = `${ns}/${name}`;
-    const cur = this.projections.get(key);
+    const cur = store.get(key);
     if (!cur) this.fail(404, "NotFound", method, path);
     if (method === "GET") return cur;
     if (method === "PUT" && body) {
@@ -272,13 +246,19 @@ export class FakeApi {
         ...structuredClone(body),
         metadata: { ...body.metadata, namespace: ns, uid: cur.metadata.uid, resourceVersion: this.nextRv() },
       };
-      this.projections.set(key, next);
-      this.emit(ALL_PROJECTIONS, "MODIFIED", next);
+      store.set(key, next);
+      this.emit(collection, "MODIFIED", next);
       return next;
     }
     if (method === "DELETE") {
-      this.projections.delete(key);
-      this.emit(ALL_PROJECTIONS, "DELETED", {
+      const pre = (opts.body as { preconditions?: { uid?: string; resourceVersion?: string } } | undefined)
+        ?.preconditions;
+      if (pre?.uid !== undefined && pre.uid !== cur.metadata.uid) this.fail(409, "Conflict", method, path);
+      if (pre?.resourceVersion !== undefined && pre.resourceVersion !== cur.metadata.resourceVersion) {
+        this.fail(409, "Conflict", method, path);
+      }
+      store.delete(key);
+      this.emit(collection, "DELETED", {
         ...cur,
         metadata: { ...cur.metadata, resourceVersion: this.nextRv() },
       });
