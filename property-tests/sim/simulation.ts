@@ -20,7 +20,6 @@ import {
   effectiveWeight,
   LABEL_SLOTMAP,
   parseShardLeaseAnnotations,
-  refusedGeneration,
 } from "../../src/api/lease.js";
 import {
   type ProjectableStatus,
@@ -322,8 +321,7 @@ interface ProjectionJob {
   readonly leases: ReadonlyArray<{
     readonly namespace: string;
     readonly name: string;
-    readonly ack: number;
-    readonly refused: number;
+    readonly annotations: Readonly<Record<string, string>> | undefined;
   }>;
 }
 
@@ -1112,7 +1110,7 @@ export class Simulation {
       leases: [...c.leases.values()].map((l) => ({
         namespace: l.metadata.namespace,
         name: l.metadata.name,
-        ...ackAndRefusal(l.metadata.annotations, sm.metadata.uid),
+        annotations: l.metadata.annotations,
       })),
     });
     if (this.#projectionMutations.length > 0) {
@@ -2467,13 +2465,4 @@ export function runScenario(opts: SimOptions, commands: readonly Command[]): Sim
     throw e;
   }
   return sim.result();
-}
-
-/** What the projection loop reads from a Lease: its ack and its refusal, for one SlotMap instance. */
-function ackAndRefusal(
-  annotations: Readonly<Record<string, string>> | undefined,
-  uid: string,
-): { ack: number; refused: number } {
-  const parsed = parseShardLeaseAnnotations(annotations);
-  return { ack: ackedGeneration(parsed, uid), refused: refusedGeneration(parsed, uid) };
 }

@@ -4,10 +4,7 @@ import {
   ANNOTATION_OBSERVED_GENERATION,
   ANNOTATION_REFUSED_GENERATION,
   ANNOTATION_SLOTMAP_UID,
-  ackedGeneration,
   LABEL_SLOTMAP,
-  parseShardLeaseAnnotations,
-  refusedGeneration,
 } from "../api/lease.js";
 import { PROJECTION_KIND, PROJECTION_PLURAL, type ProjectableStatus } from "../api/projection.js";
 import { API_VERSION, GROUP, KIND, PLURAL, VERSION } from "../api/v1alpha1.js";
@@ -135,7 +132,7 @@ interface ProjectionJob {
   readonly leases: ReadonlyArray<{
     readonly namespace: string;
     readonly name: string;
-    /** Read for the ack only when the projections are computed (not on every step). */
+    /** The ack and refusal are read from them only when the projections are computed. */
     readonly annotations: Readonly<Record<string, string>> | undefined;
   }>;
   /** Status version, lease namespace and Leases: with the projection cache's version, the skip key. */
@@ -245,14 +242,6 @@ export class CoordinatorDriver {
    * must not bring it back into the cache, where it would hide that the shard has none.
    */
   private deletedProjections: readonly string[] = [];
-
-  /** Caches a projection from an answer (not from the watch) unless it was seen deleted since. */
-  private putAnswered(obj: KubeObject): CacheChange<KubeObject> {
-    const uid = obj.metadata?.uid;
-    if (uid !== undefined && this.deletedProjections.includes(uid))
-      return { before: undefined, after: undefined };
-    return this.projections.put(obj);
-  }
   private readonly workers = new Map<string, Worker>();
   private readonly stopping = new AbortController();
   private readonly events: EventRecorder;
@@ -413,6 +402,14 @@ export class CoordinatorDriver {
     const { was, is } = this.projectionIndex.update(c);
     if (was !== undefined) this.kick(was);
     if (is !== undefined && is !== was) this.kick(is);
+  }
+
+  /** Caches a projection from an answer (not from the watch) unless it was seen deleted since. */
+  private putAnswered(obj: KubeObject): CacheChange<KubeObject> {
+    const uid = obj.metadata?.uid;
+    if (uid !== undefined && this.deletedProjections.includes(uid))
+      return { before: undefined, after: undefined };
+    return this.projections.put(obj);
   }
 
   /**
@@ -819,16 +816,7 @@ export class CoordinatorDriver {
         status: job.status,
         writesStatus: false,
         leaseNamespace: job.leaseNamespace,
-        leases: job.leases.map((l) => {
-          const parsed = parseShardLeaseAnnotations(l.annotations);
-          const uid = job.slotMap.metadata.uid;
-          return {
-            namespace: l.namespace,
-            name: l.name,
-            ack: ackedGeneration(parsed, uid),
-            refused: refusedGeneration(parsed, uid),
-          };
-        }),
+        leases: job.leases,
         observed: this.observedProjections(job.slotMap.metadata.name),
       });
       let failed = false;

@@ -117,9 +117,17 @@ const parsedAnnotations = memoByObject((a: Readonly<Record<string, string>>) =>
   parseShardLeaseAnnotations(a),
 );
 
+/** A Lease's parsed annotations, once per annotations object (the step and the projections share it). */
+export function leaseAnnotations(
+  annotations: Readonly<Record<string, string>> | undefined | null,
+): ReturnType<typeof parseShardLeaseAnnotations> {
+  return annotations === undefined || annotations === null
+    ? parseShardLeaseAnnotations(annotations)
+    : parsedAnnotations(annotations);
+}
+
 function annotationsOf(lease: ObservedLease): ReturnType<typeof parseShardLeaseAnnotations> {
-  const a = lease.metadata.annotations;
-  return a === undefined || a === null ? parseShardLeaseAnnotations(a) : parsedAnnotations(a);
+  return leaseAnnotations(lease.metadata.annotations);
 }
 
 /**

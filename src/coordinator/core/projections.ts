@@ -13,6 +13,8 @@
  * - A projection is rewritten only when what it tells the shard changed ({@link sameProjection}),
  *   and at every drain barrier (whose generation every live shard must acknowledge).
  */
+
+import { ackedGeneration, refusedGeneration } from "../../api/lease.js";
 import {
   type ProjectableStatus,
   type ProjectionSpec,
@@ -22,6 +24,7 @@ import {
   sameProjection,
 } from "../../api/projection.js";
 import type { ParseResult } from "../../api/v1alpha1.js";
+import { leaseAnnotations } from "./leases.js";
 import { memoByObject } from "./memo.js";
 
 /** A SlotMapShard as the I/O layer observed it (labelled for the SlotMap). */
@@ -64,15 +67,13 @@ export interface ProjectionInput {
   /** `spec.leaseNamespace`: where shards the table lists get theirs. */
   readonly leaseNamespace: string;
   /**
-   * Every Lease labelled for the SlotMap, in any namespace, with the generation it acknowledges
-   * for this SlotMap instance (`ackedGeneration`; 0 or absent when none).
+   * Every Lease labelled for the SlotMap, in any namespace, with its annotations: the generation it
+   * acknowledges and the one it refuses for this SlotMap instance are read from them.
    */
   readonly leases: ReadonlyArray<{
     readonly namespace: string;
     readonly name: string;
-    readonly ack?: number;
-    /** The generation it refuses for this SlotMap instance (`refusedGeneration`; 0 or absent: none). */
-    readonly refused?: number;
+    readonly annotations?: Readonly<Record<string, string>> | undefined;
   }>;
   readonly observed: readonly ObservedProjection[];
 }
@@ -180,7 +181,11 @@ function wantedShards(input: ProjectionInput, status: ProjectableStatus): Map<st
       refused: Math.max(refused, was?.refused ?? 0),
     });
   };
-  for (const l of input.leases) add(l.namespace, l.name, l.ack ?? 0, l.refused ?? 0);
+  for (const l of input.leases) {
+    const parsed = leaseAnnotations(l.annotations);
+    const uid = input.slotMap.uid;
+    add(l.namespace, l.name, ackedGeneration(parsed, uid), refusedGeneration(parsed, uid));
+  }
   for (const e of status.shards) add(input.leaseNamespace, e.name, 0, 0);
   return wanted;
 }

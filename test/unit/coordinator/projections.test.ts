@@ -1,4 +1,9 @@
 import { describe, expect, it } from "vitest";
+import {
+  ANNOTATION_OBSERVED_GENERATION,
+  ANNOTATION_REFUSED_GENERATION,
+  ANNOTATION_SLOTMAP_UID,
+} from "../../../src/api/lease.js";
 import { projectionName, projectStatus } from "../../../src/api/projection.js";
 import { type ObservedProjection, projectionActions } from "../../../src/coordinator/core/projections.js";
 
@@ -16,6 +21,18 @@ const LEASES = [
   { namespace: "ns", name: "b" },
   { namespace: "other", name: "stray" },
 ];
+
+/** Lease a with the ack and refusal annotations of SlotMap instance SM. */
+function leaseOfA(g: { ack: number; refused?: number }) {
+  return {
+    ...LEASES[0]!,
+    annotations: {
+      [ANNOTATION_SLOTMAP_UID]: SM.uid,
+      [ANNOTATION_OBSERVED_GENERATION]: String(g.ack),
+      ...(g.refused === undefined ? {} : { [ANNOTATION_REFUSED_GENERATION]: String(g.refused) }),
+    },
+  };
+}
 
 function observed(namespace: string, shard: string, spec: unknown, rv = "10"): ObservedProjection {
   return { namespace, name: projectionName("demo", shard), uid: `u-${shard}`, resourceVersion: rv, spec };
@@ -98,7 +115,7 @@ describe("projectionActions", () => {
       projectStatus({ ...STATUS, assignmentGeneration: 2 }, SM, "a"),
       "30",
     );
-    const leases = [{ ...LEASES[0]!, ack: 3 }];
+    const leases = [leaseOfA({ ack: 3 })];
     const actions = projectionActions(input({ leases, observed: [restored] }));
     const a = actions.find((x) => x.name === "demo.a");
     expect(a?.type === "writeProjection" && [a.resourceVersion, a.spec.assignmentGeneration]).toEqual([
@@ -107,7 +124,7 @@ describe("projectionActions", () => {
     ]);
     // At or above the ack: kept.
     expect(
-      projectionActions(input({ leases: [{ ...LEASES[0]!, ack: 2 }], observed: [restored] })).find(
+      projectionActions(input({ leases: [leaseOfA({ ack: 2 })], observed: [restored] })).find(
         (x) => x.name === "demo.a",
       ),
     ).toBeUndefined();
@@ -124,7 +141,7 @@ describe("projectionActions", () => {
     );
     const a = (refused: number, status = STATUS) =>
       projectionActions(
-        input({ status, leases: [{ ...LEASES[0]!, ack: 3, refused }], observed: [refusedOne] }),
+        input({ status, leases: [leaseOfA({ ack: 3, refused })], observed: [refusedOne] }),
       ).find((x) => x.name === "demo.a");
     const written = a(3);
     expect(
