@@ -45,6 +45,11 @@ function leaseWrite(
   return { type: "writeLease", writeId: 1, kind: "acquire", verb, lease, resourceVersion, timeoutAt: 0 };
 }
 
+/** The `slotMap` of a coordinator's status write: the SlotMap as the coordinator last saw it. */
+function statusTarget(sm: { metadata: { name: string; uid: string; resourceVersion: string } }) {
+  return { name: sm.metadata.name, uid: sm.metadata.uid, resourceVersion: sm.metadata.resourceVersion };
+}
+
 describe("API server model", () => {
   it("creates a Lease once; a second create is a conflict carrying the current object", () => {
     const s = new ApiServer();
@@ -79,11 +84,7 @@ describe("API server model", () => {
   it("rejects a status write at a stale resourceVersion or for another SlotMap instance", () => {
     const s = new ApiServer();
     const sm = s.createSlotMap(SPEC);
-    const target = {
-      name: sm.metadata.name,
-      uid: sm.metadata.uid,
-      resourceVersion: sm.metadata.resourceVersion,
-    };
+    const target = statusTarget(sm);
     s.updateSpec({ ...SPEC, weights: { s0: 2 } });
     const stale = s.coordinatorWrite(
       { type: "updateStatus", slotMap: target, status: {} as SlotMapStatus },
@@ -162,11 +163,7 @@ describe("API server model: SlotMapShard projections", () => {
   function withStatus(): { s: ApiServer; uid: string } {
     const s = new ApiServer();
     const sm = s.createSlotMap(SPEC);
-    const target = {
-      name: sm.metadata.name,
-      uid: sm.metadata.uid,
-      resourceVersion: sm.metadata.resourceVersion,
-    };
+    const target = statusTarget(sm);
     expect(s.coordinatorWrite({ type: "updateStatus", slotMap: target, status: STATUS }, new Map())).toBe(
       "ok",
     );
