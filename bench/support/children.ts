@@ -79,7 +79,7 @@ export class Child {
     const inspect = opts.inspect ? ["--inspect=127.0.0.1:0"] : [];
     this.proc = spawn(
       process.execPath,
-      [...loader, ...inspect, "--expose-gc", opts.entry, ...(opts.args ?? [])],
+      [...loader, ...inspect, ...childNodeFlags(), "--expose-gc", opts.entry, ...(opts.args ?? [])],
       {
         stdio: fd === undefined ? ["ignore", "pipe", "pipe", "ipc"] : ["ignore", fd, fd, "ipc"],
         env: { ...process.env, BENCH_CHILD_CONFIG: JSON.stringify(opts.config ?? {}) },
@@ -238,4 +238,20 @@ export class Child {
     if (this.exited) return Promise.resolve();
     return new Promise((resolve) => this.exitWaiters.push(resolve));
   }
+}
+
+/**
+ * `SLOTMAP_BENCH_CHILD_NODE_FLAGS`: extra Node flags for every child process, space-separated,
+ * for profiling (`--cpu-prof --cpu-prof-dir=/tmp/prof`, which NODE_OPTIONS refuses).
+ */
+export function childNodeFlags(raw = process.env.SLOTMAP_BENCH_CHILD_NODE_FLAGS): string[] {
+  if (raw === undefined || raw.trim() === "") return [];
+  const flags = raw.trim().split(/\s+/);
+  const bad = flags.find((f) => !f.startsWith("--"));
+  if (bad !== undefined) {
+    throw new Error(
+      `SLOTMAP_BENCH_CHILD_NODE_FLAGS: ${JSON.stringify(bad)} is not a Node flag (--…); got ${JSON.stringify(raw)}`,
+    );
+  }
+  return flags;
 }

@@ -48,7 +48,7 @@ import { Child, type GcMemory } from "./children.js";
 import { fit2, percentiles } from "./fit.js";
 import { type ChildMessage, type ChildStats, nowMs } from "./ipc.js";
 import { connectKube, installCrds, type Kube, runPool, sleep, waitUntil } from "./kube.js";
-import type { ProcSample } from "./proc.js";
+import { type ProcSample, trySampleProc } from "./proc.js";
 import type { SlotShardConfig } from "./slot-shard.js";
 
 const REPO = resolve(import.meta.dirname, "../..");
@@ -121,6 +121,11 @@ export interface TransitionResult {
   /** CPU seconds of the controller process (coordinator / sharder) in the window. */
   controllerCpuSeconds: number;
   controllerRssBytes: number;
+  /**
+   * CPU seconds, from the trigger to the last moved object's reconcile (sampled within 250 ms
+   * after it), of each shard alive after the transition, and of the API server (etcd included).
+   */
+  handoffCpuSeconds: { shards: Record<string, number>; apiServer: number };
   /** Watch events the API server delivered (summed over watchers), by resource, in the window. */
   watchEvents: Record<string, number>;
   /**
@@ -750,6 +755,26 @@ class LabelRun extends ApproachRun {
   }
 }
 
+/** CPU seconds so far of every live shard and of the API server. */
+function handoffCpu(run: ApproachRun): { shards: Map<string, number>; apiServer: number } {
+  const shards = new Map<string, number>();
+  for (const [name, c] of run.shards) {
+    const s = c.sample();
+    if (s !== undefined) shards.set(name, s.cpuSeconds);
+  }
+  return { shards, apiServer: trySampleProc(run.cp.pid)?.cpuSeconds ?? Number.NaN };
+}
+
+function cpuBetween(
+  a: ReturnType<typeof handoffCpu>,
+  b: ReturnType<typeof handoffCpu>,
+  shards: readonly string[],
+): TransitionResult["handoffCpuSeconds"] {
+  const out: Record<string, number> = {};
+  for (const name of shards) out[name] = (b.shards.get(name) ?? Number.NaN) - (a.shards.get(name) ?? 0);
+  return { shards: out, apiServer: b.apiServer - a.apiServer };
+}
+
 /** Measures one join (`add`) or graceful leave (`remove`) of shard `name`. */
 async function measureTransition(
   run: ApproachRun,
@@ -778,6 +803,7 @@ async function measureTransition(
   run.newWindow();
   const s0 = await apiSnapshot(kube);
   const p0 = run.controller?.sample();
+  const cpu0 = handoffCpu(run);
   opts.log(`${run.name} ${run.objects}: ${label} (${action} ${name})`);
   let base: number;
   if (action === "add") base = await run.addShard(name);
@@ -817,6 +843,7 @@ async function measureTransition(
     250,
     opts.log,
   );
+  const cpu1 = handoffCpu(run);
   const s1 = await quiesce(kube);
   const p1 = run.controller?.sample();
   // Every report of the window has arrived by now (children flush every 100 ms).
@@ -872,6 +899,7 @@ async function measureTransition(
     shardListBytes,
     controllerCpuSeconds: p0 && p1 ? p1.cpuSeconds - p0.cpuSeconds : Number.NaN,
     controllerRssBytes: p1?.rssBytes ?? Number.NaN,
+    handoffCpuSeconds: cpuBetween(cpu0, cpu1, after),
     watchEvents: diffCounts(s0.watchEvents, s1.watchEvents),
     shardWatch,
     protocolWritesTotal: totalWrites(writesNet) - (writesNet["configmaps 409"] ?? 0),
@@ -995,6 +1023,25 @@ async function runApproach(run: ApproachRun, opts: RunOptions): Promise<Approach
   };
 }
 
+const APPROACHES: readonly ApproachName[] = ["slot", "slot-all", "label"];
+
+/**
+ * `SLOTMAP_BENCH_APPROACHES` (comma-separated, e.g. `slot,slot-all`): run only these approaches,
+ * for profiling one of them; unset runs all three.
+ */
+export function approachesFromEnv(raw: string | undefined): ApproachName[] | undefined {
+  if (raw === undefined || raw.trim() === "") return undefined;
+  const names = raw.split(",").map((x) => x.trim());
+  for (const n of names) {
+    if (!(APPROACHES as readonly string[]).includes(n)) {
+      throw new Error(
+        `SLOTMAP_BENCH_APPROACHES: ${JSON.stringify(n)} is not one of ${APPROACHES.join(", ")}; got ${JSON.stringify(raw)}`,
+      );
+    }
+  }
+  return names as ApproachName[];
+}
+
 /** Runs the approaches at one object count on a fresh control plane, one after the other. */
 export async function runAtSize(
   objects: number,
@@ -1109,6 +1156,18 @@ export function rowsFor(results: readonly ApproachResult[]): Row[] {
         note: (t) =>
           `p50 ${t.handoffMs.p50.toFixed(0)} ms, max ${t.handoffMs.max.toFixed(0)} ms${t.handoffMs.missing ? `, ${t.handoffMs.missing} unmatched` : ""}`,
       });
+      both(
+        "shards' CPU, trigger → last moved object reconciled",
+        "s",
+        (t) => Object.values(t.handoffCpuSeconds.shards).reduce((a, x) => a + x, 0),
+        {
+          perObject: true,
+          note: (t) =>
+            `per shard ${Object.values(t.handoffCpuSeconds.shards)
+              .map((x) => x.toFixed(2))
+              .join(" / ")} s; API server (etcd included) ${t.handoffCpuSeconds.apiServer.toFixed(2)} s`,
+        },
+      );
       both("controller CPU in window", "s", (t) => t.controllerCpuSeconds, {
         note: (t) =>
           `${isSlot(t.approach) ? "coordinator" : "sharder"}; RSS ${(t.controllerRssBytes / MiB).toFixed(1)} MiB`,
@@ -1214,13 +1273,16 @@ export async function runRebalanceScenario(
   opts: RunOptions,
 ): Promise<Row[]> {
   const results: ApproachResult[] = [];
+  const only = approachesFromEnv(process.env.SLOTMAP_BENCH_APPROACHES);
+  const pick = (as: readonly ApproachName[]) => as.filter((a) => only === undefined || only.includes(a));
   // The same steps with no objects: the reference for "flat in object count" (writes, RSS).
-  results.push(...(await runAtSize(0, opts, ["slot"])));
+  if (pick(["slot"]).length > 0) results.push(...(await runAtSize(0, opts, ["slot"])));
   for (const n of sizes) {
-    results.push(...(await runAtSize(n, opts)));
+    if (pick(["slot", "label"]).length > 0)
+      results.push(...(await runAtSize(n, opts, pick(["slot", "label"]))));
     // `cache: "all"` on a control plane of its own: the first run's objects stay in etcd, and a
     // shard caching every slot would list them too.
-    results.push(...(await runAtSize(n, opts, ["slot-all"])));
+    if (pick(["slot-all"]).length > 0) results.push(...(await runAtSize(n, opts, ["slot-all"])));
   }
   mkdirSync(RESULTS_DIR, { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, "-");

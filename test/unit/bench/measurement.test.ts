@@ -9,10 +9,11 @@ import {
   totalWrites,
   writesByResource,
 } from "../../../bench/support/apimetrics.js";
-import { inspectorUrl } from "../../../bench/support/children.js";
+import { childNodeFlags, inspectorUrl } from "../../../bench/support/children.js";
 import { fit2, percentiles } from "../../../bench/support/fit.js";
 import { listedResource, watchedResource } from "../../../bench/support/kube.js";
 import { parseStatTicks, parseVmRss } from "../../../bench/support/proc.js";
+import { approachesFromEnv } from "../../../bench/support/rebalance.js";
 
 const METRICS = `# HELP apiserver_request_total [STABLE] Counter of apiserver requests
 # TYPE apiserver_request_total counter
@@ -152,5 +153,27 @@ describe("fit2", () => {
     ]);
     expect(a).toBeCloseTo(10, 9);
     expect(b).toBeNaN();
+  });
+});
+
+describe("bench environment", () => {
+  it("SLOTMAP_BENCH_APPROACHES: a comma-separated subset, or every approach when unset", () => {
+    expect(approachesFromEnv(undefined)).toBeUndefined();
+    expect(approachesFromEnv(" ")).toBeUndefined();
+    expect(approachesFromEnv("slot, slot-all")).toEqual(["slot", "slot-all"]);
+    expect(() => approachesFromEnv("slot,labels")).toThrow(
+      'SLOTMAP_BENCH_APPROACHES: "labels" is not one of slot, slot-all, label; got "slot,labels"',
+    );
+  });
+
+  it("SLOTMAP_BENCH_CHILD_NODE_FLAGS: Node flags only", () => {
+    expect(childNodeFlags(undefined)).toEqual([]);
+    expect(childNodeFlags(" --cpu-prof  --cpu-prof-dir=/tmp/p ")).toEqual([
+      "--cpu-prof",
+      "--cpu-prof-dir=/tmp/p",
+    ]);
+    expect(() => childNodeFlags("--cpu-prof /tmp/p")).toThrow(
+      'SLOTMAP_BENCH_CHILD_NODE_FLAGS: "/tmp/p" is not a Node flag (--…); got "--cpu-prof /tmp/p"',
+    );
   });
 });
