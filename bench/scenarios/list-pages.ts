@@ -4,15 +4,67 @@
  * side on one control plane, alone and with three listers at once (a leave's three gainers).
  * 100k Secrets + 100k ConfigMaps by default (`SLOTMAP_BENCH_LIST_OBJECTS`, per resource).
  */
+import { spawn } from "node:child_process";
+import { createInterface } from "node:readline";
 import { KubeConfig } from "@kubernetes/client-node";
 import { KubeHttp, type KubeObject } from "../../src/kube/http.js";
 import { keySlot } from "../../src/slots/index.js";
 import { startControlPlane } from "../../test/support/controlplane.js";
 import { quantile, type Row, type Scenario } from "../lib.js";
+import { compileEntries } from "../support/build.js";
 import { connectKube, runPool } from "../support/kube.js";
 import { sampleProc } from "../support/proc.js";
 
 const RESOURCES = ["secrets", "configmaps"] as const;
+const LIST_CHILD = "bench/support/list-child.ts";
+
+/**
+ * `listers` processes (bench/support/list-child.ts) list every resource at once; the clock and
+ * the API server's CPU start once all of them are loaded and connected.
+ */
+async function sampleProcesses(
+  cp: { kubeconfig: string; pid: number },
+  childJs: string,
+  listers: number,
+  expected: number,
+): Promise<Sample> {
+  const children = Array.from({ length: listers }, () =>
+    spawn(process.execPath, [childJs, cp.kubeconfig, ...RESOURCES], { stdio: ["pipe", "pipe", "inherit"] }),
+  );
+  const outputs = children.map((c) => createInterface({ input: c.stdout })[Symbol.asyncIterator]());
+  const next = async (i: number): Promise<string> => {
+    const r = await outputs[i]!.next();
+    if (r.done) throw new Error(`lister process ${i} ended without answering`);
+    return r.value;
+  };
+  for (let i = 0; i < listers; i++) {
+    const line = await next(i);
+    if (line !== "ready")
+      throw new Error(`lister process ${i}: expected "ready", got ${JSON.stringify(line)}`);
+  }
+  const a0 = sampleProc(cp.pid);
+  const t0 = performance.now();
+  for (const c of children) c.stdin.write("go\n");
+  const results = await Promise.all(
+    children.map(async (_, i) => JSON.parse(await next(i)) as { objects: number; cpuS: number }),
+  );
+  const wallS = (performance.now() - t0) / 1000;
+  const a1 = sampleProc(cp.pid);
+  await Promise.all(
+    children.map(
+      (c) => new Promise((resolve) => (c.exitCode !== null ? resolve(0) : c.once("exit", resolve))),
+    ),
+  );
+  for (const r of results) {
+    if (r.objects < expected)
+      throw new Error(`a lister process listed ${r.objects} objects, expected ${expected}`);
+  }
+  return {
+    wallS,
+    clientCpuS: results.reduce((a, r) => a + r.cpuS, 0),
+    apiCpuS: a1.cpuSeconds - a0.cpuSeconds,
+  };
+}
 
 interface Sample {
   wallS: number;
@@ -28,7 +80,8 @@ const median = (xs: number[]): number =>
 
 const scenario: Scenario = {
   name: "list-pages",
-  description: "listing 2 × 100k objects: 500-item pages vs the adaptive page size, 1 and 3 listers",
+  description:
+    "listing 2 × 100k objects: 500-item pages vs the adaptive page size, 1 and 3 listers; 3 lister processes",
   heavy: true,
   async run(opts): Promise<Row[]> {
     const perResource = Number(process.env.SLOTMAP_BENCH_LIST_OBJECTS ?? (opts.quick ? 20_000 : 100_000));
@@ -124,6 +177,38 @@ const scenario: Scenario = {
             note: objects,
           });
         }
+      }
+      // A leave's floor: its three gainers are three processes, each listing everything at once.
+      // The same three listers as processes of their own, against the one-process figure above.
+      const inProcess: Sample[] = [];
+      const processes: Sample[] = [];
+      const childJs = compileEntries([LIST_CHILD])(LIST_CHILD);
+      for (let i = 0; i < rounds; i++) {
+        inProcess.push(await sample(3, undefined));
+        processes.push(await sampleProcesses(cp, childJs, 3, 2 * perResource));
+        opts.log(`list-pages: 3 lister processes, round ${i + 1}/${rounds}`);
+      }
+      for (const [what, key] of [
+        ["wall time", "wallS"],
+        ["API server CPU (etcd included)", "apiCpuS"],
+        ["listers' CPU, summed", "clientCpuS"],
+      ] as const) {
+        const one = median(inProcess.map((s) => s[key]));
+        const three = median(processes.map((s) => s[key]));
+        rows.push({
+          metric: `${what}, 3 listers in one process, adaptive pages`,
+          unit: "s",
+          median: one,
+          note: `3 × ${2 * perResource} objects`,
+        });
+        rows.push({
+          metric: `${what}, 3 lister processes, adaptive pages`,
+          unit: "s",
+          median: three,
+          ratio: three / one,
+          baseline: "one process",
+          note: `3 × ${2 * perResource} objects; a leave's three gainers, doing nothing but list and hash`,
+        });
       }
       await Promise.all(clients.map((h) => h.close()));
       return rows;
