@@ -383,7 +383,8 @@ export class KubeHttp {
    * items, so 500-item pages of small objects spent 7–11 CPU-s of a 200k-object list where
    * 5000-item pages spent 1.5 (docs/benchmarks.md), while a byte budget keeps a page of large
    * objects from holding hundreds of MB at once. A page is yielded in parts of at most
-   * {@link HANDOVER_ITEMS} items, one event-loop turn apart.
+   * {@link HANDOVER_ITEMS} items, one event-loop turn apart, and the next page is requested
+   * before a page is handed over (one page ahead).
    */
   async *pages<T>(
     path: string,
@@ -398,31 +399,49 @@ export class KubeHttp {
     } = {},
   ): AsyncGenerator<KubeList<T>, void, undefined> {
     let limit = opts.pageSize ?? FIRST_PAGE_LIMIT;
-    let cont: string | undefined;
     let items = 0;
     let bytes = 0;
-    do {
-      const { body: page, bytes: n } = await this.requestSized<KubeList<T>>("GET", path, {
+    // Aborts the page fetched ahead when the consumer stops early (or the caller's signal fires).
+    const ahead = new AbortController();
+    const signal = opts.signal !== undefined ? AbortSignal.any([opts.signal, ahead.signal]) : ahead.signal;
+    const fetchPage = (cont: string | undefined): Promise<{ body: KubeList<T>; bytes: number }> => {
+      const p = this.requestSized<KubeList<T>>("GET", path, {
         query: { ...query, limit, continue: cont },
-        ...(opts.signal !== undefined ? { signal: opts.signal } : {}),
+        signal,
         ...(opts.accept !== undefined ? { accept: opts.accept } : {}),
       });
-      items += page.items.length;
-      bytes += n;
-      if (opts.pageSize === undefined) limit = nextPageLimit(bytes, items, opts.pageBytes);
-      cont = page.metadata.continue || undefined;
-      // Handed over in parts of at most HANDOVER_ITEMS, one event-loop turn apart: a consumer
-      // that processes a part synchronously (a reflector) then holds the process for as long as
-      // a 500-item page did, not for a 10,000-item one (a SlotMap event waits behind it).
-      if (page.items.length <= HANDOVER_ITEMS) {
-        yield page;
-        continue;
+      p.catch(() => {}); // observed when awaited; a page abandoned by an early stop is not an error
+      return p;
+    };
+    let next: Promise<{ body: KubeList<T>; bytes: number }> | undefined = fetchPage(undefined);
+    try {
+      while (next !== undefined) {
+        const answer: { body: KubeList<T>; bytes: number } = await next;
+        const page = answer.body;
+        const n = answer.bytes;
+        items += page.items.length;
+        bytes += n;
+        if (opts.pageSize === undefined) limit = nextPageLimit(bytes, items, opts.pageBytes);
+        const cont: string | undefined = page.metadata.continue || undefined;
+        // The next page is asked for before this one is handed over, so the API server prepares
+        // it while the consumer works through this one (client-go's EachListItem buffers pages
+        // ahead the same way). One page ahead bounds the memory to two pages.
+        next = cont === undefined ? undefined : fetchPage(cont);
+        // Handed over in parts of at most HANDOVER_ITEMS, one event-loop turn apart: a consumer
+        // that processes a part synchronously (a reflector) then holds the process for as long as
+        // a 500-item page did, not for a 10,000-item one (a SlotMap event waits behind it).
+        if (page.items.length <= HANDOVER_ITEMS) {
+          yield page;
+          continue;
+        }
+        for (let i = 0; i < page.items.length; i += HANDOVER_ITEMS) {
+          if (i > 0) await nextTurn();
+          yield { ...page, items: page.items.slice(i, i + HANDOVER_ITEMS) };
+        }
       }
-      for (let i = 0; i < page.items.length; i += HANDOVER_ITEMS) {
-        if (i > 0) await nextTurn();
-        yield { ...page, items: page.items.slice(i, i + HANDOVER_ITEMS) };
-      }
-    } while (cont);
+    } finally {
+      if (next !== undefined) ahead.abort();
+    }
   }
 
   /** Lists every page of a collection; returns the items and the list's resourceVersion. */

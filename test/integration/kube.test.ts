@@ -202,6 +202,30 @@ describe("KubeHttp", () => {
     expect(rec.requests.slice(1).every((r) => typeof r.query?.continue === "string")).toBe(true);
   });
 
+  it("asks for the next page before handing a page over, and drops it when the consumer stops", async () => {
+    const ns = await freshNamespace("ahead");
+    const names = Array.from({ length: 12 }, (_, i) => `cm-${String(i).padStart(2, "0")}`);
+    await createConfigMaps(ns, names, { set: "a" });
+    const rec = new RecordingHttp(kubeConfig());
+    const pages = rec.pages<KubeObject>(cmPath(ns), { labelSelector: "set=a" }, { pageSize: 5 });
+    const first = await pages.next();
+    expect(first.done).toBe(false);
+    // Page 2 is on its way while the consumer holds page 1.
+    expect(rec.requests).toHaveLength(2);
+    expect(rec.requests[1]?.query?.continue).toEqual(expect.any(String));
+    // Stopping early aborts the page fetched ahead; its failure is not reported anywhere.
+    await pages.return(undefined);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(rec.requests).toHaveLength(2);
+    // A full iteration still yields every object once, in order.
+    const rec2 = new RecordingHttp(kubeConfig());
+    const seen: string[] = [];
+    for await (const page of rec2.pages<KubeObject>(cmPath(ns), { labelSelector: "set=a" }, { pageSize: 5 }))
+      for (const o of page.items) seen.push(o.metadata?.name ?? "");
+    expect(seen).toEqual(names);
+    expect(rec2.requests).toHaveLength(3);
+  });
+
   it("adapts the page size to the bytes per item and lists every object exactly once", async () => {
     const ns = await freshNamespace("adaptive");
     // 600 small objects: the first page asks for 500, the next for as many as fill 4 MiB.
