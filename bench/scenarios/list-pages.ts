@@ -2,9 +2,11 @@
  * The cost of listing a whole resource as a shard does (its first list, and each gain list of the
  * default cache): fixed 500-item pages against the adaptive page size of `KubeHttp.pages`, side by
  * side on one control plane, alone and with three listers at once (a leave's three gainers).
- * 100k Secrets + 100k ConfigMaps by default (`SLOTMAP_BENCH_LIST_OBJECTS`, per resource).
+ * 100k Secrets + 100k ConfigMaps by default (`SLOTMAP_BENCH_LIST_OBJECTS`, per resource), the
+ * ConfigMaps shaped as the checksum controller's (owner reference, SHA-256) since 2026-12-05.
  */
 import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import { createInterface } from "node:readline";
 import { KubeConfig } from "@kubernetes/client-node";
 import { KubeHttp, type KubeObject } from "../../src/kube/http.js";
@@ -98,15 +100,22 @@ const scenario: Scenario = {
       const names = Array.from({ length: perResource }, (_, i) => `s-${String(i).padStart(6, "0")}`);
       let done = 0;
       await runPool(names, 24, async (name) => {
-        await kube.http.request("POST", `/api/v1/namespaces/${ns}/secrets`, {
+        const secret = await kube.http.request<KubeObject>("POST", `/api/v1/namespaces/${ns}/secrets`, {
           body: { apiVersion: "v1", kind: "Secret", metadata: { name }, data: { v: btoa(`value-${name}`) } },
         });
+        // Shaped as the checksum controller's (rebalance scenarios): a controller owner reference
+        // and a SHA-256 in hex.
         await kube.http.request("POST", `/api/v1/namespaces/${ns}/configmaps`, {
           body: {
             apiVersion: "v1",
             kind: "ConfigMap",
-            metadata: { name },
-            data: { checksum: name.repeat(3) },
+            metadata: {
+              name: `${name}-checksum`,
+              ownerReferences: [
+                { apiVersion: "v1", kind: "Secret", name, uid: secret.metadata?.uid, controller: true },
+              ],
+            },
+            data: { checksum: createHash("sha256").update(name).digest("hex") },
           },
         });
         if (++done % 20_000 === 0) opts.log(`list-pages: created ${done}/${perResource} of each`);

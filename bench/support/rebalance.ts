@@ -122,8 +122,10 @@ export interface TransitionResult {
   controllerCpuSeconds: number;
   controllerRssBytes: number;
   /**
-   * CPU seconds, from the trigger to the last moved object's reconcile (sampled within 250 ms
-   * after it), of each shard alive after the transition, and of the API server (etcd included).
+   * CPU seconds of each shard alive after the transition, and of the API server (etcd included),
+   * up to the last moved object's reconcile (sampled within 250 ms after it): from the trigger,
+   * except that a joiner counts from its spawn (its start-up, and with `cache: "all"` its first
+   * list, come before its trigger, Ready).
    */
   handoffCpuSeconds: { shards: Record<string, number>; apiServer: number };
   /** Watch events the API server delivered (summed over watchers), by resource, in the window. */
@@ -1157,13 +1159,15 @@ export function rowsFor(results: readonly ApproachResult[]): Row[] {
           `p50 ${t.handoffMs.p50.toFixed(0)} ms, max ${t.handoffMs.max.toFixed(0)} ms${t.handoffMs.missing ? `, ${t.handoffMs.missing} unmatched` : ""}`,
       });
       both(
-        "shards' CPU, trigger → last moved object reconciled",
+        "shards' CPU to the last moved object reconciled",
         "s",
         (t) => Object.values(t.handoffCpuSeconds.shards).reduce((a, x) => a + x, 0),
         {
           perObject: true,
           note: (t) =>
-            `per shard ${Object.values(t.handoffCpuSeconds.shards)
+            `from ${t.trigger === "SIGTERM" ? "the SIGTERM" : "the joiner's spawn"}; per shard ${Object.values(
+              t.handoffCpuSeconds.shards,
+            )
               .map((x) => x.toFixed(2))
               .join(" / ")} s; API server (etcd included) ${t.handoffCpuSeconds.apiServer.toFixed(2)} s`,
         },
