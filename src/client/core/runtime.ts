@@ -425,14 +425,6 @@ export class ShardRuntime<O> {
     }
   }
 
-  /**
-   * A full list of watch `w` delivered `id`, now cached. Only cached ids are recorded: the list's
-   * end looks up only those (a full list of 200k objects kept a quarter of them).
-   */
-  #seen(w: number, id: string): void {
-    this.#watch(w).listSeen?.add(id);
-  }
-
   #watch(w: number): WatchState {
     const s = this.#watches[w];
     if (s === undefined) throw new RangeError(`watch ${w}: there are ${this.#watches.length}`);
@@ -450,7 +442,10 @@ export class ShardRuntime<O> {
   ): void {
     const p = placed ?? this.#host.place(obj, w);
     const owned = p !== undefined && this.holds(p.slot);
-    if (!this.#watch(w).controlled) {
+    const s = this.#watch(w);
+    // A full list records only the ids it caches: its end looks up only those (a shard's full list
+    // of 200k objects keeps about a quarter).
+    if (!s.controlled) {
       const prev = this.#roots.get(id);
       if (!owned) {
         // Moved to a slot not owned (or out of the selection): not ours any more.
@@ -458,7 +453,7 @@ export class ShardRuntime<O> {
         return;
       }
       this.#roots.set(id, { obj, rv, slot: p.slot, watch: w });
-      if (fromList) this.#seen(w, id);
+      if (fromList) s.listSeen?.add(id);
       const wasTombstone = this.#tombstones.delete(id);
       // Back, or moved, into a slot cached but not owned: its key is no longer ours to run (and a
       // loss of the slot it was queued for would not find it there any more).
@@ -476,7 +471,7 @@ export class ShardRuntime<O> {
       return;
     }
     this.#controlled.set(id, { obj, rv, slot: p.slot, watch: w, rootKey: p.rootKey });
-    if (fromList) this.#seen(w, id);
+    if (fromList) s.listSeen?.add(id);
     let set = this.#children.get(p.rootKey);
     if (set === undefined) {
       set = new Set();

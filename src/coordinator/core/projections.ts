@@ -181,9 +181,9 @@ function wantedShards(input: ProjectionInput, status: ProjectableStatus): Map<st
       refused: Math.max(refused, was?.refused ?? 0),
     });
   };
+  const uid = input.slotMap.uid;
   for (const l of input.leases) {
     const parsed = leaseAnnotations(l.annotations);
-    const uid = input.slotMap.uid;
     add(l.namespace, l.name, ackedGeneration(parsed, uid), refusedGeneration(parsed, uid));
   }
   for (const e of status.shards) add(input.leaseNamespace, e.name, 0, 0);
