@@ -10,11 +10,10 @@ import { createHash } from "node:crypto";
 import { createInterface } from "node:readline";
 import { KubeConfig } from "@kubernetes/client-node";
 import { KubeHttp, type KubeObject } from "../../src/kube/http.js";
-import { keySlot } from "../../src/slots/index.js";
 import { startControlPlane } from "../../test/support/controlplane.js";
 import { quantile, type Row, type Scenario } from "../lib.js";
 import { compileEntries } from "../support/build.js";
-import { connectKube, runPool } from "../support/kube.js";
+import { connectKube, listAndHash, runPool } from "../support/kube.js";
 import { sampleProc } from "../support/proc.js";
 
 const RESOURCES = ["secrets", "configmaps"] as const;
@@ -66,6 +65,26 @@ async function sampleProcesses(
     clientCpuS: results.reduce((a, r) => a + r.cpuS, 0),
     apiCpuS: a1.cpuSeconds - a0.cpuSeconds,
   };
+}
+
+/**
+ * Per metric, the median of `base` and of `other` (with its ratio to `base`): two rows named
+ * `<what>, <name>`.
+ */
+function sideBySide(
+  metrics: ReadonlyArray<readonly [string, keyof Sample]>,
+  base: { name: string; samples: readonly Sample[]; note: string },
+  other: { name: string; samples: readonly Sample[]; note: string },
+  baseline: string,
+): Row[] {
+  return metrics.flatMap(([what, key]) => {
+    const b = median(base.samples.map((s) => s[key]));
+    const o = median(other.samples.map((s) => s[key]));
+    return [
+      { metric: `${what}, ${base.name}`, unit: "s", median: b, note: base.note },
+      { metric: `${what}, ${other.name}`, unit: "s", median: o, ratio: o / b, baseline, note: other.note },
+    ];
+  });
 }
 
 interface Sample {
@@ -125,22 +144,13 @@ const scenario: Scenario = {
       kc.loadFromFile(cp.kubeconfig);
       // One client per lister, as each shard is a process of its own.
       const clients = [0, 1, 2].map(() => new KubeHttp(kc));
-      const listAll = async (http: KubeHttp, pageSize: number | undefined): Promise<number> => {
-        let n = 0;
-        for (const r of RESOURCES) {
-          for await (const page of http.pages<KubeObject>(`/api/v1/${r}`, {}, { pageSize })) {
-            // What a shard does per listed object at least: hash its key.
-            for (const o of page.items)
-              n += keySlot(`/Secret/${o.metadata?.namespace}/${o.metadata?.name}`) >= 0 ? 1 : 0;
-          }
-        }
-        return n;
-      };
       const sample = async (listers: number, pageSize: number | undefined): Promise<Sample> => {
         const a0 = sampleProc(cp.pid);
         const c0 = process.cpuUsage();
         const t0 = performance.now();
-        const counts = await Promise.all(clients.slice(0, listers).map((h) => listAll(h, pageSize)));
+        const counts = await Promise.all(
+          clients.slice(0, listers).map((h) => listAndHash(h, RESOURCES, pageSize)),
+        );
         const wallS = (performance.now() - t0) / 1000;
         const c = process.cpuUsage(c0);
         const a1 = sampleProc(cp.pid);
@@ -164,28 +174,18 @@ const scenario: Scenario = {
           opts.log(`list-pages: ${listers} lister(s), round ${i + 1}/${rounds}`);
         }
         const objects = `${listers} × ${2 * perResource} objects`;
-        for (const [what, key] of [
-          ["wall time", "wallS"],
-          ["API server CPU (etcd included)", "apiCpuS"],
-          ["listers' CPU (one process)", "clientCpuS"],
-        ] as const) {
-          const f = median(fixed.map((s) => s[key]));
-          const a = median(adaptive.map((s) => s[key]));
-          rows.push({
-            metric: `${what}, ${listers} lister(s), 500-item pages`,
-            unit: "s",
-            median: f,
-            note: objects,
-          });
-          rows.push({
-            metric: `${what}, ${listers} lister(s), adaptive pages`,
-            unit: "s",
-            median: a,
-            ratio: a / f,
-            baseline: "500-item pages",
-            note: objects,
-          });
-        }
+        rows.push(
+          ...sideBySide(
+            [
+              ["wall time", "wallS"],
+              ["API server CPU (etcd included)", "apiCpuS"],
+              ["listers' CPU (one process)", "clientCpuS"],
+            ],
+            { name: `${listers} lister(s), 500-item pages`, samples: fixed, note: objects },
+            { name: `${listers} lister(s), adaptive pages`, samples: adaptive, note: objects },
+            "500-item pages",
+          ),
+        );
       }
       // A leave's floor: its three gainers are three processes, each listing everything at once.
       // The same three listers as processes of their own, against the one-process figure above.
@@ -197,28 +197,23 @@ const scenario: Scenario = {
         processes.push(await sampleProcesses(cp, childJs, 3, 2 * perResource));
         opts.log(`list-pages: 3 lister processes, round ${i + 1}/${rounds}`);
       }
-      for (const [what, key] of [
-        ["wall time", "wallS"],
-        ["API server CPU (etcd included)", "apiCpuS"],
-        ["listers' CPU, summed", "clientCpuS"],
-      ] as const) {
-        const one = median(inProcess.map((s) => s[key]));
-        const three = median(processes.map((s) => s[key]));
-        rows.push({
-          metric: `${what}, 3 listers in one process, adaptive pages`,
-          unit: "s",
-          median: one,
-          note: `3 × ${2 * perResource} objects`,
-        });
-        rows.push({
-          metric: `${what}, 3 lister processes, adaptive pages`,
-          unit: "s",
-          median: three,
-          ratio: three / one,
-          baseline: "one process",
-          note: `3 × ${2 * perResource} objects; a leave's three gainers, doing nothing but list and hash`,
-        });
-      }
+      const objects = `3 × ${2 * perResource} objects`;
+      rows.push(
+        ...sideBySide(
+          [
+            ["wall time", "wallS"],
+            ["API server CPU (etcd included)", "apiCpuS"],
+            ["listers' CPU, summed", "clientCpuS"],
+          ],
+          { name: "3 listers in one process, adaptive pages", samples: inProcess, note: objects },
+          {
+            name: "3 lister processes, adaptive pages",
+            samples: processes,
+            note: `${objects}; a leave's three gainers, doing nothing but list and hash`,
+          },
+          "one process",
+        ),
+      );
       await Promise.all(clients.map((h) => h.close()));
       return rows;
     } finally {

@@ -14,7 +14,8 @@ import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { HttpMethod, KubeConfig, RequestContext } from "@kubernetes/client-node";
 import { Agent, type Dispatcher, fetch } from "undici";
-import { KubeHttp } from "../../src/kube/http.js";
+import { KubeHttp, type KubeObject } from "../../src/kube/http.js";
+import { keySlot } from "../../src/slots/index.js";
 import type { ControlPlane } from "../../test/support/controlplane.js";
 
 /**
@@ -251,4 +252,24 @@ export function installCrds(cp: ControlPlane): void {
     ],
     { stdio: "pipe" },
   );
+}
+
+/**
+ * Lists each core-group resource whole (`/api/v1/<resource>`, every namespace) and hashes every
+ * object's key: what a shard does at the least per listed object; nothing is kept. Returns the
+ * number of objects listed. The list-pages benchmark's listers, in its process and in their own.
+ */
+export async function listAndHash(
+  http: KubeHttp,
+  resources: readonly string[],
+  pageSize?: number,
+): Promise<number> {
+  let n = 0;
+  for (const r of resources) {
+    for await (const page of http.pages<KubeObject>(`/api/v1/${r}`, {}, { pageSize })) {
+      for (const o of page.items)
+        n += keySlot(`/${r}/${o.metadata?.namespace}/${o.metadata?.name}`) >= 0 ? 1 : 0;
+    }
+  }
+  return n;
 }

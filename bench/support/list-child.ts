@@ -7,8 +7,9 @@
  */
 import { createInterface } from "node:readline";
 import { KubeConfig } from "@kubernetes/client-node";
-import { KubeHttp, type KubeObject } from "../../src/kube/http.js";
+import { KubeHttp } from "../../src/kube/http.js";
 import { keySlot } from "../../src/slots/index.js";
+import { listAndHash } from "./kube.js";
 
 const [kubeconfig, ...resources] = process.argv.slice(2);
 if (kubeconfig === undefined || resources.length === 0) {
@@ -24,13 +25,7 @@ process.stdout.write("ready\n");
 const lines = createInterface({ input: process.stdin });
 await new Promise<void>((resolve) => lines.once("line", () => resolve()));
 const c0 = process.cpuUsage();
-let objects = 0;
-for (const r of resources) {
-  for await (const page of http.pages<KubeObject>(`/api/v1/${r}`)) {
-    for (const o of page.items)
-      objects += keySlot(`/${r}/${o.metadata?.namespace}/${o.metadata?.name}`) >= 0 ? 1 : 0;
-  }
-}
+const objects = await listAndHash(http, resources);
 const c = process.cpuUsage(c0);
 process.stdout.write(`${JSON.stringify({ objects, cpuS: (c.user + c.system) / 1e6 })}\n`);
 lines.close();

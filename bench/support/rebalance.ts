@@ -1278,15 +1278,18 @@ export async function runRebalanceScenario(
 ): Promise<Row[]> {
   const results: ApproachResult[] = [];
   const only = approachesFromEnv(process.env.SLOTMAP_BENCH_APPROACHES);
-  const pick = (as: readonly ApproachName[]) => as.filter((a) => only === undefined || only.includes(a));
+  /** The approaches of `wanted` that SLOTMAP_BENCH_APPROACHES selects, on one control plane. */
+  const runSelected = async (n: number, wanted: readonly ApproachName[]): Promise<ApproachResult[]> => {
+    const picked = wanted.filter((a) => only === undefined || only.includes(a));
+    return picked.length === 0 ? [] : runAtSize(n, opts, picked);
+  };
   // The same steps with no objects: the reference for "flat in object count" (writes, RSS).
-  if (pick(["slot"]).length > 0) results.push(...(await runAtSize(0, opts, ["slot"])));
+  results.push(...(await runSelected(0, ["slot"])));
   for (const n of sizes) {
-    if (pick(["slot", "label"]).length > 0)
-      results.push(...(await runAtSize(n, opts, pick(["slot", "label"]))));
+    results.push(...(await runSelected(n, ["slot", "label"])));
     // `cache: "all"` on a control plane of its own: the first run's objects stay in etcd, and a
     // shard caching every slot would list them too.
-    if (pick(["slot-all"]).length > 0) results.push(...(await runAtSize(n, opts, ["slot-all"])));
+    results.push(...(await runSelected(n, ["slot-all"])));
   }
   mkdirSync(RESULTS_DIR, { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, "-");
